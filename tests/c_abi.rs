@@ -1,0 +1,89 @@
+//! Compiles the C programs in tests/c against include/crkernels.h and the static library,
+//! runs them, and checks the header compiles as strict C99 and as C++17.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+const C_FLAGS: &[&str] = &["-std=c99", "-Wall", "-Wextra", "-Werror", "-pedantic", "-O1"];
+const CXX_FLAGS: &[&str] = &["-std=c++17", "-Wall", "-Wextra", "-Werror", "-pedantic", "-O1"];
+
+fn root() -> &'static Path {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// The directory holding libcrkernels.a: the profile folder of this test executable
+/// (target/<profile>/deps/c_abi-... -> target/<profile>).
+fn library_dir() -> PathBuf {
+    let exe = std::env::current_exe().expect("test executable path");
+    let dir = exe.parent().and_then(Path::parent).expect("target/<profile>").to_path_buf();
+    assert!(
+        dir.join("libcrkernels.a").exists(),
+        "libcrkernels.a not found in {} (cargo test builds it with the library)",
+        dir.display()
+    );
+    dir
+}
+
+fn compiler(var: &str, default: &str) -> String {
+    std::env::var(var).unwrap_or_else(|_| default.to_string())
+}
+
+/// Compiles `source` into `exe` with the static library, or panics with the compiler output.
+fn build(compiler: &str, flags: &[&str], source: &Path, exe: &Path) {
+    let output = Command::new(compiler)
+        .args(flags)
+        .arg("-I")
+        .arg(root().join("include"))
+        .arg(source)
+        .arg("-o")
+        .arg(exe)
+        .arg(library_dir().join("libcrkernels.a"))
+        .args(["-lm", "-lpthread", "-ldl"])
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run {compiler}: {e}"));
+    assert!(
+        output.status.success(),
+        "{compiler} failed on {}:\n{}",
+        source.display(),
+        String::from_utf8_lossy(&output.stderr)
+    );
+}
+
+fn run(exe: &Path) {
+    let output = Command::new(exe).output().expect("run the C test");
+    assert!(
+        output.status.success(),
+        "{} failed ({}):\n{}\n{}",
+        exe.display(),
+        output.status,
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+}
+
+#[test]
+fn c_programs_pass() {
+    let out_dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("c_tests");
+    std::fs::create_dir_all(&out_dir).unwrap();
+    let mut sources: Vec<PathBuf> = std::fs::read_dir(root().join("tests/c"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "c"))
+        .collect();
+    sources.sort();
+    assert!(!sources.is_empty(), "no C tests in tests/c");
+    for source in sources {
+        let exe = out_dir.join(source.file_stem().unwrap());
+        build(&compiler("CC", "cc"), C_FLAGS, &source, &exe);
+        run(&exe);
+    }
+}
+
+#[test]
+fn header_compiles_as_cpp17() {
+    let out_dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("c_tests");
+    std::fs::create_dir_all(&out_dir).unwrap();
+    let exe = out_dir.join("header_cpp");
+    build(&compiler("CXX", "c++"), CXX_FLAGS, &root().join("tests/c/header_check.cpp"), &exe);
+    run(&exe);
+}
