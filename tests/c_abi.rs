@@ -11,17 +11,28 @@ fn root() -> &'static Path {
     Path::new(env!("CARGO_MANIFEST_DIR"))
 }
 
-/// The directory holding libcrkernels.a: the profile folder of this test executable
-/// (target/<profile>/deps/c_abi-... -> target/<profile>).
+/// The directory holding a fresh libcrkernels.a.
+///
+/// `cargo test` builds only the rlib, so a staticlib under target/ may be stale: build it here
+/// with the cargo that runs the tests, into a target directory of its own (no lock contention
+/// with the outer cargo), once per test binary.
 fn library_dir() -> PathBuf {
-    let exe = std::env::current_exe().expect("test executable path");
-    let dir = exe.parent().and_then(Path::parent).expect("target/<profile>").to_path_buf();
-    assert!(
-        dir.join("libcrkernels.a").exists(),
-        "libcrkernels.a not found in {} (cargo test builds it with the library)",
-        dir.display()
-    );
-    dir
+    static BUILT: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
+    BUILT
+        .get_or_init(|| {
+            let target = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("staticlib");
+            let status = Command::new(env!("CARGO"))
+                .args(["build", "--release", "--lib", "--package", "crkernels", "--target-dir"])
+                .arg(&target)
+                .current_dir(root())
+                .status()
+                .expect("run cargo build for the static library");
+            assert!(status.success(), "cargo build of the static library failed");
+            let dir = target.join("release");
+            assert!(dir.join("libcrkernels.a").exists(), "no libcrkernels.a in {}", dir.display());
+            dir
+        })
+        .clone()
 }
 
 fn compiler(var: &str, default: &str) -> String {
@@ -86,4 +97,18 @@ fn header_compiles_as_cpp17() {
     let exe = out_dir.join("header_cpp");
     build(&compiler("CXX", "c++"), CXX_FLAGS, &root().join("tests/c/header_check.cpp"), &exe);
     run(&exe);
+}
+
+#[test]
+fn c_examples_build_and_run() {
+    let out_dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("c_examples");
+    std::fs::create_dir_all(&out_dir).unwrap();
+    for entry in std::fs::read_dir(root().join("examples/c")).unwrap() {
+        let source = entry.unwrap().path();
+        if source.extension().is_some_and(|e| e == "c") {
+            let exe = out_dir.join(source.file_stem().unwrap());
+            build(&compiler("CC", "cc"), C_FLAGS, &source, &exe);
+            run(&exe);
+        }
+    }
 }

@@ -19,9 +19,9 @@ pub enum LossModel {
     /// Thomson limit: b = (4/3) sigma_T c gamma^2 (sum_r U_r + U_B) = b0 E^2.
     Thomson,
     /// First-order Klein-Nishina expansion (SECRET eq. 2.4; Blumenthal & Gould 1970 eq. 2.50):
-    /// b = (4/3) sigma_T c gamma^2 [sum_r U_r (1 - (63/10) gamma <eps^2>_r / (m_e c^2 <eps>_r))
-    /// + U_B]. Valid only for gamma k_B T << m_e c^2; an energy where a bracket is <= 0 is
-    /// out of domain.
+    /// b = (4/3) sigma_T c gamma^2 [sum_r U_r (1 - (63/10) gamma <eps^2>_r / (m_e c^2 <eps>_r)) +
+    /// U_B]. Valid only for gamma k_B T << m_e c^2; an energy where a bracket is <= 0 is out of
+    /// domain.
     KleinNishinaExpansion,
     /// Exact (ultra-relativistic) Klein-Nishina losses on greybody fields, the default:
     /// b = (4/3) sigma_T c gamma^2 [sum_r U_r R(4 gamma k_B T_r / m_e c^2) + U_B], R the
