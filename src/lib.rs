@@ -1,28 +1,16 @@
 //! crkernels: numerical kernels for cosmic-ray physics and the neural emulators built on it.
 //!
-//! The core is `no_std + alloc` (with `libm` for the math functions); the `std` feature adds
-//! the C ABI ([`ffi`]), thread-local error messages and threads. Physics is in `f64`, in the
-//! units the field uses (GeV, kpc, Myr, cm^2/s, eV/cm^3, K, microgauss): see [`units`].
-//!
-//! Module map (one direction of dependency: `ffi` -> `physics` -> `math`, `units`):
-//! - [`units`]: physical constants and unit conversions, the single source of truth;
-//! - [`math`]: the math-function facade, Chebyshev fits, piecewise polynomial tables, quadrature;
-//! - [`physics`]: photon fields, energy losses (Thomson, Klein-Nishina), transport integrals;
-//! - [`ffi`]: the C ABI (std builds), thin wrappers with no numerics.
-#![cfg_attr(not(feature = "std"), no_std)]
+//! The numerics live in the `no_std + alloc` crate `crkernels-core`, re-exported here
+//! ([`units`], [`math`], [`physics`]); this crate adds the C ABI ([`ffi`]), which needs std
+//! (thread-local error messages, `catch_unwind`), and is built as rlib, cdylib and staticlib.
+//! The split exists because a cdylib or staticlib cannot be built without std (it must
+//! provide a panic handler and an allocator), while the core must build without it:
+//! `cargo build --no-default-features` builds the core with `libm` and no std.
 #![warn(missing_docs)]
 
-extern crate alloc;
+pub use crkernels_core::{Error, Result, error, math, physics, units};
 
-pub mod error;
-pub mod math;
-pub mod physics;
-pub mod units;
-
-#[cfg(feature = "std")]
 pub mod ffi;
-
-pub use error::{Error, Result};
 
 /// The library version, as in Cargo.toml.
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");

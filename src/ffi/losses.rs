@@ -1,6 +1,6 @@
 //! C ABI of photon fields and energy losses.
 
-use crate::error::{Error, Result, invalid};
+use crate::error::{Error, Result};
 use crate::ffi::{
     crk_status, guard, guard_free, handle, input, input_maybe_aliased, output, prepare_handle_out,
     write_handle,
@@ -54,17 +54,16 @@ fn loss_model(model: crk_loss_model) -> Result<LossModel> {
         CRK_LOSS_THOMSON => Ok(LossModel::Thomson),
         CRK_LOSS_KN_EXPANSION => Ok(LossModel::KleinNishinaExpansion),
         CRK_LOSS_KN_EXACT => Ok(LossModel::KleinNishina),
-        other => Err(invalid!(
+        other => Err(Error::InvalidArgument(format!(
             "unknown loss model {other} (CRK_LOSS_THOMSON = 0, CRK_LOSS_KN_EXPANSION = 1, CRK_LOSS_KN_EXACT = 2)"
-        )),
+        ))),
     }
 }
 
 fn isrf_preset(preset: crk_isrf_preset) -> Result<IsrfPreset> {
-    usize::try_from(preset)
-        .ok()
-        .and_then(|i| IsrfPreset::ALL.get(i).copied())
-        .ok_or_else(|| invalid!("unknown ISRF preset {preset} (0 to {})", IsrfPreset::ALL.len() - 1))
+    usize::try_from(preset).ok().and_then(|i| IsrfPreset::ALL.get(i).copied()).ok_or_else(|| {
+        Error::InvalidArgument(format!("unknown ISRF preset {preset} (0 to {})", IsrfPreset::ALL.len() - 1))
+    })
 }
 
 /// Builds energy losses of `model` on a photon field of `n_fields` greybody components plus a
@@ -169,10 +168,10 @@ pub unsafe extern "C" fn crk_isrf_preset_components(
         // SAFETY: forwarded from the caller.
         let out = unsafe { output(fields, capacity, "fields")? };
         if capacity < components.len() {
-            return Err(invalid!(
+            return Err(Error::InvalidArgument(format!(
                 "capacity {capacity} is too small: the preset has {} components",
                 components.len()
-            ));
+            )));
         }
         for (o, c) in out.iter_mut().zip(components) {
             *o = crk_photon_field {

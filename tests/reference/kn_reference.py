@@ -19,7 +19,7 @@ Subcommands:
                 against adaptive tanh-sinh quadrature in x, and against a finer trapezoid step;
                 the small-u series and the two-term large-u asymptote against R.
   csv           writes tests/data/kn_loss_factor_reference.csv (u,R; 25 significant digits).
-  coefficients  writes src/physics/kn_loss_factor_coefficients.rs and reports the error of the
+  coefficients  writes crkernels-core/src/physics/kn_loss_factor_coefficients.rs and reports the error of the
                 double-precision evaluation (emulated here exactly as in klein_nishina.rs)
                 against the points of the csv (run csv first).
   all           all four, in that order.
@@ -54,7 +54,7 @@ import mpmath as mp
 
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 CSV_PATH = os.path.join(REPO_ROOT, "tests", "data", "kn_loss_factor_reference.csv")
-RUST_PATH = os.path.join(REPO_ROOT, "src", "physics", "kn_loss_factor_coefficients.rs")
+RUST_PATH = os.path.join(REPO_ROOT, "crkernels-core", "src", "physics", "kn_loss_factor_coefficients.rs")
 
 WORKING_DPS = 45
 mp.mp.dps = WORKING_DPS

@@ -1,0 +1,24 @@
+//! The `no_std + alloc` core of crkernels: units, math and the physics kernels.
+//!
+//! Physics is in `f64`, in the units the field uses (GeV, kpc, Myr, cm^2/s, eV/cm^3, K,
+//! microgauss): see [`units`]. Without the `std` feature the math functions come from `libm`.
+//! The `crkernels` crate re-exports everything here and adds the C ABI.
+//!
+//! Module map (one direction of dependency: `physics` -> `math`, `units`):
+//! - [`units`]: physical constants and unit conversions, the single source of truth;
+//! - [`math`]: the math-function facade, Chebyshev fits, piecewise polynomial tables;
+//! - [`physics`]: photon fields, energy losses (Thomson, Klein-Nishina), transport integrals.
+#![cfg_attr(not(feature = "std"), no_std)]
+#![warn(missing_docs)]
+
+extern crate alloc;
+
+pub mod error;
+pub mod math;
+pub mod physics;
+pub mod units;
+
+pub use error::{Error, Result};
+
+/// The library version, as in Cargo.toml.
+pub const VERSION: &str = env!("CARGO_PKG_VERSION");
