@@ -206,3 +206,67 @@ pub extern "C" fn crk_version() -> *const c_char {
         };
     VERSION.as_ptr()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::ffi::CStr;
+
+    fn last_message() -> String {
+        // SAFETY: crk_last_error_message never returns NULL and the string lives until the
+        // next call on this thread.
+        unsafe { CStr::from_ptr(crk_last_error_message()) }.to_string_lossy().into_owned()
+    }
+
+    #[test]
+    fn a_panic_becomes_a_status_and_a_message() {
+        let status = guard(|| panic!("deliberate"));
+        assert_eq!(status, CRK_ERR_PANIC);
+        assert!(last_message().contains("deliberate"), "{}", last_message());
+        assert_eq!(guard(|| Ok(())), CRK_OK);
+        assert_eq!(last_message(), "");
+    }
+
+    #[test]
+    fn errors_map_to_their_status() {
+        let status = guard(|| Err(Error::OutOfDomain("energy 1e9 GeV above the table".into())));
+        assert_eq!(status, CRK_ERR_OUT_OF_DOMAIN);
+        assert_eq!(last_message(), "out of domain: energy 1e9 GeV above the table");
+        for (err, code) in [
+            (Error::NullPointer(String::new()), CRK_ERR_NULL_POINTER),
+            (Error::InvalidArgument(String::new()), CRK_ERR_INVALID_ARGUMENT),
+            (Error::Io(String::new()), CRK_ERR_IO),
+            (Error::Format(String::new()), CRK_ERR_FORMAT),
+            (Error::NoDevice(String::new()), CRK_ERR_NO_DEVICE),
+            (Error::Device(String::new()), CRK_ERR_DEVICE),
+        ] {
+            assert_eq!(guard(|| Err(err)), code);
+        }
+    }
+
+    #[test]
+    fn messages_are_per_thread() {
+        assert_eq!(guard(|| Err(Error::Io("here".into()))), CRK_ERR_IO);
+        let other = std::thread::spawn(last_message).join().unwrap();
+        assert_eq!(other, "");
+        assert!(last_message().contains("here"));
+    }
+
+    #[test]
+    fn overlap_detection() {
+        let a = [0.0f64; 8];
+        let p = a.as_ptr();
+        assert!(overlaps(p, p, 4));
+        // SAFETY: in bounds of `a`.
+        assert!(overlaps(p, unsafe { p.add(3) }, 4));
+        // SAFETY: in bounds of `a`.
+        assert!(!overlaps(p, unsafe { p.add(4) }, 4));
+    }
+
+    #[test]
+    fn version_is_the_package_version() {
+        // SAFETY: a static NUL-terminated string.
+        let v = unsafe { CStr::from_ptr(crk_version()) };
+        assert_eq!(v.to_str().unwrap(), env!("CARGO_PKG_VERSION"));
+    }
+}
