@@ -13,6 +13,7 @@
 
 extern crate alloc;
 
+mod batch;
 pub mod error;
 pub mod math;
 pub mod physics;

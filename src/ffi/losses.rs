@@ -2,7 +2,7 @@
 
 use crate::error::{Error, Result};
 use crate::ffi::{
-    crk_status, guard, guard_free, handle, input, input_maybe_aliased, output, prepare_handle_out,
+    crk_status, free_handle, guard, handle, input, input_maybe_aliased, output, prepare_handle_out,
     write_handle,
 };
 use crate::physics::losses::{EnergyLosses, LossModel};
@@ -216,10 +216,6 @@ pub unsafe extern "C" fn crk_losses_rate(
 /// `losses` must be NULL or a live handle not used afterwards.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn crk_losses_free(losses: *mut crk_losses) {
-    guard_free(|| {
-        if !losses.is_null() {
-            // SAFETY: made by Box::into_raw in this library; the caller gives it up.
-            drop(unsafe { Box::from_raw(losses) });
-        }
-    })
+    // SAFETY: forwarded from the caller.
+    unsafe { free_handle(losses) }
 }

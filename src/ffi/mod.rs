@@ -84,9 +84,16 @@ pub(crate) fn guard(body: impl FnOnce() -> Result<()>) -> crk_status {
     }
 }
 
-/// Runs a destructor body, swallowing any panic (a free function has no status to return).
-pub(crate) fn guard_free(body: impl FnOnce()) {
-    let _ = catch_unwind(AssertUnwindSafe(body));
+/// Releases a handle made by [`write_handle`]; NULL is a no-op. A panic in a destructor is
+/// swallowed (a free function has no status to return).
+///
+/// # Safety
+/// `ptr` must be NULL or a live handle made by this library, not used afterwards.
+pub(crate) unsafe fn free_handle<T>(ptr: *mut T) {
+    if !ptr.is_null() {
+        // SAFETY: made by Box::into_raw in write_handle; the caller gives it up.
+        let _ = catch_unwind(AssertUnwindSafe(|| drop(unsafe { Box::from_raw(ptr) })));
+    }
 }
 
 /// Borrows a caller's input array of `n` values; NULL is allowed when n = 0.

@@ -3,7 +3,7 @@
 use crate::error::Result;
 use crate::ffi::losses::crk_losses;
 use crate::ffi::{
-    crk_status, guard, guard_free, handle, input_maybe_aliased, output, prepare_handle_out, write_handle,
+    crk_status, free_handle, guard, handle, input_maybe_aliased, output, prepare_handle_out, write_handle,
 };
 use crate::physics::transport::Transport;
 
@@ -200,10 +200,6 @@ pub unsafe extern "C" fn crk_transport_max_age(
 /// `tr` must be NULL or a live handle not used afterwards.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn crk_transport_free(tr: *mut crk_transport) {
-    guard_free(|| {
-        if !tr.is_null() {
-            // SAFETY: made by Box::into_raw in this library; the caller gives it up.
-            drop(unsafe { Box::from_raw(tr) });
-        }
-    })
+    // SAFETY: forwarded from the caller.
+    unsafe { free_handle(tr) }
 }

@@ -7,7 +7,8 @@
 
 use alloc::vec::Vec;
 
-use crate::error::{Error, Result, invalid, out_of_domain, require_positive};
+use crate::batch::map_checked;
+use crate::error::{Result, out_of_domain, require_positive};
 use crate::math::piecewise::PiecewisePoly;
 use crate::physics::klein_nishina::{PLANCK_MEAN_ENERGY_RATIO, loss_factor};
 use crate::physics::photon_field::PhotonField;
@@ -181,14 +182,7 @@ impl EnergyLosses {
     /// Errors (nothing is written then): lengths differ; an energy is not finite or <= 0;
     /// an energy is out of the model's domain. The message names the first bad index.
     pub fn rates(&self, energy_gev: &[f64], rate_gev_per_s: &mut [f64]) -> Result<()> {
-        check_lengths("energy", energy_gev.len(), "rate", rate_gev_per_s.len())?;
-        for (i, &e) in energy_gev.iter().enumerate() {
-            self.check_energy(e).map_err(|err| at_index(err, i))?;
-        }
-        for (out, &e) in rate_gev_per_s.iter_mut().zip(energy_gev) {
-            *out = self.rate_unchecked(e);
-        }
-        Ok(())
+        map_checked(energy_gev, rate_gev_per_s, |e| self.check_energy(e), |e| self.rate_unchecked(e))
     }
 }
 
@@ -199,19 +193,4 @@ fn kn_rate_over_e2(magnetic: f64, targets: &[Target], energy_gev: f64) -> f64 {
             .iter()
             .map(|t| t.thomson_coefficient * loss_factor(t.kn_variable_per_gev * energy_gev))
             .sum::<f64>()
-}
-
-/// Checks that two arrays of a batch call have the same length.
-pub(crate) fn check_lengths(a_name: &str, a: usize, b_name: &str, b: usize) -> Result<()> {
-    if a == b { Ok(()) } else { Err(invalid!("{a_name} and {b_name} arrays differ in length ({a} and {b})")) }
-}
-
-/// Prefixes an error's message with the batch index it concerns.
-pub(crate) fn at_index(err: Error, index: usize) -> Error {
-    let with_index = |m: &str| alloc::format!("element {index}: {m}");
-    match err {
-        Error::InvalidArgument(m) => Error::InvalidArgument(with_index(&m)),
-        Error::OutOfDomain(m) => Error::OutOfDomain(with_index(&m)),
-        other => other,
-    }
 }

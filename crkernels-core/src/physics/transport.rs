@@ -18,11 +18,12 @@
 
 use alloc::vec::Vec;
 
+use crate::batch::{map_checked, map2_checked};
 use crate::error::{Result, invalid, out_of_domain, require_finite, require_non_negative, require_positive};
 use crate::math::chebyshev;
 use crate::math::piecewise::PiecewisePoly;
 use crate::math::powf;
-use crate::physics::losses::{EnergyLosses, at_index, check_lengths};
+use crate::physics::losses::EnergyLosses;
 use crate::units::{CM2_PER_S_TO_KPC2_PER_MYR, MYR_S};
 
 /// Chebyshev points per piece for the integrands 1/b and kappa/b (degree 9).
@@ -345,17 +346,13 @@ impl Transport {
     /// Batch of [`Transport::initial_energy`]. All inputs are checked before anything is
     /// written; the message of an error names the first bad element.
     pub fn initial_energies(&self, energy_gev: &[f64], age_myr: &[f64], out_gev: &mut [f64]) -> Result<()> {
-        check_lengths("energy", energy_gev.len(), "age", age_myr.len())?;
-        check_lengths("energy", energy_gev.len(), "output", out_gev.len())?;
-        for (i, (&e, &t)) in energy_gev.iter().zip(age_myr).enumerate() {
-            self.check_energy(e)
-                .and_then(|_| require_non_negative("age [Myr]", t))
-                .map_err(|err| at_index(err, i))?;
-        }
-        for ((out, &e), &t) in out_gev.iter_mut().zip(energy_gev).zip(age_myr) {
-            *out = self.initial_energy_unchecked(e, t);
-        }
-        Ok(())
+        map2_checked(
+            ("energy", energy_gev),
+            ("age", age_myr),
+            out_gev,
+            |e, t| self.check_energy(e).and_then(|_| require_non_negative("age [Myr]", t)),
+            |e, t| self.initial_energy_unchecked(e, t),
+        )
     }
 
     /// Batch of [`Transport::loss_time`] [Myr].
@@ -365,7 +362,13 @@ impl Transport {
         initial_energy_gev: &[f64],
         out_myr: &mut [f64],
     ) -> Result<()> {
-        self.pairs(energy_gev, initial_energy_gev, out_myr, Self::loss_time_unchecked)
+        map2_checked(
+            ("energy", energy_gev),
+            ("initial energy", initial_energy_gev),
+            out_myr,
+            |e, e0| self.check_pair(e, e0),
+            |e, e0| self.loss_time_unchecked(e, e0),
+        )
     }
 
     /// Batch of [`Transport::loss_length2`] [kpc^2].
@@ -375,36 +378,17 @@ impl Transport {
         initial_energy_gev: &[f64],
         out_kpc2: &mut [f64],
     ) -> Result<()> {
-        self.pairs(energy_gev, initial_energy_gev, out_kpc2, Self::loss_length2_unchecked)
+        map2_checked(
+            ("energy", energy_gev),
+            ("initial energy", initial_energy_gev),
+            out_kpc2,
+            |e, e0| self.check_pair(e, e0),
+            |e, e0| self.loss_length2_unchecked(e, e0),
+        )
     }
 
     /// Batch of [`Transport::max_age`] [Myr].
     pub fn max_ages(&self, energy_gev: &[f64], out_myr: &mut [f64]) -> Result<()> {
-        check_lengths("energy", energy_gev.len(), "output", out_myr.len())?;
-        for (i, &e) in energy_gev.iter().enumerate() {
-            self.check_energy(e).map_err(|err| at_index(err, i))?;
-        }
-        for (out, &e) in out_myr.iter_mut().zip(energy_gev) {
-            *out = self.max_age_unchecked(e);
-        }
-        Ok(())
-    }
-
-    fn pairs(
-        &self,
-        energy_gev: &[f64],
-        initial_energy_gev: &[f64],
-        out: &mut [f64],
-        kernel: fn(&Self, f64, f64) -> f64,
-    ) -> Result<()> {
-        check_lengths("energy", energy_gev.len(), "initial energy", initial_energy_gev.len())?;
-        check_lengths("energy", energy_gev.len(), "output", out.len())?;
-        for (i, (&e, &e0)) in energy_gev.iter().zip(initial_energy_gev).enumerate() {
-            self.check_pair(e, e0).map_err(|err| at_index(err, i))?;
-        }
-        for ((o, &e), &e0) in out.iter_mut().zip(energy_gev).zip(initial_energy_gev) {
-            *o = kernel(self, e, e0);
-        }
-        Ok(())
+        map_checked(energy_gev, out_myr, |e| self.check_energy(e), |e| self.max_age_unchecked(e))
     }
 }
