@@ -101,7 +101,7 @@ fn thomson_tables_match_the_closed_forms() {
                 }
                 let e0 = tr.initial_energy(e, t).unwrap();
                 // Condition number of E0 in t is E0/E: the closed form itself carries it.
-                worst[0] = worst[0].max(rel(e0, e0_exact) / (1.0 + 1e-16 / 1e-9 * e0_exact / e));
+                worst[0] = worst[0].max(rel(e0, e0_exact));
                 let tau = tr.loss_time(e, e0_exact).unwrap();
                 // Closed forms written without cancellation: 1/E - 1/E0 = (E0 - E)/(E E0), and
                 // E^(d-1) - E0^(d-1) = -E^(d-1) expm1((d-1) ln(E0/E)).
@@ -156,28 +156,35 @@ fn klein_nishina_tables_match_independent_quadrature() {
     let inverse_rate_myr = |e: f64| 1.0 / (kn_rate(&field, e) * MYR_S);
     let kappa_over_rate = |e: f64| kappa_kpc2_myr * e.powf(delta) / (kn_rate(&field, e) * MYR_S);
     let mut worst = [0.0f64; 4];
+    let (mut worst_e0, mut worst_kappa) = (0.0f64, 0.0f64);
     for i in 0..=14 {
         let e = e_min * (e_max / e_min).powf(i as f64 / 14.5);
-        for &ratio in &[1.0 + 1e-6, 1.001, 1.3, 4.0, 100.0, 1e4] {
+        for &ratio in &[1.0 + 1e-6, 1.001, 1.3, 4.0, 100.0, 1e4, 1e6, 9.99e6] {
             let e0 = e * ratio;
             if e0 > e_max {
                 continue;
             }
             worst[0] = worst[0].max(rel(tr.loss_time(e, e0).unwrap(), integrate(&inverse_rate_myr, e, e0)));
             worst[1] = worst[1].max(rel(tr.loss_length2(e, e0).unwrap(), integrate(&kappa_over_rate, e, e0)));
-            // E0 from the table for the age tau(E, e0): the quadrature of 1/b up to it must
-            // give the age back; its residual times b(E0)/E0 is E0's relative error.
+            // E0 from the table for the age tau(E, e0) found by quadrature. A relative error
+            // r in that age moves E0 by r * kappa, kappa = tau b(E0)/E0 (up to E0/E near the
+            // divergence), whatever computes E0; the quadrature and the table agree on tau to
+            // 1e-14 (above), so E0 is checked to 1e-9 plus that inherited part.
             let age = integrate(&inverse_rate_myr, e, e0);
             let found = tr.initial_energy(e, age).unwrap();
-            let residual = integrate(&inverse_rate_myr, e, found) - age;
-            worst[2] = worst[2].max((residual / inverse_rate_myr(found) / found).abs());
+            let kappa = age / (inverse_rate_myr(e0) * e0);
+            let error = rel(found, e0);
+            worst_e0 = worst_e0.max(error);
+            worst[2] = worst[2].max(error / (1.0 + 1e-14 / 1e-9 * kappa));
+            worst_kappa = worst_kappa.max(kappa);
         }
         worst[3] =
             worst[3].max(rel(tr.max_age(e).unwrap(), integrate(&inverse_rate_myr, e, e_max).max(1e-300)));
     }
     println!(
-        "KN: worst relative errors tau {:.2e}, l2 {:.2e}, E0 {:.2e}, T {:.2e}",
-        worst[0], worst[1], worst[2], worst[3]
+        "KN: worst relative errors tau {:.2e}, l2 {:.2e}, T {:.2e}; E0 {worst_e0:.2e} raw, {:.2e} \
+         after the inherited part (largest condition number {worst_kappa:.1e})",
+        worst[0], worst[1], worst[3], worst[2]
     );
     assert!(worst.iter().all(|&w| w < 1e-9), "{worst:?}");
 }
