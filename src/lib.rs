@@ -7,6 +7,9 @@
 //! provide a panic handler and an allocator), while the core must build without it:
 //! `cargo build --no-default-features` builds the core with `libm` and no std.
 #![warn(missing_docs)]
+// Units are written in brackets ("energy [GeV]"), which rustdoc would take for links.
+#![allow(rustdoc::broken_intra_doc_links)]
+#![doc = include_str!("../README.md")]
 
 pub use crkernels_core::{Error, Result, error, math, physics, units};
 

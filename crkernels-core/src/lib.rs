@@ -10,6 +10,8 @@
 //! - [`physics`]: photon fields, energy losses (Thomson, Klein-Nishina), transport integrals.
 #![cfg_attr(not(feature = "std"), no_std)]
 #![warn(missing_docs)]
+// Units are written in brackets ("energy [GeV]"), which rustdoc would take for links.
+#![allow(rustdoc::broken_intra_doc_links)]
 
 extern crate alloc;
 
