@@ -271,6 +271,13 @@ mod tests {
     }
 
     #[test]
+    fn handles_can_be_shared_across_threads() {
+        fn send_and_sync<T: Send + Sync>() {}
+        send_and_sync::<losses::crk_losses>();
+        send_and_sync::<transport::crk_transport>();
+    }
+
+    #[test]
     fn version_is_the_package_version() {
         // SAFETY: a static NUL-terminated string.
         let v = unsafe { CStr::from_ptr(crk_version()) };

@@ -26,7 +26,8 @@ pub enum LossModel {
     KleinNishinaExpansion,
     /// Exact (ultra-relativistic) Klein-Nishina losses on greybody fields, the default:
     /// b = (4/3) sigma_T c gamma^2 [sum_r U_r R(4 gamma k_B T_r / m_e c^2) + U_B], R the
-    /// universal function of [`crate::physics::klein_nishina::loss_factor`].
+    /// universal function of [`crate::physics::klein_nishina::loss_factor`]. Ultra-relativistic:
+    /// Jones' (1965) finite-gamma formula, used by GALPROP and DRAGON2, differs by -1/gamma^2.
     KleinNishina,
 }
 

@@ -130,6 +130,11 @@ impl LossIntegral {
 /// the loss-time and loss-length tables and the initial-energy look-up.
 ///
 /// Immutable after construction and safe to share across threads.
+///
+/// Accuracy (tests/transport.rs): tau and l^2 to ~1e-14 relative, also for E0 within rounding
+/// of E; E0(E, t) to ~1e-11, plus what the conditioning of the problem adds near the
+/// divergence: a relative error r in T moves E0 by r T(E) b(E0)/E0 (up to E0/E), for this or
+/// any double-precision method.
 #[derive(Clone, Debug)]
 pub struct Transport {
     losses: EnergyLosses,
