@@ -25,8 +25,8 @@
 #define CRK_ISRF_MAX_COMPONENTS 6
 
 /*
- Energy losses of electrons: an opaque handle made by crk_losses_new or
- crk_losses_new_thomson, released with crk_losses_free. Immutable; may be shared across
+ Energy losses of electrons: an opaque handle made by crk_losses_new,
+ crk_losses_new_preset or crk_losses_new_thomson, released with crk_losses_free. Immutable; may be shared across
  threads.
  */
 typedef struct crk_losses crk_losses;

@@ -112,3 +112,35 @@ fn c_examples_build_and_run() {
         }
     }
 }
+
+/// The Fortran bindings (include/crkernels.f90) and example compile and run against the
+/// static library. Skipped with a notice when gfortran is absent, unless
+/// CRKERNELS_REQUIRE_FORTRAN is set (as .ci/run does, after installing it).
+#[test]
+fn fortran_bindings_and_example_run() {
+    let fortran = compiler("FC", "gfortran");
+    if Command::new(&fortran).arg("--version").output().is_err() {
+        assert!(
+            std::env::var_os("CRKERNELS_REQUIRE_FORTRAN").is_none(),
+            "{fortran} not found and CRKERNELS_REQUIRE_FORTRAN is set"
+        );
+        eprintln!("skipping the Fortran test: {fortran} not found");
+        return;
+    }
+    let out_dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("fortran");
+    std::fs::create_dir_all(&out_dir).unwrap();
+    let exe = out_dir.join("loss_rates");
+    let output = Command::new(&fortran)
+        .args(["-std=f2008", "-Wall", "-Wextra", "-Werror", "-J"])
+        .arg(&out_dir)
+        .arg(root().join("include/crkernels.f90"))
+        .arg(root().join("examples/fortran/loss_rates.f90"))
+        .arg("-o")
+        .arg(&exe)
+        .arg(library_dir().join("libcrkernels.a"))
+        .args(["-lm", "-lpthread", "-ldl"])
+        .output()
+        .expect("run gfortran");
+    assert!(output.status.success(), "gfortran failed:\n{}", String::from_utf8_lossy(&output.stderr));
+    run(&exe);
+}

@@ -42,8 +42,8 @@ pub const CRK_ISRF_SCHLICKEISER2002: crk_isrf_preset = 3;
 /// The most components any preset has (size a buffer for crk_isrf_preset_components).
 pub const CRK_ISRF_MAX_COMPONENTS: usize = 6;
 
-/// Energy losses of electrons: an opaque handle made by crk_losses_new or
-/// crk_losses_new_thomson, released with crk_losses_free. Immutable; may be shared across
+/// Energy losses of electrons: an opaque handle made by crk_losses_new,
+/// crk_losses_new_preset or crk_losses_new_thomson, released with crk_losses_free. Immutable; may be shared across
 /// threads.
 pub struct crk_losses {
     pub(crate) inner: EnergyLosses,
