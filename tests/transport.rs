@@ -214,6 +214,8 @@ fn bad_arguments_are_errors() {
         Transport::new(&losses, 3e28, f64::NAN, 4.0, 1.0, 10.0),
         Err(Error::InvalidArgument(_))
     ));
+    let nothing = EnergyLosses::new(LossModel::KleinNishina, &PhotonField::new(&[], 0.0).unwrap());
+    assert!(matches!(Transport::new(&nothing, 3e28, 0.5, 4.0, 1.0, 10.0), Err(Error::InvalidArgument(_))));
     let tr = Transport::new(&losses, 3e28, 0.5, 4.0, 1.0, 10.0).unwrap();
     assert!(matches!(tr.initial_energy(11.0, 1.0), Err(Error::OutOfDomain(_))));
     assert!(matches!(tr.initial_energy(5.0, -1.0), Err(Error::InvalidArgument(_))));

@@ -227,6 +227,11 @@ static void test_bad_input(void) {
     crk_losses_free(losses);
     crk_losses_free(NULL);
 
+    /* No field and no magnetic field: no losses, no loss-time table. */
+    CHECK(crk_losses_new(CRK_LOSS_KN_EXACT, NULL, 0, 0.0, &losses) == CRK_OK, "empty field");
+    expect_error(crk_transport_new(losses, 3e28, 0.5, 4.0, 1.0, 1e4, &tr), CRK_ERR_INVALID_ARGUMENT, "no losses");
+    crk_losses_free(losses);
+
     /* The expansion cannot build a table across its zero. */
     CHECK(crk_losses_new(CRK_LOSS_KN_EXPANSION, &good, 1, 3.0, &losses) == CRK_OK, "expansion");
     expect_error(crk_transport_new(losses, 3e28, 0.5, 4.0, 1.0, 1e4, &tr), CRK_ERR_OUT_OF_DOMAIN, "expansion table");

@@ -165,8 +165,9 @@ impl Transport {
     /// - `energy_min_gev` < `energy_max_gev` [GeV]: the table's range; E_max is E_top.
     ///
     /// Errors: a parameter that is NaN, infinite where it must be finite, or of the wrong sign
-    /// (InvalidArgument); E_min >= E_max (InvalidArgument); losses undefined somewhere in the
-    /// range (OutOfDomain: the first-order Klein-Nishina expansion above its zero).
+    /// (InvalidArgument); E_min >= E_max (InvalidArgument); losses that vanish (an empty field
+    /// without magnetic field: InvalidArgument); losses undefined somewhere in the range
+    /// (OutOfDomain: the first-order Klein-Nishina expansion above its zero).
     pub fn new(
         losses: &EnergyLosses,
         kappa0_cm2_per_s: f64,
@@ -191,6 +192,11 @@ impl Transport {
             return Err(out_of_domain!(
                 "the loss model is undefined above {} GeV, below the table's E_max = {energy_max_gev} GeV",
                 losses.max_energy_gev()
+            ));
+        }
+        if !(losses.rate_unchecked(energy_min_gev) > 0.0) {
+            return Err(invalid!(
+                "the losses vanish (no photon field and no magnetic field): loss times are infinite"
             ));
         }
         let halo_half_height_kpc = (z_max_kpc > 0.0 && z_max_kpc.is_finite()).then_some(z_max_kpc);
