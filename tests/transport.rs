@@ -229,3 +229,36 @@ fn bad_arguments_are_errors() {
     assert_eq!(out, [0.0, 0.0], "nothing written on error");
     assert!(matches!(tr.initial_energies(&[5.0], &[1.0, 1.0], &mut out), Err(Error::InvalidArgument(_))));
 }
+
+#[test]
+fn unusual_ranges_build_and_invert_consistently() {
+    let field = PhotonField::default_field();
+    let kn = EnergyLosses::new(LossModel::KleinNishina, &field);
+    for (e_min, e_max) in [(1e-3, 1e12), (100.0, 100.001), (1.0, 2.0), (0.5, 7.0e4), (3e5, 1e9)] {
+        let tr = Transport::new(&kn, 1e28, 0.33, 0.0, e_min, e_max).unwrap();
+        let mut worst: f64 = 0.0;
+        for i in 0..=40 {
+            let e = e_min * (e_max / e_min).powf(i as f64 / 40.5);
+            let oldest = tr.max_age(e).unwrap();
+            for fraction in [1e-6, 0.1, 0.5, 0.9, 0.999] {
+                let t = fraction * oldest;
+                let e0 = tr.initial_energy(e, t).unwrap();
+                assert!(e0 >= e && e0 <= e_max, "[{e_min}, {e_max}]: E0({e}, {t}) = {e0}");
+                // tau(E, E0(E, t)) = t, up to what doubles allow: an ulp of E0 moves tau by
+                // eps E0/(E0 - E) relative (young sources, narrow tables); near
+                // E_max a relative error r in T(E) moves E0 by r kappa (kappa = T b(E0)/E0).
+                let kappa = oldest / (inverse_rate(&kn, e0) * e0);
+                let representable = f64::EPSILON * e0 / (e0 - e);
+                let allowed = 4e-12 + 1e-14 * kappa + 2.0 * representable;
+                worst = worst.max(rel(tr.loss_time(e, e0).unwrap(), t) / allowed);
+            }
+            assert_eq!(tr.initial_energy(e, oldest * 1.001 + 1e-300).unwrap(), f64::INFINITY);
+        }
+        assert!(worst < 1.0, "[{e_min}, {e_max}]: {worst:e} of the allowed error");
+    }
+}
+
+/// 1/b(E) [Myr/GeV] from the library's rate (the round trip above tests the tables).
+fn inverse_rate(losses: &EnergyLosses, e: f64) -> f64 {
+    1.0 / (losses.rate(e).unwrap() * MYR_S)
+}

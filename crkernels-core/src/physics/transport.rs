@@ -32,6 +32,8 @@ const INTEGRAND_POINTS: usize = 10;
 const INTEGRAL_COEFFICIENTS: usize = INTEGRAND_POINTS + 1;
 /// Coefficients per piece of the inverse table 1/E0(y).
 const INVERSE_COEFFICIENTS: usize = 10;
+/// An initial energy within this fraction of E gets one Newton step (see initial_energy).
+const CLOSE_ENERGY_FRACTION: f64 = 1e-3;
 /// Below this fraction of tau_top the initial energy uses its first-order form.
 const INVERSE_LINEAR_BELOW: f64 = 1.0 / (1u64 << 20) as f64;
 
@@ -194,7 +196,7 @@ impl Transport {
                 losses.max_energy_gev()
             ));
         }
-        if !(losses.rate_unchecked(energy_min_gev) > 0.0) {
+        if losses.rate_unchecked(energy_min_gev) <= 0.0 {
             return Err(invalid!(
                 "the losses vanish (no photon field and no magnetic field): loss times are infinite"
             ));
@@ -210,7 +212,9 @@ impl Transport {
 
         let top_loss_time_myr = energy_max_gev / rate_per_myr(energy_max_gev);
         let oldest = loss_time.at_left[0];
-        let linear_below_myr = (INVERSE_LINEAR_BELOW * top_loss_time_myr).min(0.5 * oldest);
+        // Where E0 is within 2^-20 of E_top in loss-time units, the first-order form is exact to
+        // 2^-40 of E0 - E, also for a table narrower than tau_top.
+        let linear_below_myr = INVERSE_LINEAR_BELOW * top_loss_time_myr.min(oldest);
         let inverse = PiecewisePoly::interpolate(linear_below_myr, oldest, |y| 1.0 / loss_time.solve(y));
 
         Ok(Transport {
@@ -320,13 +324,23 @@ impl Transport {
             return energy_gev;
         }
         let y = self.loss_time.value(energy_gev) - age_myr;
-        if y < 0.0 {
-            f64::INFINITY
+        let from_table = if y < 0.0 {
+            return f64::INFINITY;
         } else if y < self.linear_below_myr {
             self.energy_max_gev / (1.0 + y / self.top_loss_time_myr)
         } else {
             1.0 / self.inverse.eval(y)
+        };
+        if from_table - energy_gev >= CLOSE_ENERGY_FRACTION * from_table {
+            return from_table;
         }
+        // E0 close to E (a young source, or a narrow table): tau(E, E0) changes by
+        // E0/(E0 - E) times E0's relative rounding, so the table's few ulps would show in tau
+        // and l^2. One Newton step on tau(E, E0) = t with the cancellation-free tau brings E0
+        // to the double nearest the solution: dE0 = -(tau(E, E0) - t) b(E0).
+        let rate_per_myr = self.losses.rate_unchecked(from_table) * MYR_S;
+        let refined = from_table - (self.loss_time.between(energy_gev, from_table) - age_myr) * rate_per_myr;
+        refined.max(energy_gev)
     }
 
     /// [`Transport::max_age_unchecked`] with its argument checked.
