@@ -25,6 +25,13 @@
 #define CRK_ISRF_MAX_COMPONENTS 6
 
 /*
+ An ensemble for one transport, parameter set and energy grid (its age tables built once):
+ made by crk_ensemble_new, released with crk_ensemble_free. Immutable; may be shared across
+ threads.
+ */
+typedef struct crk_ensemble crk_ensemble;
+
+/*
  Energy losses of electrons: an opaque handle made by crk_losses_new,
  crk_losses_new_preset or crk_losses_new_thomson, released with crk_losses_free. Immutable; may be shared across
  threads.
@@ -43,6 +50,69 @@ typedef struct crk_transport crk_transport;
  is never renumbered or reused.
  */
 typedef int32_t crk_status;
+
+/*
+ A source spectrum Q(E) = q* (E / 1 GeV)^-gamma exp(-E / E_cut) [GeV^-1] of one burst-like
+ source; cutoff_GeV = INFINITY means no cut-off.
+ */
+typedef struct crk_source_spectrum {
+  /*
+   Normalisation q* [GeV^-1].
+   */
+  double q_star_per_GeV;
+  /*
+   Spectral index gamma.
+   */
+  double gamma;
+  /*
+   Cut-off energy E_cut [GeV].
+   */
+  double cutoff_GeV;
+} crk_source_spectrum;
+
+/*
+ Spatial distribution of the sources (one of the CRK_SPATIAL_* constants).
+ */
+typedef int32_t crk_spatial_model;
+
+/*
+ Parameters of a source population (SECRET table 1).
+ */
+typedef struct crk_ensemble_params {
+  /*
+   Galactic supernova rate R_SN [1/Myr].
+   */
+  double sn_rate_per_Myr;
+  /*
+   Oldest source age t_max [Myr].
+   */
+  double t_max_Myr;
+  /*
+   Largest source distance s_max [kpc].
+   */
+  double s_max_kpc;
+  /*
+   Spatial model (CRK_SPATIAL_*).
+   */
+  crk_spatial_model spatial;
+  /*
+   0: the number of sources is fixed at R_SN t_max P(s < s_max) (the paper); 1: Poisson.
+   */
+  int32_t poisson_count;
+  /*
+   The source spectrum.
+   */
+  struct crk_source_spectrum spectrum;
+} crk_ensemble_params;
+
+/*
+ Progress report of a long run: called on the calling thread about every 50 ms and at the
+ end with the realisations finished and asked for; return 0 to go on, anything else to
+ cancel (the run then returns CRK_ERR_CANCELLED).
+ */
+typedef int32_t (*crk_progress_fn)(size_t done,
+                                   size_t total,
+                                   void *user_data);
 
 /*
  Energy-loss model (one of the CRK_LOSS_* constants).
@@ -116,6 +186,26 @@ typedef int32_t crk_isrf_preset;
 #define CRK_ERR_PANIC 8
 
 /*
+ A long run was cancelled through its progress callback; finished results are valid.
+ */
+#define CRK_ERR_CANCELLED 9
+
+/*
+ Uniform disc of radius s_max around the observer, p(s) = 2 s / s_max^2.
+ */
+#define CRK_SPATIAL_UNIFORM_DISC 0
+
+/*
+ Case & Bhattacharya (1998) radial surface density around an observer at 7.9 kpc.
+ */
+#define CRK_SPATIAL_RADIAL_CB98 1
+
+/*
+ The four-arm spiral model of Ahlers, Mertsch & Sarkar (2009).
+ */
+#define CRK_SPATIAL_SPIRAL_ARMS 2
+
+/*
  Thomson limit, b = (4/3) sigma_T c gamma^2 (sum U_r + U_B).
  */
 #define CRK_LOSS_THOMSON 0
@@ -166,6 +256,127 @@ const char *crk_last_error_message(void);
  The library version, "MAJOR.MINOR.PATCH" (a static string). Never NULL.
  */
 const char *crk_version(void);
+
+/*
+ The flux phi(E) [GeV^-1 m^-2 s^-1 sr^-1] at `n_energies` energies [GeV] of the
+ `n_sources` sources at the given distances [kpc] and ages [Myr], sources and observer in
+ the plane; every given source is summed (causal cut c t < s and E0 > E_max give zero).
+
+ Errors (nothing is written): CRK_ERR_NULL_POINTER; CRK_ERR_INVALID_ARGUMENT (NaN or
+ negative distance or age, bad spectrum); CRK_ERR_OUT_OF_DOMAIN (energy outside the
+ transport table).
+
+ # Safety
+ `tr` a live handle; `spectrum` readable; arrays of the given lengths.
+ */
+crk_status crk_flux_from_sources(const struct crk_transport *tr,
+                                 const struct crk_source_spectrum *spectrum,
+                                 const double *distance_kpc,
+                                 const double *age_Myr,
+                                 size_t n_sources,
+                                 const double *energy_GeV,
+                                 size_t n_energies,
+                                 double *flux);
+
+/*
+ The spectrum whose source puts `energy_erg` [erg] into electrons above `energy_min_GeV`:
+ q* from W = integral_{E_min}^inf E Q(E) dE, for the given gamma and cut-off [GeV].
+
+ # Safety
+ `out` writable.
+ */
+crk_status crk_source_spectrum_from_energy(double energy_erg,
+                                           double energy_min_GeV,
+                                           double gamma,
+                                           double cutoff_GeV,
+                                           struct crk_source_spectrum *out);
+
+/*
+ Builds an ensemble: checks the parameters and the energy grid [GeV] (inside the transport
+ table) and tabulates the age profiles once, for repeated crk_ensemble_run calls.
+
+ # Safety
+ `tr` a live handle; `params` readable; `energy_GeV` holds `n_energies` values; `out`
+ writable.
+ */
+crk_status crk_ensemble_new(const struct crk_transport *tr,
+                            const struct crk_ensemble_params *params,
+                            const double *energy_GeV,
+                            size_t n_energies,
+                            struct crk_ensemble **out);
+
+/*
+ Runs realisations first_realisation .. first_realisation + n_realisations - 1 into `flux`
+ ([n_realisations][n_energies], row-major) on `n_threads` threads (0: all cores), calling
+ `progress` (may be NULL) with `user_data`. Results do not depend on the thread count or
+ the split into calls.
+
+ Errors: CRK_ERR_NULL_POINTER; CRK_ERR_CANCELLED (progress asked to stop: finished rows are
+ valid, unfinished rows are NaN).
+
+ # Safety
+ `ensemble` a live handle; `flux` holds n_realisations * n_energies values.
+ */
+crk_status crk_ensemble_run(const struct crk_ensemble *ensemble,
+                            uint64_t seed,
+                            uint64_t first_realisation,
+                            size_t n_realisations,
+                            size_t n_threads,
+                            double *flux,
+                            crk_progress_fn progress,
+                            void *user_data);
+
+/*
+ Generates realisations first_realisation .. first_realisation + n_realisations - 1 of the
+ flux [GeV^-1 m^-2 s^-1 sr^-1] on the energy grid into `flux` ([n_realisations][n_energies]);
+ n_threads = 0 means all available cores. Builds the age tables each call: for repeated
+ calls with the same parameters use crk_ensemble_new and crk_ensemble_run.
+
+ Errors (nothing is written): CRK_ERR_NULL_POINTER; CRK_ERR_INVALID_ARGUMENT (NaN or
+ non-positive rate, t_max, s_max; unknown spatial model; bad spectrum);
+ CRK_ERR_OUT_OF_DOMAIN (energy outside the transport table).
+
+ # Safety
+ `tr` a live handle; `params` readable; arrays of the given sizes.
+ */
+crk_status crk_ensemble_generate(const struct crk_transport *tr,
+                                 const struct crk_ensemble_params *params,
+                                 const double *energy_GeV,
+                                 size_t n_energies,
+                                 uint64_t seed,
+                                 uint64_t first_realisation,
+                                 size_t n_realisations,
+                                 size_t n_threads,
+                                 double *flux);
+
+/*
+ The young sources of realisation `realisation` (those that can contribute on the
+ ensemble's energy grid; older ones add exactly zero and are not drawn): distances [kpc] and
+ ages [Myr] into arrays with room for `capacity` sources, their number into `n_sources`.
+ With capacity = 0 (arrays may be NULL) it only reports the number. Feeding them to
+ crk_flux_from_sources reproduces the realisation's flux.
+
+ Errors: CRK_ERR_NULL_POINTER; CRK_ERR_INVALID_ARGUMENT (capacity too small: n_sources
+ still tells the size needed).
+
+ # Safety
+ `ensemble` a live handle; arrays with room for `capacity` values; `n_sources` writable.
+ */
+crk_status crk_ensemble_sources(const struct crk_ensemble *ensemble,
+                                uint64_t seed,
+                                uint64_t realisation,
+                                double *distance_kpc,
+                                double *age_Myr,
+                                size_t capacity,
+                                size_t *n_sources);
+
+/*
+ Releases an ensemble; NULL is a no-op.
+
+ # Safety
+ `ensemble` NULL or a live handle not used afterwards.
+ */
+void crk_ensemble_free(struct crk_ensemble *ensemble);
 
 /*
  Builds energy losses of `model` on a photon field of `n_fields` greybody components plus a

@@ -11,9 +11,10 @@
 #![allow(rustdoc::broken_intra_doc_links)]
 #![doc = include_str!("../README.md")]
 
-pub use crkernels_core::{Error, Result, error, math, physics, units};
+pub use crkernels_core::{Error, Result, error, math, physics, rng, units};
 
 pub mod ffi;
+pub mod parallel;
 
 /// The library version, as in Cargo.toml.
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");

@@ -23,10 +23,12 @@ pub enum Error {
     NoDevice(String),
     /// The GPU reported an error.
     Device(String),
+    /// A long run was cancelled by its progress callback; finished results are valid.
+    Cancelled(String),
 }
 
 impl Error {
-    /// The C status code of this error (values fixed by the C ABI; see `ffi::status`).
+    /// The C status code of this error (values fixed by the C ABI; 8 is CRK_ERR_PANIC).
     pub fn status(&self) -> i32 {
         match self {
             Error::NullPointer(_) => 1,
@@ -36,6 +38,7 @@ impl Error {
             Error::Format(_) => 5,
             Error::NoDevice(_) => 6,
             Error::Device(_) => 7,
+            Error::Cancelled(_) => 9,
         }
     }
 
@@ -48,7 +51,8 @@ impl Error {
             | Error::Io(m)
             | Error::Format(m)
             | Error::NoDevice(m)
-            | Error::Device(m) => m,
+            | Error::Device(m)
+            | Error::Cancelled(m) => m,
         }
     }
 }
@@ -63,6 +67,7 @@ impl fmt::Display for Error {
             Error::Format(_) => "format error",
             Error::NoDevice(_) => "no device",
             Error::Device(_) => "device error",
+            Error::Cancelled(_) => "cancelled",
         };
         write!(f, "{kind}: {}", self.message())
     }

@@ -19,6 +19,7 @@ mod batch;
 pub mod error;
 pub mod math;
 pub mod physics;
+pub mod rng;
 pub mod units;
 
 pub use error::{Error, Result};

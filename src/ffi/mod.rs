@@ -14,6 +14,7 @@ use std::panic::{AssertUnwindSafe, catch_unwind};
 
 use crate::error::{Error, Result};
 
+pub mod ensemble;
 pub mod losses;
 pub mod transport;
 
@@ -39,6 +40,8 @@ pub const CRK_ERR_NO_DEVICE: crk_status = 6;
 pub const CRK_ERR_DEVICE: crk_status = 7;
 /// A bug inside the library panicked; the call was abandoned (please report it).
 pub const CRK_ERR_PANIC: crk_status = 8;
+/// A long run was cancelled through its progress callback; finished results are valid.
+pub const CRK_ERR_CANCELLED: crk_status = 9;
 
 thread_local! {
     static LAST_ERROR: RefCell<CString> = RefCell::new(CString::default());
@@ -246,6 +249,7 @@ mod tests {
             (Error::Format(String::new()), CRK_ERR_FORMAT),
             (Error::NoDevice(String::new()), CRK_ERR_NO_DEVICE),
             (Error::Device(String::new()), CRK_ERR_DEVICE),
+            (Error::Cancelled(String::new()), CRK_ERR_CANCELLED),
         ] {
             assert_eq!(guard(|| Err(err)), code);
         }

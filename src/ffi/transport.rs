@@ -14,6 +14,13 @@ pub struct crk_transport {
     inner: Transport,
 }
 
+impl crk_transport {
+    /// The Rust transport behind the handle.
+    pub(crate) fn inner(&self) -> &Transport {
+        &self.inner
+    }
+}
+
 /// Builds the loss-time and loss-length tables T(E), L(E) for `losses`, a diffusion
 /// coefficient kappa(E) = kappa0 (E/GeV)^delta [cm^2/s], a halo half-height z_max [kpc]
 /// (<= 0 or +infinity: no boundary) and the energy range [E_min, E_max] [GeV] (E_max is the

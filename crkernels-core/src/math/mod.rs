@@ -84,3 +84,61 @@ pub fn cos(x: f64) -> f64 {
 
 pub mod chebyshev;
 pub mod piecewise;
+
+/// e^x without branches on the argument, so that loops over arrays vectorise: x = k ln 2 + r
+/// with |r| <= ln2/2 (Cody & Waite reduction with ln 2 split in two, as in fdlibm), e^r by its
+/// degree-12 Taylor polynomial (truncation below 2e-16 relative), 2^k added to the exponent
+/// bits. Relative error below 4e-16 for -708 <= x <= 709 (tested against std); x < -708 gives
+/// 0 (true values below 3e-308) and x > 709 gives a finite value (callers stay below).
+#[inline(always)]
+pub fn exp_branchless(x: f64) -> f64 {
+    const LOG2_E: f64 = core::f64::consts::LOG2_E;
+    // fdlibm's split: LN2_HI has 11 trailing zero bits, so k * LN2_HI is exact.
+    const LN2_HI: f64 = f64::from_bits(0x3fe6_2e42_fee0_0000);
+    const LN2_LO: f64 = f64::from_bits(0x3dea_39ef_3579_3c76);
+    // Adding 1.5 * 2^52 rounds to an integer held in the low mantissa bits.
+    const SHIFTER: f64 = 6_755_399_441_055_744.0;
+    let clamped = x.clamp(-708.0, 709.0);
+    let shifted = clamped * LOG2_E + SHIFTER;
+    let k = shifted - SHIFTER;
+    let r = (clamped - k * LN2_HI) - k * LN2_LO;
+    // Horner on 1 + r + r^2/2! + ... + r^12/12!.
+    let mut p = 1.0 / 479_001_600.0;
+    for inverse_factorial in [
+        1.0 / 39_916_800.0,
+        1.0 / 3_628_800.0,
+        1.0 / 362_880.0,
+        1.0 / 40_320.0,
+        1.0 / 5_040.0,
+        1.0 / 720.0,
+        1.0 / 120.0,
+        1.0 / 24.0,
+        1.0 / 6.0,
+        0.5,
+        1.0,
+        1.0,
+    ] {
+        p = p * r + inverse_factorial;
+    }
+    let exponent = shifted.to_bits().wrapping_sub(SHIFTER.to_bits()) << 52;
+    let value = f64::from_bits(p.to_bits().wrapping_add(exponent));
+    if x < -708.0 { 0.0 } else { value }
+}
+
+#[cfg(all(test, feature = "std"))]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn branchless_exp_matches_std() {
+        let mut worst: f64 = 0.0;
+        for i in 0..=200_000 {
+            let x = -708.0 + 1417.0 * i as f64 / 200_000.0;
+            worst = worst.max((exp_branchless(x) / x.exp() - 1.0).abs());
+        }
+        assert!(worst < 4e-16, "{worst:e}");
+        assert_eq!(exp_branchless(0.0), 1.0);
+        assert_eq!(exp_branchless(-800.0), 0.0);
+        assert_eq!(exp_branchless(f64::NEG_INFINITY), 0.0);
+    }
+}
