@@ -5,6 +5,7 @@
 //! quadrature done here for q* from W; limits of Theta; the zero contributions; bad input.
 
 use crkernels::Error;
+use crkernels::math::quadrature::gauss_legendre;
 use crkernels::physics::green::{
     FLUX_PER_DENSITY, SPEED_OF_LIGHT_KPC_PER_MYR, SourceSpectrum, density, density_unchecked,
     flux_from_sources, flux_from_sources_at_heights, halo_factor,
@@ -165,31 +166,6 @@ fn q_star_from_the_energy_matches_the_reference_integral() {
     }
     println!("q*: worst relative error {worst_raw:.2e}; {:.2} eps (1 + cond) at {:?}", worst.0, worst.1);
     assert!(worst.0 <= 8.0, "{worst:?}");
-}
-
-/// Gauss-Legendre nodes and weights on [-1, 1] by Newton's method on P_n.
-fn gauss_legendre(n: usize) -> Vec<(f64, f64)> {
-    (0..n)
-        .map(|i| {
-            let mut x = (std::f64::consts::PI * (i as f64 + 0.75) / (n as f64 + 0.5)).cos();
-            let mut derivative = 0.0;
-            for _ in 0..100 {
-                let (mut p0, mut p1) = (1.0, x);
-                for k in 2..=n {
-                    let p2 = ((2 * k - 1) as f64 * x * p1 - (k - 1) as f64 * p0) / k as f64;
-                    p0 = p1;
-                    p1 = p2;
-                }
-                derivative = n as f64 * (x * p1 - p0) / (x * x - 1.0);
-                let dx = p1 / derivative;
-                x -= dx;
-                if dx.abs() < 1e-16 {
-                    break;
-                }
-            }
-            (x, 2.0 / ((1.0 - x * x) * derivative * derivative))
-        })
-        .collect()
 }
 
 #[test]

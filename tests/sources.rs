@@ -4,6 +4,7 @@
 //! galactocentric positions; for the four-arm model, a Monte Carlo that builds each source as
 //! FGK06 do (radius, arm, angle correction, blur). Fixed seeds: the tests are deterministic.
 
+use crkernels::math::quadrature::gauss_legendre;
 use crkernels::physics::sources::{S_MAX_LIMIT_KPC, SpatialDistribution, SpatialModel};
 use std::f64::consts::PI;
 
@@ -52,31 +53,6 @@ impl Rng {
             }
         }
     }
-}
-
-/// Gauss-Legendre nodes and weights on [-1, 1].
-fn gauss_legendre(n: usize) -> Vec<(f64, f64)> {
-    (0..n)
-        .map(|i| {
-            let mut x = (PI * (i as f64 + 0.75) / (n as f64 + 0.5)).cos();
-            let mut derivative = 1.0;
-            for _ in 0..100 {
-                let (mut p0, mut p1) = (1.0, x);
-                for k in 2..=n {
-                    let p2 = ((2 * k - 1) as f64 * x * p1 - (k - 1) as f64 * p0) / k as f64;
-                    p0 = p1;
-                    p1 = p2;
-                }
-                derivative = n as f64 * (x * p1 - p0) / (x * x - 1.0);
-                let dx = p1 / derivative;
-                x -= dx;
-                if dx.abs() < 1e-16 {
-                    break;
-                }
-            }
-            (x, 2.0 / ((1.0 - x * x) * derivative * derivative))
-        })
-        .collect()
 }
 
 fn integrate(a: f64, b: f64, rule: &[(f64, f64)], mut f: impl FnMut(f64) -> f64) -> f64 {

@@ -2,6 +2,7 @@
 //! and for Klein-Nishina losses, composite Gauss-Legendre quadrature of 1/b and kappa/b in
 //! ln E, with b built here from the universal function R(u) (not from the library's table).
 
+use crkernels::math::quadrature::gauss_legendre;
 use crkernels::physics::klein_nishina::loss_factor;
 use crkernels::physics::losses::{EnergyLosses, LossModel};
 use crkernels::physics::photon_field::{IsrfPreset, PhotonField};
@@ -16,31 +17,6 @@ const C_CM_S: f64 = 2.99792458e10;
 
 fn rel(a: f64, b: f64) -> f64 {
     ((a - b) / b).abs()
-}
-
-/// Gauss-Legendre nodes and weights on [-1, 1] by Newton's method on P_n.
-fn gauss_legendre(n: usize) -> Vec<(f64, f64)> {
-    (0..n)
-        .map(|i| {
-            let mut x = (std::f64::consts::PI * (i as f64 + 0.75) / (n as f64 + 0.5)).cos();
-            let mut derivative = 0.0;
-            for _ in 0..100 {
-                let (mut p0, mut p1) = (1.0, x);
-                for k in 2..=n {
-                    let p2 = ((2 * k - 1) as f64 * x * p1 - (k - 1) as f64 * p0) / k as f64;
-                    p0 = p1;
-                    p1 = p2;
-                }
-                derivative = n as f64 * (x * p1 - p0) / (x * x - 1.0);
-                let dx = p1 / derivative;
-                x -= dx;
-                if dx.abs() < 1e-16 {
-                    break;
-                }
-            }
-            (x, 2.0 / ((1.0 - x * x) * derivative * derivative))
-        })
-        .collect()
 }
 
 /// integral_a^b f(E) dE, composite 20-point Gauss-Legendre in ln E with panels of 0.05.

@@ -50,6 +50,7 @@ use alloc::vec::Vec;
 use core::f64::consts::PI;
 
 use crate::error::{Result, invalid};
+use crate::math::quadrature::gauss_legendre;
 use crate::math::{chebyshev, cos, exp, sqrt};
 
 /// Distance of the Sun from the Galactic centre [kpc] (SECRET, figure 1; PHYSICS.md), for both
@@ -455,31 +456,6 @@ fn inverse_table(forward: &Table<FWD_N>, s_max: f64, fraction: f64) -> Table<INV
 
 // ---------------------------------------------------------------------------------------------
 // Quadrature helpers.
-
-/// Gauss-Legendre nodes and weights on [-1, 1] (Newton's method on P_n).
-fn gauss_legendre(n: usize) -> Vec<(f64, f64)> {
-    (0..n)
-        .map(|i| {
-            let mut x = cos(PI * (i as f64 + 0.75) / (n as f64 + 0.5));
-            let mut derivative = 1.0;
-            for _ in 0..100 {
-                let (mut p0, mut p1) = (1.0, x);
-                for k in 2..=n {
-                    let p2 = ((2 * k - 1) as f64 * x * p1 - (k - 1) as f64 * p0) / k as f64;
-                    p0 = p1;
-                    p1 = p2;
-                }
-                derivative = n as f64 * (x * p1 - p0) / (x * x - 1.0);
-                let dx = p1 / derivative;
-                x -= dx;
-                if dx.abs() < 1e-16 {
-                    break;
-                }
-            }
-            (x, 2.0 / ((1.0 - x * x) * derivative * derivative))
-        })
-        .collect()
-}
 
 /// integral_a^b g(x) dx by Gauss-Legendre in t, x = (a + b)/2 - (b - a)/2 cos t, t in [0, pi]:
 /// smooth for integrands with square-root end points.
