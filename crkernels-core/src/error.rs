@@ -73,8 +73,8 @@ impl fmt::Display for Error {
     }
 }
 
-#[cfg(feature = "std")]
-impl std::error::Error for Error {}
+// core::error::Error (Rust 1.81) is std::error::Error, also in no_std builds.
+impl core::error::Error for Error {}
 
 /// The library's result type.
 pub type Result<T> = core::result::Result<T, Error>;
