@@ -8,9 +8,15 @@ pub(crate) fn check_lengths(a_name: &str, a: usize, b_name: &str, b: usize) -> R
     if a == b { Ok(()) } else { Err(invalid!("{a_name} and {b_name} arrays differ in length ({a} and {b})")) }
 }
 
-/// Prefixes an error's message with the batch index it concerns.
-fn at_index(err: Error, index: usize) -> Error {
-    let with_index = |m: &str| alloc::format!("element {index}: {m}");
+/// Prefixes an error's message with the batch index it concerns ("what element i: ...").
+fn at_index(err: Error, what: &str, index: usize) -> Error {
+    let with_index = |m: &str| {
+        if what.is_empty() {
+            alloc::format!("element {index}: {m}")
+        } else {
+            alloc::format!("{what} element {index}: {m}")
+        }
+    };
     match err {
         Error::InvalidArgument(m) => Error::InvalidArgument(with_index(&m)),
         Error::OutOfDomain(m) => Error::OutOfDomain(with_index(&m)),
@@ -27,7 +33,7 @@ pub(crate) fn map_checked(
 ) -> Result<()> {
     check_lengths("input", input.len(), "output", out.len())?;
     for (i, &x) in input.iter().enumerate() {
-        check(x).map_err(|err| at_index(err, i))?;
+        check(x).map_err(|err| at_index(err, "", i))?;
     }
     for (o, &x) in out.iter_mut().zip(input) {
         *o = kernel(x);
@@ -46,10 +52,18 @@ pub(crate) fn map2_checked(
     check_lengths(a_name, a.len(), b_name, b.len())?;
     check_lengths(a_name, a.len(), "output", out.len())?;
     for (i, (&x, &y)) in a.iter().zip(b).enumerate() {
-        check(x, y).map_err(|err| at_index(err, i))?;
+        check(x, y).map_err(|err| at_index(err, "", i))?;
     }
     for ((o, &x), &y) in out.iter_mut().zip(a).zip(b) {
         *o = kernel(x, y);
+    }
+    Ok(())
+}
+
+/// Checks every value of an array; the error names the array and the first bad element.
+pub(crate) fn check_each(what: &str, values: &[f64], check: impl Fn(f64) -> Result<()>) -> Result<()> {
+    for (i, &v) in values.iter().enumerate() {
+        check(v).map_err(|err| at_index(err, what, i))?;
     }
     Ok(())
 }

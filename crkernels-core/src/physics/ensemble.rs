@@ -29,7 +29,8 @@
 
 use alloc::vec::Vec;
 
-use crate::error::{Result, invalid, out_of_domain, require_positive};
+use crate::batch::check_each;
+use crate::error::{Result, invalid, require_positive};
 use crate::math::{chebyshev, exp, exp_branchless, ln};
 use crate::physics::green::{FLUX_PER_DENSITY, SPEED_OF_LIGHT_KPC_PER_MYR, SourceSpectrum, halo_factor};
 use crate::physics::sources::{SpatialDistribution, SpatialModel};
@@ -250,13 +251,7 @@ impl Ensemble {
         if energies_gev.is_empty() {
             return Err(invalid!("the energy grid is empty"));
         }
-        for (i, &e) in energies_gev.iter().enumerate() {
-            transport.check_energy(e).map_err(|err| match err {
-                crate::Error::OutOfDomain(m) => out_of_domain!("energy {i}: {m}"),
-                crate::Error::InvalidArgument(m) => invalid!("energy {i}: {m}"),
-                other => other,
-            })?;
-        }
+        check_each("energy", energies_gev, |e| transport.check_energy(e))?;
         let spatial = SpatialDistribution::new(params.spatial, params.s_max_kpc)?;
         let mean_sources = params.sn_rate_per_myr * params.t_max_myr * spatial.fraction_within();
         if mean_sources.is_nan() || mean_sources >= 1e12 {

@@ -31,10 +31,8 @@ use core::f64::consts::PI;
 
 use alloc::vec::Vec;
 
-use crate::batch::check_lengths;
-use crate::error::{
-    Error, Result, invalid, out_of_domain, require_finite, require_non_negative, require_positive,
-};
+use crate::batch::{check_each, check_lengths};
+use crate::error::{Result, invalid, out_of_domain, require_finite, require_non_negative, require_positive};
 use crate::math::{exp, ln, ln_1p, powf, sqrt};
 use crate::physics::transport::Transport;
 use crate::units::{ERG_GEV, KPC_CM, MYR_S, SPEED_OF_LIGHT_CM_PER_S};
@@ -699,18 +697,6 @@ impl Sources<'_> {
             *out = FLUX_PER_DENSITY * sum.value();
         }
     }
-}
-
-/// Checks every element; the error names the array and the first bad index.
-fn check_each(what: &str, values: &[f64], check: impl Fn(f64) -> Result<()>) -> Result<()> {
-    for (i, &v) in values.iter().enumerate() {
-        check(v).map_err(|err| match err {
-            Error::InvalidArgument(m) => invalid!("{what} element {i}: {m}"),
-            Error::OutOfDomain(m) => out_of_domain!("{what} element {i}: {m}"),
-            other => other,
-        })?;
-    }
-    Ok(())
 }
 
 /// Neumaier's compensated sum (Kahan-Babuska): error ~2 ulps of the sum of |terms|,
