@@ -85,6 +85,7 @@ pub fn cos(x: f64) -> f64 {
 pub mod chebyshev;
 pub mod piecewise;
 pub mod quadrature;
+pub mod simd;
 
 /// e^x without branches on the argument, so that loops over arrays vectorise: x = k ln 2 + r
 /// with |r| <= ln2/2 (Cody & Waite reduction with ln 2 split in two, as in fdlibm), e^r by its

@@ -1,0 +1,42 @@
+//! Run-time choice of the vector instruction set for loops written in plain Rust over
+//! fixed-width lanes: the same source is compiled once for the baseline target and once per
+//! wider instruction set (`#[target_feature]`), and the widest one this CPU has is called. No
+//! build needs `-C target-cpu=native`.
+//!
+//! The kernels never contract a * b + c into a fused multiply-add (Rust does not without an
+//! explicit `mul_add`), so every variant gives bit-identical results.
+
+/// A vector instruction set a kernel can be compiled for.
+/// Ordered from narrowest to widest.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub enum VectorIsa {
+    /// The target's baseline (SSE2 on x86-64; any other architecture).
+    Baseline,
+    /// x86-64 AVX2 (4 f64 lanes).
+    Avx2,
+    /// x86-64 AVX-512F (8 f64 lanes).
+    Avx512,
+}
+
+impl VectorIsa {
+    /// The widest set this CPU supports (std builds on x86-64 detect it at run time; other
+    /// builds use the baseline).
+    pub fn detect() -> Self {
+        #[cfg(all(feature = "std", target_arch = "x86_64"))]
+        {
+            if std::arch::is_x86_feature_detected!("avx512f") {
+                return Self::Avx512;
+            }
+            if std::arch::is_x86_feature_detected!("avx2") {
+                return Self::Avx2;
+            }
+        }
+        Self::Baseline
+    }
+
+    /// The sets this CPU can run, narrowest first (for tests that compare them).
+    pub fn available() -> impl Iterator<Item = Self> {
+        let widest = Self::detect();
+        [Self::Baseline, Self::Avx2, Self::Avx512].into_iter().filter(move |&isa| isa <= widest)
+    }
+}
