@@ -254,6 +254,53 @@ fn stream_words_are_the_documented_philox_blocks() {
     assert_eq!(Stream::new(0, 0).next_u32(), 0x6627e8d5);
 }
 
+/// The batch paths give the words of the Random123-checked block function, from any word
+/// offset, for any length, and across the carry into the high half of the block counter.
+#[test]
+fn batches_of_words_and_uniforms_match_single_draws() {
+    let seed = 0x0123_4567_89ab_cdef;
+    let stream = 9;
+    let philox = Philox4x32::new([seed as u32, (seed >> 32) as u32]);
+    // Word w of the stream (2^66 words: block numbers wrap at 2^64).
+    let word_at = |w: u128| {
+        let b = (w / 4) as u64;
+        philox.block([b as u32, (b >> 32) as u32, stream as u32, (stream >> 32) as u32])[(w % 4) as usize]
+    };
+    for first_block in [0u64, 0xffff_fffc, u64::MAX - 3] {
+        for offset in 0..4u64 {
+            for len in [0usize, 1, 3, 31, 32, 33, 70, 257] {
+                let mut s = Stream::new(seed, stream);
+                s.skip_to_block(first_block);
+                (0..offset).for_each(|_| {
+                    s.next_u32();
+                });
+                let mut words = vec![0; len];
+                s.fill_words(&mut words);
+                let start = u128::from(first_block) * 4 + u128::from(offset);
+                for (i, &word) in words.iter().enumerate() {
+                    assert_eq!(word, word_at(start + i as u128), "block {first_block} offset {offset}");
+                }
+                // The stream goes on where the batch ended.
+                assert_eq!(s.next_u32(), word_at(start + len as u128));
+            }
+        }
+    }
+    for offset in 0..4 {
+        for len in [1usize, 5, 64, 65, 200] {
+            let mut single = Stream::new(seed, stream);
+            (0..offset).for_each(|_| {
+                single.next_u32();
+            });
+            let mut batch = single.clone();
+            let expected: Vec<f64> = (0..len).map(|_| single.uniform()).collect();
+            let mut uniforms = vec![0.0; len];
+            batch.fill_uniform(&mut uniforms);
+            assert_eq!(uniforms, expected);
+            assert_eq!(batch.next_u32(), single.next_u32());
+        }
+    }
+}
+
 #[test]
 fn next_u64_and_uniform_follow_the_documented_mapping() {
     let mut words = Stream::new(SEED, 1);

@@ -4,6 +4,7 @@
 //! galactocentric positions; for the four-arm model, a Monte Carlo that builds each source as
 //! FGK06 do (radius, arm, angle correction, blur). Fixed seeds: the tests are deterministic.
 
+use crkernels::Error;
 use crkernels::math::quadrature::gauss_legendre;
 use crkernels::physics::sources::{S_MAX_LIMIT_KPC, SpatialDistribution, SpatialModel};
 use std::f64::consts::PI;
@@ -312,5 +313,30 @@ fn timing() {
         }
         let per = t.elapsed().as_secs_f64() / 2e7 * 1e9;
         println!("{model:?}: construction {build:?}, {per:.2} ns per sample ({sum:e})");
+    }
+}
+
+/// The batch sampler gives the bits of the one-at-a-time sampler, for every model, including
+/// the ends of the unit interval and NaN; mismatched lengths are an error.
+#[test]
+fn batch_sampling_matches_single_draws() {
+    let uniforms: Vec<f64> = (0..=4000)
+        .map(|i| i as f64 / 4000.0)
+        .chain([1e-300, 1e-17, 1.0 - 1e-16, -0.5, 1.5, f64::NAN])
+        .collect();
+    for model in [SpatialModel::UniformDisc, SpatialModel::RadialCaseBhattacharya, SpatialModel::SpiralArms] {
+        for s_max in [0.5, 3.0, 10.0, 24.0] {
+            let distribution = SpatialDistribution::new(model, s_max).unwrap();
+            let mut batch = vec![0.0; uniforms.len()];
+            distribution.sample_each(&uniforms, &mut batch).unwrap();
+            for (&u, &s) in uniforms.iter().zip(&batch) {
+                assert_eq!(s.to_bits(), distribution.sample(u).to_bits(), "{model:?} s_max {s_max} u {u}");
+            }
+            let mut short = vec![0.0; 3];
+            assert!(matches!(
+                distribution.sample_each(&uniforms, &mut short),
+                Err(Error::InvalidArgument(_))
+            ));
+        }
     }
 }

@@ -68,6 +68,7 @@
 //!   acceptance tests: a last-bit difference changes a draw only if a comparison falls within
 //!   that last bit, with probability ~1e-16 per draw.
 
+use crate::math::simd::VectorIsa;
 use crate::math::{exp, ln, ln_1p, sqrt};
 
 /// Philox4x32's multipliers (Salmon et al. 2011; Random123's PHILOX_M4x32_0 and _1).
@@ -78,6 +79,10 @@ const PHILOX_W0: u32 = 0x9E37_79B9;
 const PHILOX_W1: u32 = 0xBB67_AE85;
 /// Rounds of Philox4x32-10.
 const PHILOX_ROUNDS: usize = 10;
+/// Blocks computed together by the batch path (lanes of 32-bit words: one AVX-512 register).
+const BATCH_BLOCKS: usize = 8;
+/// Uniforms converted per batch of [`Stream::fill_uniform`].
+const UNIFORM_BATCH: usize = 64;
 
 /// 2^-53, the spacing of the uniform lattice.
 const TWO_POW_MINUS_53: f64 = 1.0 / 9_007_199_254_740_992.0;
@@ -112,6 +117,44 @@ impl Philox4x32 {
             key = [key[0].wrapping_add(PHILOX_W0), key[1].wrapping_add(PHILOX_W1)];
         }
         x
+    }
+
+    /// The blocks of counters [b + j (low, high 32 bits), stream (low, high)] for j = 0..8,
+    /// word-major (`out[w][j]` is word w of block j): the same bijection as
+    /// [`block`](Self::block), written over 8 lanes so that it vectorises.
+    #[inline(always)]
+    #[allow(clippy::needless_range_loop)] // lane j of four arrays at once
+    fn blocks(&self, first_block: u64, stream: u64) -> [[u32; BATCH_BLOCKS]; 4] {
+        // Each 32-bit word sits in a 64-bit lane, so that the 32 x 32 -> 64-bit products are
+        // single vector multiplies (vpmuludq) with no shuffling.
+        const LOW: u64 = 0xffff_ffff;
+        let mut x = [[0u64; BATCH_BLOCKS]; 4];
+        for j in 0..BATCH_BLOCKS {
+            let b = first_block.wrapping_add(j as u64);
+            x[0][j] = b & LOW;
+            x[1][j] = b >> 32;
+            x[2][j] = stream & LOW;
+            x[3][j] = stream >> 32;
+        }
+        let mut key = [u64::from(self.key[0]), u64::from(self.key[1])];
+        for _ in 0..PHILOX_ROUNDS {
+            for j in 0..BATCH_BLOCKS {
+                let product0 = u64::from(PHILOX_M0) * x[0][j];
+                let product1 = u64::from(PHILOX_M1) * x[2][j];
+                x[0][j] = (product1 >> 32) ^ x[1][j] ^ key[0];
+                x[1][j] = product1 & LOW;
+                x[2][j] = (product0 >> 32) ^ x[3][j] ^ key[1];
+                x[3][j] = product0 & LOW;
+            }
+            key = [(key[0] + u64::from(PHILOX_W0)) & LOW, (key[1] + u64::from(PHILOX_W1)) & LOW];
+        }
+        let mut words = [[0u32; BATCH_BLOCKS]; 4];
+        for (word, lanes) in words.iter_mut().zip(&x) {
+            for (w, &lane) in word.iter_mut().zip(lanes) {
+                *w = lane as u32;
+            }
+        }
+        words
     }
 }
 
@@ -200,6 +243,98 @@ impl Stream {
             if m != 0 {
                 return m as f64 * TWO_POW_MINUS_53;
             }
+        }
+    }
+
+    /// Fills `out` with the next `out.len()` words: the same words as that many calls of
+    /// [`next_u32`](Self::next_u32), whole blocks computed 8 at a time on the widest vector
+    /// instruction set of the CPU.
+    pub fn fill_words(&mut self, out: &mut [u32]) {
+        #[cfg(target_arch = "x86_64")]
+        match VectorIsa::detect() {
+            // SAFETY: VectorIsa::detect found the instruction set on this CPU.
+            VectorIsa::Avx512 => return unsafe { self.fill_words_avx512(out) },
+            VectorIsa::Avx2 => return unsafe { self.fill_words_avx2(out) },
+            VectorIsa::Baseline => {}
+        }
+        self.fill_words_lanes(out)
+    }
+
+    #[cfg(target_arch = "x86_64")]
+    #[target_feature(enable = "avx512f")]
+    unsafe fn fill_words_avx512(&mut self, out: &mut [u32]) {
+        self.fill_words_lanes(out)
+    }
+
+    #[cfg(target_arch = "x86_64")]
+    #[target_feature(enable = "avx2")]
+    unsafe fn fill_words_avx2(&mut self, out: &mut [u32]) {
+        self.fill_words_lanes(out)
+    }
+
+    #[inline(always)]
+    fn fill_words_lanes(&mut self, out: &mut [u32]) {
+        // The rest of the current block, then 8 blocks at a time, then word by word.
+        let mut filled = 0;
+        while self.used < 4 && filled < out.len() {
+            out[filled] = self.next_u32();
+            filled += 1;
+        }
+        const BATCH_WORDS: usize = 4 * BATCH_BLOCKS;
+        while out.len() - filled >= BATCH_WORDS {
+            let words = self.generator.blocks(self.next_block, self.stream);
+            for (j, block) in out[filled..filled + BATCH_WORDS].chunks_exact_mut(4).enumerate() {
+                for (w, word) in block.iter_mut().enumerate() {
+                    *word = words[w][j];
+                }
+            }
+            self.next_block = self.next_block.wrapping_add(BATCH_BLOCKS as u64);
+            filled += BATCH_WORDS;
+        }
+        for word in &mut out[filled..] {
+            *word = self.next_u32();
+        }
+    }
+
+    /// Fills `out` with the next `out.len()` uniforms: the same numbers, in the same order, as
+    /// that many calls of [`uniform`](Self::uniform), with the words from
+    /// [`fill_words`](Self::fill_words).
+    pub fn fill_uniform(&mut self, out: &mut [f64]) {
+        let mut done = 0;
+        let mut words = [0u32; 2 * UNIFORM_BATCH];
+        while done < out.len() {
+            let n = (out.len() - done).min(UNIFORM_BATCH);
+            let start = (self.next_block, self.used);
+            self.fill_words(&mut words[..2 * n]);
+            let mut redraw_at = None;
+            for (j, pair) in words[..2 * n].chunks_exact(2).enumerate() {
+                let m = (u64::from(pair[0]) | (u64::from(pair[1]) << 32)) >> 11;
+                if m == 0 {
+                    redraw_at = Some(j);
+                    break;
+                }
+                out[done + j] = m as f64 * TWO_POW_MINUS_53;
+            }
+            match redraw_at {
+                None => done += n,
+                Some(j) => {
+                    // uniform() draws again here (probability 2^-53), which moves every later
+                    // number: go back to just after this pair and redraw as it does.
+                    self.seek_words_after(start, 2 * (j + 1));
+                    out[done + j] = self.uniform();
+                    done += j + 1;
+                }
+            }
+        }
+    }
+
+    /// Moves to `words` words after the position `(next_block, used)` of this stream.
+    fn seek_words_after(&mut self, (next_block, used): (u64, usize), words: usize) {
+        // Word index of the position, mod 2^66 (the stream's length in words).
+        let position = (u128::from(next_block) << 2) + used as u128 + words as u128 + (1 << 66) - 4;
+        self.skip_to_block((position / 4) as u64);
+        for _ in 0..position % 4 {
+            self.next_u32();
         }
     }
 
@@ -665,6 +800,29 @@ mod tests {
                 let tolerance = 1e-14 * terms.iter().map(|t| t.abs()).sum::<f64>() + 1e-14;
                 let got = ln_binomial_pmf(k, n, p, q);
                 assert!((got - direct).abs() < tolerance, "{n} {p} {k}: {got} {direct}");
+            }
+        }
+    }
+
+    /// Seeking forward from a saved position lands on the word the sequential stream reaches.
+    #[test]
+    fn seek_lands_on_the_sequential_word() {
+        for first_block in [0u64, 5, u64::MAX - 1] {
+            for offset in 0..4 {
+                for words in 0..11 {
+                    let mut sequential = Stream::new(3, 4);
+                    sequential.skip_to_block(first_block);
+                    (0..offset).for_each(|_| {
+                        sequential.next_u32();
+                    });
+                    let saved = (sequential.next_block, sequential.used);
+                    let mut seeking = sequential.clone();
+                    (0..words).for_each(|_| {
+                        sequential.next_u32();
+                    });
+                    seeking.seek_words_after(saved, words);
+                    assert_eq!(seeking.next_u32(), sequential.next_u32(), "{first_block} {offset} {words}");
+                }
             }
         }
     }

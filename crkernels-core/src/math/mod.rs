@@ -89,9 +89,11 @@ pub mod simd;
 
 /// e^x without branches on the argument, so that loops over arrays vectorise: x = k ln 2 + r
 /// with |r| <= ln2/2 (Cody & Waite reduction with ln 2 split in two, as in fdlibm), e^r by its
-/// degree-12 Taylor polynomial (truncation below 2e-16 relative), 2^k added to the exponent
-/// bits. Relative error below 4e-16 for -708 <= x <= 709 (tested against std); x < -708 gives
-/// 0 (true values below 3e-308) and x > 709 gives a finite value (callers stay below).
+/// degree-12 Taylor polynomial (truncation below 2e-16 relative) evaluated by Estrin's scheme
+/// (a dependency chain of 7 multiply-add levels instead of Horner's 12), 2^k added to the
+/// exponent bits. Relative error below 5e-16 for -708 <= x <= 709 (tested against std);
+/// x < -708 gives 0 (true values below 3e-308) and x > 709 gives a finite value (callers stay
+/// below).
 #[inline(always)]
 pub fn exp_branchless(x: f64) -> f64 {
     const LOG2_E: f64 = core::f64::consts::LOG2_E;
@@ -100,28 +102,32 @@ pub fn exp_branchless(x: f64) -> f64 {
     const LN2_LO: f64 = f64::from_bits(0x3dea_39ef_3579_3c76);
     // Adding 1.5 * 2^52 rounds to an integer held in the low mantissa bits.
     const SHIFTER: f64 = 6_755_399_441_055_744.0;
+    // 1/n! for n = 0..=12.
+    const C: [f64; 13] = [
+        1.0,
+        1.0,
+        0.5,
+        1.0 / 6.0,
+        1.0 / 24.0,
+        1.0 / 120.0,
+        1.0 / 720.0,
+        1.0 / 5_040.0,
+        1.0 / 40_320.0,
+        1.0 / 362_880.0,
+        1.0 / 3_628_800.0,
+        1.0 / 39_916_800.0,
+        1.0 / 479_001_600.0,
+    ];
     let clamped = x.clamp(-708.0, 709.0);
     let shifted = clamped * LOG2_E + SHIFTER;
     let k = shifted - SHIFTER;
     let r = (clamped - k * LN2_HI) - k * LN2_LO;
-    // Horner on 1 + r + r^2/2! + ... + r^12/12!.
-    let mut p = 1.0 / 479_001_600.0;
-    for inverse_factorial in [
-        1.0 / 39_916_800.0,
-        1.0 / 3_628_800.0,
-        1.0 / 362_880.0,
-        1.0 / 40_320.0,
-        1.0 / 5_040.0,
-        1.0 / 720.0,
-        1.0 / 120.0,
-        1.0 / 24.0,
-        1.0 / 6.0,
-        0.5,
-        1.0,
-        1.0,
-    ] {
-        p = p * r + inverse_factorial;
-    }
+    let r2 = r * r;
+    let r4 = r2 * r2;
+    let low = (C[0] + C[1] * r) + (C[2] + C[3] * r) * r2;
+    let middle = (C[4] + C[5] * r) + (C[6] + C[7] * r) * r2;
+    let high = (C[8] + C[9] * r) + (C[10] + C[11] * r) * r2 + C[12] * r4;
+    let p = low + r4 * (middle + r4 * high);
     let exponent = shifted.to_bits().wrapping_sub(SHIFTER.to_bits()) << 52;
     let value = f64::from_bits(p.to_bits().wrapping_add(exponent));
     if x < -708.0 { 0.0 } else { value }
@@ -138,7 +144,7 @@ mod tests {
             let x = -708.0 + 1417.0 * i as f64 / 200_000.0;
             worst = worst.max((exp_branchless(x) / x.exp() - 1.0).abs());
         }
-        assert!(worst < 4e-16, "{worst:e}");
+        assert!(worst < 5e-16, "{worst:e}");
         assert_eq!(exp_branchless(0.0), 1.0);
         assert_eq!(exp_branchless(-800.0), 0.0);
         assert_eq!(exp_branchless(f64::NEG_INFINITY), 0.0);

@@ -248,8 +248,8 @@ fn fit_cell(direct: &DirectProfile, left: f64, width: f64, nodes: &[f64]) -> Opt
     checks.push(-0.5 * (1.0 + nodes[0]));
     for x in checks {
         let (a, h) = at(x);
-        let a_error = (horner(&a_poly, x) - a).abs();
-        let h_error = (horner(&h_poly, x) - h).abs() / h;
+        let a_error = (estrin(&a_poly, x) - a).abs();
+        let h_error = (estrin(&h_poly, x) - h).abs() / h;
         if !(a_error <= CELL_TOLERANCE && h_error <= CELL_TOLERANCE) {
             return None;
         }
@@ -257,13 +257,17 @@ fn fit_cell(direct: &DirectProfile, left: f64, width: f64, nodes: &[f64]) -> Opt
     Some([a_poly, h_poly])
 }
 
+const _: () = assert!(CELL_POINTS == 9, "estrin is written for degree 8");
+
+/// A degree-8 polynomial by Estrin's scheme: a dependency chain of 4 multiply-add levels
+/// instead of Horner's 8, so that the vectorised loop is not bound by latency.
 #[inline(always)]
-fn horner(c: &[f64; CELL_POINTS], x: f64) -> f64 {
-    let mut acc = c[CELL_POINTS - 1];
-    for &k in c[..CELL_POINTS - 1].iter().rev() {
-        acc = acc * x + k;
-    }
-    acc
+fn estrin(c: &[f64; CELL_POINTS], x: f64) -> f64 {
+    let x2 = x * x;
+    let x4 = x2 * x2;
+    let low = (c[0] + c[1] * x) + (c[2] + c[3] * x) * x2;
+    let high = (c[4] + c[5] * x) + (c[6] + c[7] * x) * x2 + c[8] * x4;
+    low + high * x4
 }
 
 /// The young sources of one realisation: distances [kpc] and ages [Myr].
@@ -298,8 +302,10 @@ pub struct Ensemble {
 /// reused from one realisation to the next (no allocation once grown).
 #[derive(Clone, Debug, Default)]
 pub struct Workspace {
+    /// The uniforms of the sources, two per source (age, distance), in draw order.
+    uniforms: Vec<f64>,
     /// Drawn ages [Myr] and distances [kpc], in draw order.
-    drawn: Vec<(f64, f64)>,
+    drawn: Sources,
     /// Per bin b, its sources are at bin_start[b]..bin_start[b + 1] of the columns below.
     bin_start: Vec<usize>,
     /// Next free slot per bin while sorting.
@@ -364,19 +370,29 @@ impl Ensemble {
         self.young_age_myr
     }
 
-    /// Draws the young sources of realisation k, calling `visit(age, distance)` for each.
-    fn draw(&self, seed: u64, realisation: u64, mut visit: impl FnMut(f64, f64)) {
+    /// Draws the young sources of realisation k into `drawn` (in draw order), with `uniforms`
+    /// as scratch.
+    fn draw(&self, seed: u64, realisation: u64, uniforms: &mut Vec<f64>, drawn: &mut Sources) {
         let mut stream = Stream::new(seed, realisation);
         let fraction = self.young_age_myr / self.params.t_max_myr;
         let count = if self.params.poisson_count {
             stream.poisson(self.mean_sources * fraction)
         } else {
             stream.binomial(libm::round(self.mean_sources) as u64, fraction)
-        };
-        for _ in 0..count {
-            let age = self.young_age_myr * stream.uniform();
-            let distance = self.spatial.sample(stream.uniform());
-            visit(age, distance);
+        } as usize;
+        // Per source an age uniform, then a distance uniform.
+        uniforms.clear();
+        uniforms.resize(2 * count, 0.0);
+        stream.fill_uniform(uniforms);
+        let Sources { distance_kpc, age_myr } = drawn;
+        age_myr.clear();
+        age_myr.extend(uniforms.chunks_exact(2).map(|pair| pair[1]));
+        distance_kpc.clear();
+        distance_kpc.resize(count, 0.0);
+        // Equal lengths: cannot fail.
+        let _ = self.spatial.sample_each(age_myr, distance_kpc);
+        for (age, pair) in age_myr.iter_mut().zip(uniforms.chunks_exact(2)) {
+            *age = self.young_age_myr * pair[0];
         }
     }
 
@@ -384,10 +400,7 @@ impl Ensemble {
     /// draw order.
     pub fn sources(&self, seed: u64, realisation: u64) -> Sources {
         let mut sources = Sources::default();
-        self.draw(seed, realisation, |t, s| {
-            sources.distance_kpc.push(s);
-            sources.age_myr.push(t);
-        });
+        self.draw(seed, realisation, &mut Vec::new(), &mut sources);
         sources
     }
 
@@ -399,8 +412,7 @@ impl Ensemble {
 
     /// [`Ensemble::realisation`] reusing a workspace across calls.
     pub fn realisation_in(&self, work: &mut Workspace, seed: u64, realisation: u64, flux: &mut [f64]) {
-        work.drawn.clear();
-        self.draw(seed, realisation, |t, s| work.drawn.push((t, s)));
+        self.draw(seed, realisation, &mut work.uniforms, &mut work.drawn);
         self.sort_into_bins(work);
         for (out, profile) in flux.iter_mut().zip(&self.profiles) {
             *out = self.energy_sum(profile, work);
@@ -412,11 +424,14 @@ impl Ensemble {
     fn sort_into_bins(&self, work: &mut Workspace) {
         let inverse_width = 1.0 / self.bin_width_myr;
         let bin_of = |t: f64| ((t * inverse_width) as usize).min(AGE_BINS - 1);
-        let inside_horizon = |&(t, s): &(f64, f64)| t > 0.0 && s <= SPEED_OF_LIGHT_KPC_PER_MYR * t;
+        let inside_horizon = |t: f64, s: f64| t > 0.0 && s <= SPEED_OF_LIGHT_KPC_PER_MYR * t;
+        let drawn = || work.drawn.age_myr.iter().copied().zip(work.drawn.distance_kpc.iter().copied());
         work.bin_start.clear();
         work.bin_start.resize(AGE_BINS + 1, 0);
-        for &(t, _) in work.drawn.iter().filter(|d| inside_horizon(d)) {
-            work.bin_start[bin_of(t) + 1] += 1;
+        for (t, s) in drawn() {
+            if inside_horizon(t, s) {
+                work.bin_start[bin_of(t) + 1] += 1;
+            }
         }
         for b in 0..AGE_BINS {
             work.bin_start[b + 1] += work.bin_start[b];
@@ -428,13 +443,15 @@ impl Ensemble {
         }
         work.cursor.clear();
         work.cursor.extend_from_slice(&work.bin_start[..AGE_BINS]);
-        for &(t, s) in work.drawn.iter().filter(|d| inside_horizon(d)) {
-            let slot = &mut work.cursor[bin_of(t)];
-            work.age[*slot] = t;
-            work.ln_age[*slot] = ln(t);
-            work.inverse_age[*slot] = 1.0 / t;
-            work.distance2[*slot] = s * s;
-            *slot += 1;
+        for (t, s) in drawn() {
+            if inside_horizon(t, s) {
+                let slot = &mut work.cursor[bin_of(t)];
+                work.age[*slot] = t;
+                work.ln_age[*slot] = ln(t);
+                work.inverse_age[*slot] = 1.0 / t;
+                work.distance2[*slot] = s * s;
+                *slot += 1;
+            }
         }
     }
 
@@ -595,8 +612,8 @@ fn chunk_terms(
     let mut terms = [0.0; LANES];
     for l in 0..LANES {
         let x = 2.0 * (age[l] * local.inverse_width - local.index) - 1.0;
-        let a = horner(&polynomials[0], x);
-        let h = horner(&polynomials[1], x);
+        let a = estrin(&polynomials[0], x);
+        let h = estrin(&polynomials[1], x);
         terms[l] = exp_branchless(a - 1.5 * ln_age[l] - distance2[l] * h * inverse_age[l]);
     }
     terms

@@ -49,8 +49,10 @@ use alloc::vec;
 use alloc::vec::Vec;
 use core::f64::consts::PI;
 
+use crate::batch::check_lengths;
 use crate::error::{Result, invalid};
 use crate::math::quadrature::gauss_legendre;
+use crate::math::simd::VectorIsa;
 use crate::math::{chebyshev, cos, exp, sqrt};
 
 /// Distance of the Sun from the Galactic centre [kpc] (SECRET, figure 1; PHYSICS.md), for both
@@ -215,6 +217,61 @@ impl SpatialDistribution {
             Some(inverse) => inverse.piece(w).eval_estrin(w).clamp(0.0, self.s_max),
         }
     }
+
+    /// [`Self::sample`] of every uniform: `distances_kpc[i]` = sample(`uniforms[i]`), the same
+    /// bits, branch-free over the batch (on the widest vector instruction set of the CPU).
+    ///
+    /// Errors: the two arrays differ in length (InvalidArgument).
+    pub fn sample_each(&self, uniforms: &[f64], distances_kpc: &mut [f64]) -> Result<()> {
+        check_lengths("uniform", uniforms.len(), "distance", distances_kpc.len())?;
+        match &self.inverse {
+            Some(inverse) if !inverse.single_step => {
+                for (s, &u) in distances_kpc.iter_mut().zip(uniforms) {
+                    *s = self.sample(u);
+                }
+            }
+            _ => self.sample_each_vectorised(uniforms, distances_kpc),
+        }
+        Ok(())
+    }
+
+    /// The branch-free batch sample on the widest vector instruction set of this CPU.
+    fn sample_each_vectorised(&self, uniforms: &[f64], distances_kpc: &mut [f64]) {
+        #[cfg(target_arch = "x86_64")]
+        match VectorIsa::detect() {
+            // SAFETY: VectorIsa::detect found the instruction set on this CPU.
+            VectorIsa::Avx512 => return unsafe { self.sample_each_avx512(uniforms, distances_kpc) },
+            VectorIsa::Avx2 => return unsafe { self.sample_each_avx2(uniforms, distances_kpc) },
+            VectorIsa::Baseline => {}
+        }
+        self.sample_each_branch_free(uniforms, distances_kpc)
+    }
+
+    #[cfg(target_arch = "x86_64")]
+    #[target_feature(enable = "avx512f")]
+    unsafe fn sample_each_avx512(&self, uniforms: &[f64], distances_kpc: &mut [f64]) {
+        self.sample_each_branch_free(uniforms, distances_kpc)
+    }
+
+    #[cfg(target_arch = "x86_64")]
+    #[target_feature(enable = "avx2")]
+    unsafe fn sample_each_avx2(&self, uniforms: &[f64], distances_kpc: &mut [f64]) {
+        self.sample_each_branch_free(uniforms, distances_kpc)
+    }
+
+    /// The batch sample where the inverse table's guide is never more than one piece off.
+    #[inline(always)]
+    fn sample_each_branch_free(&self, uniforms: &[f64], distances_kpc: &mut [f64]) {
+        for (s, &u) in distances_kpc.iter_mut().zip(uniforms) {
+            let w = sqrt(u.clamp(0.0, 1.0));
+            *s = match &self.inverse {
+                None => self.s_max * w,
+                Some(inverse) => {
+                    inverse.pieces[inverse.piece_index_one_step(w)].eval_estrin(w).clamp(0.0, self.s_max)
+                }
+            };
+        }
+    }
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -305,6 +362,8 @@ struct Table<const N: usize> {
     guide_scale: f64,
     guide: Vec<u32>,
     pieces: Vec<Piece<N>>,
+    /// Every guide cell holds at most two pieces: one step of search at most.
+    single_step: bool,
 }
 
 impl<const N: usize> Table<N> {
@@ -312,14 +371,14 @@ impl<const N: usize> Table<N> {
     fn new(lo: f64, hi: f64, pieces: Vec<Piece<N>>) -> Self {
         // Enough cells that a cell rarely holds more than two pieces (the piece search then
         // takes at most one step, well predicted): one per narrowest piece, at least 8 per
-        // piece, at most 4096 (16 KiB) unless there are more pieces than that.
+        // piece, at most 16384 (64 KiB) unless there are more pieces than that.
         let mut left = lo;
         let mut narrowest = hi - lo;
         for piece in &pieces {
             narrowest = narrowest.min(piece.right - left);
             left = piece.right;
         }
-        let by_width = libm::ceil((hi - lo) / narrowest).min(4096.0) as usize;
+        let by_width = libm::ceil((hi - lo) / narrowest).min(16384.0) as usize;
         let cells = by_width.max(8 * pieces.len());
         let guide_scale = cells as f64 / (hi - lo);
         let mut guide = Vec::with_capacity(cells);
@@ -331,7 +390,20 @@ impl<const N: usize> Table<N> {
             }
             guide.push(i as u32);
         }
-        Table { lo, guide_scale, guide, pieces }
+        // A cell's last point is below the next cell's first: the piece there is at most one
+        // past the cell's guide entry when the next entry is.
+        let single_step = guide.windows(2).all(|w| w[1] - w[0] <= 1)
+            && pieces.len() - 1 - *guide.last().unwrap_or(&0) as usize <= 1;
+        Table { lo, guide_scale, guide, pieces, single_step }
+    }
+
+    /// The index of the piece holding x, for a table with `single_step`: branch-free.
+    #[inline(always)]
+    fn piece_index_one_step(&self, x: f64) -> usize {
+        let last = self.pieces.len() - 1;
+        let cell = (((x - self.lo) * self.guide_scale) as usize).min(self.guide.len() - 1);
+        let i = (self.guide[cell] as usize).min(last);
+        (i + usize::from(x > self.pieces[i].right)).min(last)
     }
 
     /// The piece holding x (the first or last one outside [lo, hi]).
