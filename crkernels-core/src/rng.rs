@@ -261,13 +261,13 @@ impl Stream {
     }
 
     #[cfg(target_arch = "x86_64")]
-    #[target_feature(enable = "avx512f")]
+    #[target_feature(enable = "avx512f,fma")]
     unsafe fn fill_words_avx512(&mut self, out: &mut [u32]) {
         self.fill_words_lanes(out)
     }
 
     #[cfg(target_arch = "x86_64")]
-    #[target_feature(enable = "avx2")]
+    #[target_feature(enable = "avx2,fma")]
     unsafe fn fill_words_avx2(&mut self, out: &mut [u32]) {
         self.fill_words_lanes(out)
     }

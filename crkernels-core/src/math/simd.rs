@@ -3,8 +3,10 @@
 //! wider instruction set (`#[target_feature]`), and the widest one this CPU has is called. No
 //! build needs `-C target-cpu=native`.
 //!
-//! The kernels never contract a * b + c into a fused multiply-add (Rust does not without an
-//! explicit `mul_add`), so every variant gives bit-identical results.
+//! Every variant gives bit-identical results: Rust never contracts a * b + c into a fused
+//! multiply-add by itself, and where a kernel asks for one ([`super::mul_add`]) it is a
+//! correctly rounded fused operation on every path (the FMA instruction on AVX2 and AVX-512,
+//! the C library's or `libm`'s `fma` on the baseline, slower but the same bits).
 
 /// A vector instruction set a kernel can be compiled for.
 /// Ordered from narrowest to widest.
@@ -12,9 +14,9 @@
 pub enum VectorIsa {
     /// The target's baseline (SSE2 on x86-64; any other architecture).
     Baseline,
-    /// x86-64 AVX2 (4 f64 lanes).
+    /// x86-64 AVX2 with FMA (4 f64 lanes).
     Avx2,
-    /// x86-64 AVX-512F (8 f64 lanes).
+    /// x86-64 AVX-512F with FMA (8 f64 lanes).
     Avx512,
 }
 
@@ -24,10 +26,11 @@ impl VectorIsa {
     pub fn detect() -> Self {
         #[cfg(all(feature = "std", target_arch = "x86_64"))]
         {
-            if std::arch::is_x86_feature_detected!("avx512f") {
+            let fma = std::arch::is_x86_feature_detected!("fma");
+            if fma && std::arch::is_x86_feature_detected!("avx512f") {
                 return Self::Avx512;
             }
-            if std::arch::is_x86_feature_detected!("avx2") {
+            if fma && std::arch::is_x86_feature_detected!("avx2") {
                 return Self::Avx2;
             }
         }

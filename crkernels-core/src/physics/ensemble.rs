@@ -34,7 +34,7 @@ use alloc::vec::Vec;
 use crate::batch::check_each;
 use crate::error::{Result, invalid, require_positive};
 use crate::math::simd::VectorIsa;
-use crate::math::{chebyshev, exp, exp_branchless, ln};
+use crate::math::{chebyshev, exp, exp_branchless, ln, mul_add};
 use crate::physics::green::{FLUX_PER_DENSITY, SPEED_OF_LIGHT_KPC_PER_MYR, SourceSpectrum, halo_factor};
 use crate::physics::sources::{SpatialDistribution, SpatialModel};
 use crate::physics::transport::Transport;
@@ -73,6 +73,8 @@ const BINS_PER_CELL: usize = 8;
 /// A direct bin is skipped where (its sources) x (its bound of A) is below this fraction of
 /// the sum of the other bins: the result moves by less than 1e-16 of itself.
 const NEGLIGIBLE_FRACTION: f64 = 1e-18;
+/// Bins where a segment may use the log-age form (the first 8 cells).
+const LOG_AGE_BINS: usize = 8 * BINS_PER_CELL;
 /// Sources per vector chunk: 8 f64 lanes (one AVX-512 register, two AVX2 registers).
 const LANES: usize = 8;
 
@@ -103,11 +105,24 @@ impl DirectProfile<'_> {
         (ln_a, l2)
     }
 
-    /// The smooth pair (a, h) = (ln A + 1.5 ln t, t / (4 l^2)).
-    fn smooth_at(&self, age_myr: f64) -> (f64, f64) {
+    /// The pair a segment of `form` interpolates at age t [Myr].
+    fn smooth_at(&self, form: Form, age_myr: f64) -> (f64, f64) {
         let (ln_a, l2) = self.at(age_myr);
-        (ln_a + 1.5 * ln(age_myr), age_myr / (4.0 * l2))
+        match form {
+            Form::Plain => (ln_a, 1.0 / (4.0 * l2)),
+            Form::LogAge => (ln_a + 1.5 * ln(age_myr), age_myr / (4.0 * l2)),
+        }
     }
+}
+
+/// What a segment's two polynomials interpolate.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Form {
+    /// ln A(t) and 1/(4 l^2(t)): a source adds exp(a - s^2 h).
+    Plain,
+    /// ln A(t) + 1.5 ln t and t/(4 l^2(t)), smooth down to t = 0 where A ~ t^-1.5 and
+    /// l^2 ~ t: a source adds exp(a - 1.5 ln t - s^2 h / t). Needed only near t = 0.
+    LogAge,
 }
 
 /// The polynomials of a and h on one segment, in the local coordinate x in [-1, 1].
@@ -122,6 +137,8 @@ struct Segment {
     bins: usize,
     /// None: the direct formula (a single bin).
     polynomials: Option<Polynomials>,
+    /// What the polynomials interpolate.
+    form: Form,
     /// For a direct bin: an upper bound of ln A on it (+inf where none is established), so
     /// that a bin whose sources cannot reach NEGLIGIBLE_FRACTION of the sum is skipped.
     ln_amplitude_bound: f64,
@@ -172,16 +189,36 @@ impl SegmentBuilder<'_> {
         }
         // A segment holding max_age mixes contributing and silent ages: never fitted.
         let holds_last_age = left + width >= self.max_age_myr;
-        let polynomials = if holds_last_age { None } else { fit_cell(self.direct, left, width, self.nodes) };
-        match polynomials {
-            Some(_) => out.push(Segment { first_bin, bins, polynomials, ln_amplitude_bound: f64::INFINITY }),
+        // The plain form where it fits (ln t is smooth away from 0), else, in the first cells,
+        // the log-age form (elsewhere halving is cheaper: it keeps ln t off most sources).
+        let fit = |form| fit_cell(self.direct, form, left, width, self.nodes).map(|p| (p, form));
+        let log_age_allowed = first_bin + bins <= LOG_AGE_BINS;
+        let fitted = if holds_last_age {
+            None
+        } else {
+            fit(Form::Plain).or_else(|| if log_age_allowed { fit(Form::LogAge) } else { None })
+        };
+        match fitted {
+            Some((polynomials, form)) => out.push(Segment {
+                first_bin,
+                bins,
+                polynomials: Some(polynomials),
+                form,
+                ln_amplitude_bound: f64::INFINITY,
+            }),
             None if bins > 1 => {
                 self.cover(first_bin, bins / 2, out);
                 self.cover(first_bin + bins / 2, bins / 2, out);
             }
             None => {
                 let ln_amplitude_bound = self.ln_amplitude_bound(left, width.min(self.max_age_myr - left));
-                out.push(Segment { first_bin, bins, polynomials: None, ln_amplitude_bound })
+                out.push(Segment {
+                    first_bin,
+                    bins,
+                    polynomials: None,
+                    form: Form::Plain,
+                    ln_amplitude_bound,
+                })
             }
         }
     }
@@ -227,8 +264,8 @@ fn negligible_beyond(direct: &DirectProfile, oldest: f64) -> f64 {
 
 /// Fits a and h on [left, left + width] and checks them halfway between the points; None
 /// where the tolerance is not met.
-fn fit_cell(direct: &DirectProfile, left: f64, width: f64, nodes: &[f64]) -> Option<Polynomials> {
-    let at = |x: f64| direct.smooth_at(left + 0.5 * width * (1.0 + x));
+fn fit_cell(direct: &DirectProfile, form: Form, left: f64, width: f64, nodes: &[f64]) -> Option<Polynomials> {
+    let at = |x: f64| direct.smooth_at(form, left + 0.5 * width * (1.0 + x));
     let samples: Vec<(f64, f64)> = nodes.iter().map(|&x| at(x)).collect();
     if samples.iter().any(|&(a, h)| !a.is_finite() || !h.is_finite()) {
         return None;
@@ -260,14 +297,15 @@ fn fit_cell(direct: &DirectProfile, left: f64, width: f64, nodes: &[f64]) -> Opt
 const _: () = assert!(CELL_POINTS == 9, "estrin is written for degree 8");
 
 /// A degree-8 polynomial by Estrin's scheme: a dependency chain of 4 multiply-add levels
-/// instead of Horner's 8, so that the vectorised loop is not bound by latency.
+/// instead of Horner's 8, so that the vectorised loop is not bound by latency; fused
+/// multiply-adds (one instruction each on AVX2 and AVX-512).
 #[inline(always)]
 fn estrin(c: &[f64; CELL_POINTS], x: f64) -> f64 {
     let x2 = x * x;
     let x4 = x2 * x2;
-    let low = (c[0] + c[1] * x) + (c[2] + c[3] * x) * x2;
-    let high = (c[4] + c[5] * x) + (c[6] + c[7] * x) * x2 + c[8] * x4;
-    low + high * x4
+    let low = mul_add(mul_add(c[3], x, c[2]), x2, mul_add(c[1], x, c[0]));
+    let high = mul_add(c[8], x4, mul_add(mul_add(c[7], x, c[6]), x2, mul_add(c[5], x, c[4])));
+    mul_add(high, x4, low)
 }
 
 /// The young sources of one realisation: distances [kpc] and ages [Myr].
@@ -294,6 +332,8 @@ pub struct Ensemble {
     /// Width of the shared age bins [Myr].
     bin_width_myr: f64,
     profiles: Vec<AgeProfile>,
+    /// Bins [0, log_age_bins) hold every log-age segment: their sources need ln t and 1/t.
+    log_age_bins: usize,
     /// The vector instruction set the evaluation runs on.
     isa: VectorIsa,
 }
@@ -306,7 +346,8 @@ pub struct Workspace {
     uniforms: Vec<f64>,
     /// Drawn ages [Myr] and distances [kpc], in draw order.
     drawn: Sources,
-    /// Per bin b, its sources are at bin_start[b]..bin_start[b + 1] of the columns below.
+    /// Per bin b, its sources are at bin_start[b]..bin_start[b + 1] of the columns below (ln
+    /// t and 1/t only for the bins of the log-age segments, a prefix).
     bin_start: Vec<usize>,
     /// Next free slot per bin while sorting.
     cursor: Vec<usize>,
@@ -338,10 +379,17 @@ impl Ensemble {
         let oldest = energies_gev.iter().map(|&e| transport.max_age_unchecked(e)).fold(0.0, f64::max);
         let young_age_myr = oldest.min(params.t_max_myr);
         let bin_width_myr = young_age_myr / AGE_BINS as f64;
-        let profiles = energies_gev
+        let profiles: Vec<AgeProfile> = energies_gev
             .iter()
             .map(|&e| AgeProfile::build(transport, &params.spectrum, e, bin_width_myr))
             .collect();
+        let log_age_bins = profiles
+            .iter()
+            .flat_map(|p: &AgeProfile| &p.segments)
+            .filter(|segment| segment.polynomials.is_some() && segment.form == Form::LogAge)
+            .map(|segment| segment.first_bin + segment.bins)
+            .max()
+            .unwrap_or(0);
         Ok(Ensemble {
             transport: transport.clone(),
             params: *params,
@@ -351,6 +399,7 @@ impl Ensemble {
             young_age_myr,
             bin_width_myr,
             profiles,
+            log_age_bins,
             isa: VectorIsa::detect(),
         })
     }
@@ -437,7 +486,7 @@ impl Ensemble {
             work.bin_start[b + 1] += work.bin_start[b];
         }
         let n = work.bin_start[AGE_BINS];
-        for column in [&mut work.age, &mut work.ln_age, &mut work.inverse_age, &mut work.distance2] {
+        for column in [&mut work.age, &mut work.distance2] {
             column.clear();
             column.resize(n, 0.0);
         }
@@ -447,12 +496,16 @@ impl Ensemble {
             if inside_horizon(t, s) {
                 let slot = &mut work.cursor[bin_of(t)];
                 work.age[*slot] = t;
-                work.ln_age[*slot] = ln(t);
-                work.inverse_age[*slot] = 1.0 / t;
                 work.distance2[*slot] = s * s;
                 *slot += 1;
             }
         }
+        // ln t and 1/t for the sources of the log-age bins, a prefix of the sorted columns.
+        let n_log_age = work.bin_start[self.log_age_bins];
+        work.ln_age.clear();
+        work.ln_age.extend(work.age[..n_log_age].iter().map(|&t| ln(t)));
+        work.inverse_age.clear();
+        work.inverse_age.extend(work.age[..n_log_age].iter().map(|&t| 1.0 / t));
     }
 
     /// The flux at one energy, on the widest vector instruction set of this CPU.
@@ -468,13 +521,13 @@ impl Ensemble {
     }
 
     #[cfg(target_arch = "x86_64")]
-    #[target_feature(enable = "avx512f")]
+    #[target_feature(enable = "avx512f,fma")]
     unsafe fn energy_sum_avx512(&self, profile: &AgeProfile, work: &Workspace) -> f64 {
         self.energy_sum_lanes(profile, work)
     }
 
     #[cfg(target_arch = "x86_64")]
-    #[target_feature(enable = "avx2")]
+    #[target_feature(enable = "avx2,fma")]
     unsafe fn energy_sum_avx2(&self, profile: &AgeProfile, work: &Workspace) -> f64 {
         self.energy_sum_lanes(profile, work)
     }
@@ -495,13 +548,22 @@ impl Ensemble {
                     inverse_width: inverse_bin_width / segment.bins as f64,
                     index: (segment.first_bin / segment.bins) as f64,
                 };
-                let columns = Columns {
+                let log_age_columns = || Columns {
                     age: &work.age[range.clone()],
                     ln_age: &work.ln_age[range.clone()],
                     inverse_age: &work.inverse_age[range.clone()],
-                    distance2: &work.distance2[range],
+                    distance2: &work.distance2[range.clone()],
                 };
-                total += segment_sum(polynomials, local, columns);
+                let plain_columns = || Columns {
+                    age: &work.age[range.clone()],
+                    ln_age: &[],
+                    inverse_age: &[],
+                    distance2: &work.distance2[range.clone()],
+                };
+                total += match segment.form {
+                    Form::Plain => segment_sum::<false>(polynomials, local, plain_columns()),
+                    Form::LogAge => segment_sum::<true>(polynomials, local, log_age_columns()),
+                };
             }
         }
         let fitted_total = total;
@@ -542,7 +604,7 @@ struct LocalCoordinate {
     index: f64,
 }
 
-/// The sorted source columns of one segment.
+/// The sorted source columns of one segment (ln t and 1/t empty for a plain segment).
 #[derive(Clone, Copy, Debug)]
 struct Columns<'a> {
     age: &'a [f64],
@@ -551,46 +613,63 @@ struct Columns<'a> {
     distance2: &'a [f64],
 }
 
-/// Sum over one segment's sources of exp(a(x) - 1.5 ln t - s^2 h(x) / t): branch-free, in
-/// chunks of LANES sources with one partial sum per lane (the same order on every machine and
-/// instruction set); the last chunk is padded with sources at infinite distance (exactly 0).
-#[inline(always)]
-fn segment_sum(polynomials: &Polynomials, local: LocalCoordinate, columns: Columns) -> f64 {
-    let mut partial = [0.0; LANES];
-    let whole = columns.age.len() - columns.age.len() % LANES;
-    for j in (0..whole).step_by(LANES) {
-        let chunk = |column: &[f64]| -> [f64; LANES] {
-            let mut lanes = [0.0; LANES];
-            lanes.copy_from_slice(&column[j..j + LANES]);
+/// One chunk of LANES sources.
+#[derive(Clone, Copy, Debug)]
+struct Chunk {
+    age: [f64; LANES],
+    ln_age: [f64; LANES],
+    inverse_age: [f64; LANES],
+    distance2: [f64; LANES],
+}
+
+impl Chunk {
+    /// Sources start..start + LANES of the columns; past their end, sources at infinite
+    /// distance (they add exactly 0) at the first source's age.
+    #[inline(always)]
+    fn load<const LOG_AGE: bool>(columns: &Columns, start: usize) -> Self {
+        let end = start + LANES;
+        if end <= columns.age.len() {
+            // A whole chunk: fixed-size copies.
+            let lanes = |column: &[f64]| -> [f64; LANES] {
+                let mut lanes = [0.0; LANES];
+                lanes.copy_from_slice(&column[start..end]);
+                lanes
+            };
+            return Chunk {
+                age: lanes(columns.age),
+                ln_age: if LOG_AGE { lanes(columns.ln_age) } else { [0.0; LANES] },
+                inverse_age: if LOG_AGE { lanes(columns.inverse_age) } else { [0.0; LANES] },
+                distance2: lanes(columns.distance2),
+            };
+        }
+        let lanes = |column: &[f64], pad: f64| {
+            let mut lanes = [pad; LANES];
+            for (lane, &value) in lanes.iter_mut().zip(&column[start..]) {
+                *lane = value;
+            }
             lanes
         };
-        let terms = chunk_terms(
-            polynomials,
-            local,
-            &chunk(columns.age),
-            &chunk(columns.ln_age),
-            &chunk(columns.inverse_age),
-            &chunk(columns.distance2),
-        );
-        for (sum, term) in partial.iter_mut().zip(terms) {
-            *sum += term;
+        Chunk {
+            age: lanes(columns.age, columns.age[start]),
+            ln_age: if LOG_AGE { lanes(columns.ln_age, 0.0) } else { [0.0; LANES] },
+            inverse_age: if LOG_AGE { lanes(columns.inverse_age, 1.0) } else { [0.0; LANES] },
+            distance2: lanes(columns.distance2, f64::INFINITY),
         }
     }
-    if whole < columns.age.len() {
-        let padded = |column: &[f64], pad: f64| -> [f64; LANES] {
-            let mut lanes = [pad; LANES];
-            lanes[..column.len() - whole].copy_from_slice(&column[whole..]);
-            lanes
-        };
-        let age = columns.age[whole];
-        let terms = chunk_terms(
-            polynomials,
-            local,
-            &padded(columns.age, age),
-            &padded(columns.ln_age, 0.0),
-            &padded(columns.inverse_age, 1.0),
-            &padded(columns.distance2, f64::INFINITY),
-        );
+}
+
+/// Sum over one segment's sources of their contributions (see [`Form`]): branch-free, in
+/// chunks of LANES sources with one partial sum per lane (the same order on every machine and
+/// instruction set).
+#[inline(always)]
+fn segment_sum<const LOG_AGE: bool>(
+    polynomials: &Polynomials,
+    local: LocalCoordinate,
+    columns: Columns,
+) -> f64 {
+    let mut partial = [0.0; LANES];
+    for start in (0..columns.age.len()).step_by(LANES) {
+        let terms = chunk_terms::<LOG_AGE>(polynomials, local, &Chunk::load::<LOG_AGE>(&columns, start));
         for (sum, term) in partial.iter_mut().zip(terms) {
             *sum += term;
         }
@@ -601,20 +680,23 @@ fn segment_sum(polynomials: &Polynomials, local: LocalCoordinate, columns: Colum
 
 /// The contributions of LANES sources from the segment polynomials.
 #[inline(always)]
-fn chunk_terms(
+#[allow(clippy::needless_range_loop)] // lane l of five arrays at once
+fn chunk_terms<const LOG_AGE: bool>(
     polynomials: &Polynomials,
     local: LocalCoordinate,
-    age: &[f64; LANES],
-    ln_age: &[f64; LANES],
-    inverse_age: &[f64; LANES],
-    distance2: &[f64; LANES],
+    chunk: &Chunk,
 ) -> [f64; LANES] {
     let mut terms = [0.0; LANES];
     for l in 0..LANES {
-        let x = 2.0 * (age[l] * local.inverse_width - local.index) - 1.0;
+        let x = 2.0 * mul_add(chunk.age[l], local.inverse_width, -local.index) - 1.0;
         let a = estrin(&polynomials[0], x);
         let h = estrin(&polynomials[1], x);
-        terms[l] = exp_branchless(a - 1.5 * ln_age[l] - distance2[l] * h * inverse_age[l]);
+        let exponent = if LOG_AGE {
+            mul_add(-1.5, chunk.ln_age[l], a) - chunk.distance2[l] * h * chunk.inverse_age[l]
+        } else {
+            mul_add(-chunk.distance2[l], h, a)
+        };
+        terms[l] = exp_branchless(exponent);
     }
     terms
 }

@@ -248,13 +248,13 @@ impl SpatialDistribution {
     }
 
     #[cfg(target_arch = "x86_64")]
-    #[target_feature(enable = "avx512f")]
+    #[target_feature(enable = "avx512f,fma")]
     unsafe fn sample_each_avx512(&self, uniforms: &[f64], distances_kpc: &mut [f64]) {
         self.sample_each_branch_free(uniforms, distances_kpc)
     }
 
     #[cfg(target_arch = "x86_64")]
-    #[target_feature(enable = "avx2")]
+    #[target_feature(enable = "avx2,fma")]
     unsafe fn sample_each_avx2(&self, uniforms: &[f64], distances_kpc: &mut [f64]) {
         self.sample_each_branch_free(uniforms, distances_kpc)
     }
@@ -262,14 +262,18 @@ impl SpatialDistribution {
     /// The batch sample where the inverse table's guide is never more than one piece off.
     #[inline(always)]
     fn sample_each_branch_free(&self, uniforms: &[f64], distances_kpc: &mut [f64]) {
-        for (s, &u) in distances_kpc.iter_mut().zip(uniforms) {
-            let w = sqrt(u.clamp(0.0, 1.0));
-            *s = match &self.inverse {
-                None => self.s_max * w,
-                Some(inverse) => {
-                    inverse.pieces[inverse.piece_index_one_step(w)].eval_estrin(w).clamp(0.0, self.s_max)
+        match &self.inverse {
+            None => {
+                for (s, &u) in distances_kpc.iter_mut().zip(uniforms) {
+                    *s = self.s_max * sqrt(u.clamp(0.0, 1.0));
                 }
-            };
+            }
+            Some(inverse) => {
+                for (s, &u) in distances_kpc.iter_mut().zip(uniforms) {
+                    let w = sqrt(u.clamp(0.0, 1.0));
+                    *s = inverse.piece_one_step(w).eval_estrin(w).clamp(0.0, self.s_max);
+                }
+            }
         }
     }
 }
@@ -369,6 +373,8 @@ struct Table<const N: usize> {
 impl<const N: usize> Table<N> {
     /// `pieces` cover [lo, hi] in order without gaps.
     fn new(lo: f64, hi: f64, pieces: Vec<Piece<N>>) -> Self {
+        // The adaptive builders always give pieces; piece_one_step relies on it.
+        assert!(!pieces.is_empty(), "a table needs at least one piece");
         // Enough cells that a cell rarely holds more than two pieces (the piece search then
         // takes at most one step, well predicted): one per narrowest piece, at least 8 per
         // piece, at most 16384 (64 KiB) unless there are more pieces than that.
@@ -397,13 +403,19 @@ impl<const N: usize> Table<N> {
         Table { lo, guide_scale, guide, pieces, single_step }
     }
 
-    /// The index of the piece holding x, for a table with `single_step`: branch-free.
+    /// The piece holding x, for a table with `single_step`: branch-free, and without bounds
+    /// checks so that a loop over it vectorises (gathers).
     #[inline(always)]
-    fn piece_index_one_step(&self, x: f64) -> usize {
+    fn piece_one_step(&self, x: f64) -> &Piece<N> {
         let last = self.pieces.len() - 1;
         let cell = (((x - self.lo) * self.guide_scale) as usize).min(self.guide.len() - 1);
-        let i = (self.guide[cell] as usize).min(last);
-        (i + usize::from(x > self.pieces[i].right)).min(last)
+        // SAFETY: both tables are non-empty (Table::new), so cell < guide.len() and every
+        // index below is at most `last` < pieces.len().
+        unsafe {
+            let i = (*self.guide.get_unchecked(cell) as usize).min(last);
+            let i = (i + usize::from(x > self.pieces.get_unchecked(i).right)).min(last);
+            self.pieces.get_unchecked(i)
+        }
     }
 
     /// The piece holding x (the first or last one outside [lo, hi]).
