@@ -300,31 +300,54 @@ impl Stream {
     /// that many calls of [`uniform`](Self::uniform), with the words from
     /// [`fill_words`](Self::fill_words).
     pub fn fill_uniform(&mut self, out: &mut [f64]) {
+        #[cfg(target_arch = "x86_64")]
+        match VectorIsa::detect() {
+            // SAFETY: VectorIsa::detect found the instruction set on this CPU.
+            VectorIsa::Avx512 => return unsafe { self.fill_uniform_avx512(out) },
+            VectorIsa::Avx2 => return unsafe { self.fill_uniform_avx2(out) },
+            VectorIsa::Baseline => {}
+        }
+        self.fill_uniform_lanes(out)
+    }
+
+    #[cfg(target_arch = "x86_64")]
+    #[target_feature(enable = "avx512f,avx512dq,fma")]
+    unsafe fn fill_uniform_avx512(&mut self, out: &mut [f64]) {
+        self.fill_uniform_lanes(out)
+    }
+
+    #[cfg(target_arch = "x86_64")]
+    #[target_feature(enable = "avx2,fma")]
+    unsafe fn fill_uniform_avx2(&mut self, out: &mut [f64]) {
+        self.fill_uniform_lanes(out)
+    }
+
+    #[inline(always)]
+    fn fill_uniform_lanes(&mut self, out: &mut [f64]) {
         let mut done = 0;
         let mut words = [0u32; 2 * UNIFORM_BATCH];
         while done < out.len() {
             let n = (out.len() - done).min(UNIFORM_BATCH);
             let start = (self.next_block, self.used);
-            self.fill_words(&mut words[..2 * n]);
-            let mut redraw_at = None;
-            for (j, pair) in words[..2 * n].chunks_exact(2).enumerate() {
+            self.fill_words_lanes(&mut words[..2 * n]);
+            // Branch-free conversion; a zero (uniform() would draw again) is found afterwards.
+            let mut any_zero = false;
+            for (u, pair) in out[done..done + n].iter_mut().zip(words[..2 * n].chunks_exact(2)) {
                 let m = (u64::from(pair[0]) | (u64::from(pair[1]) << 32)) >> 11;
-                if m == 0 {
-                    redraw_at = Some(j);
-                    break;
-                }
-                out[done + j] = m as f64 * TWO_POW_MINUS_53;
+                any_zero |= m == 0;
+                // m < 2^53: the signed conversion is exact.
+                *u = (m as i64) as f64 * TWO_POW_MINUS_53;
             }
-            match redraw_at {
-                None => done += n,
-                Some(j) => {
-                    // uniform() draws again here (probability 2^-53), which moves every later
-                    // number: go back to just after this pair and redraw as it does.
-                    self.seek_words_after(start, 2 * (j + 1));
-                    out[done + j] = self.uniform();
-                    done += j + 1;
-                }
+            if !any_zero {
+                done += n;
+                continue;
             }
+            // uniform() draws again at the first zero (probability 2^-53), which moves every
+            // later number: go back to just after that pair and redraw as it does.
+            let j = out[done..done + n].iter().position(|&u| u == 0.0).unwrap_or(n - 1);
+            self.seek_words_after(start, 2 * (j + 1));
+            out[done + j] = self.uniform();
+            done += j + 1;
         }
     }
 

@@ -16,7 +16,7 @@ pub enum VectorIsa {
     Baseline,
     /// x86-64 AVX2 with FMA (4 f64 lanes).
     Avx2,
-    /// x86-64 AVX-512F with FMA (8 f64 lanes).
+    /// x86-64 AVX-512F and DQ with FMA (8 f64 lanes).
     Avx512,
 }
 
@@ -27,7 +27,9 @@ impl VectorIsa {
         #[cfg(all(feature = "std", target_arch = "x86_64"))]
         {
             let fma = std::arch::is_x86_feature_detected!("fma");
-            if fma && std::arch::is_x86_feature_detected!("avx512f") {
+            let avx512 = std::arch::is_x86_feature_detected!("avx512f")
+                && std::arch::is_x86_feature_detected!("avx512dq");
+            if fma && avx512 {
                 return Self::Avx512;
             }
             if fma && std::arch::is_x86_feature_detected!("avx2") {
