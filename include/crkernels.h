@@ -6,9 +6,12 @@
  * Conventions:
  * - Every fallible function returns a crk_status (CRK_OK = 0) and writes results through
  *   out-pointers; on failure nothing is written and crk_last_error_message() says why.
- * - Handles (crk_losses, crk_transport) are made by crk_*_new and released by crk_*_free;
- *   free(NULL) is a no-op. They are immutable and may be shared across threads.
- * - Batch functions take n values; n = 0 is a valid no-op (NULL arrays allowed then).
+ * - Handles (crk_losses, crk_transport, crk_ensemble, crk_made) are made by crk_*_new or
+ *   crk_*_load and released by crk_*_free; free(NULL) is a no-op. They are immutable and may
+ *   be shared across threads.
+ * - Batch functions take n values; n = 0 is a valid no-op (NULL arrays allowed then), except
+ *   in the emulator functions (crk_made_*, crk_mixture_*), where n = 0 is
+ *   CRK_ERR_INVALID_ARGUMENT.
  * - Units: energy GeV, time Myr, distance kpc, diffusion cm^2/s, energy density eV/cm^3,
  *   temperature K, magnetic field microgauss; loss rates b(E) = -dE/dt > 0 in GeV/s.
  */
@@ -37,6 +40,12 @@ typedef struct crk_ensemble crk_ensemble;
  threads.
  */
 typedef struct crk_losses crk_losses;
+
+/*
+ A loaded MADE-MoG model: made by crk_made_load*, released with crk_made_free. Immutable;
+ may be shared across threads (each call uses its own working memory).
+ */
+typedef struct crk_made crk_made;
 
 /*
  Electron transport tables over [E_min, E_max]: an opaque handle made by
@@ -140,6 +149,29 @@ typedef struct crk_photon_field {
 typedef int32_t crk_isrf_preset;
 
 /*
+ Activation of an nflows model's residual blocks (one of the CRK_ACTIVATION_* constants).
+ */
+typedef int32_t crk_activation;
+
+/*
+ Settings an nflows state_dict does not record (ignored for the plain layout).
+ */
+typedef struct crk_made_load_options {
+  /*
+   CRK_ACTIVATION_*.
+   */
+  crk_activation activation;
+  /*
+   sigma = softplus(raw) + epsilon; 0 takes it from the file (1e-2 when absent).
+   */
+  double epsilon;
+  /*
+   sbi's dummy first input: -1 from the file (absent: no), 0 no, 1 yes.
+   */
+  int32_t sbi_dummy_input;
+} crk_made_load_options;
+
+/*
  Success.
  */
 #define CRK_OK 0
@@ -240,6 +272,26 @@ typedef int32_t crk_isrf_preset;
  Schlickeiser (2002), section 2.3: 3 components.
  */
 #define CRK_ISRF_SCHLICKEISER2002 3
+
+/*
+ Take the activation from the file's metadata (ReLU, nflows' default, when absent).
+ */
+#define CRK_ACTIVATION_FROM_FILE -1
+
+/*
+ 1 / (1 + e^-x).
+ */
+#define CRK_ACTIVATION_SIGMOID 0
+
+/*
+ tanh x.
+ */
+#define CRK_ACTIVATION_TANH 1
+
+/*
+ max(x, 0).
+ */
+#define CRK_ACTIVATION_RELU 2
 
 #ifdef __cplusplus
 extern "C" {
@@ -457,6 +509,206 @@ crk_status crk_losses_rate(const struct crk_losses *losses,
  `losses` must be NULL or a live handle not used afterwards.
  */
 void crk_losses_free(struct crk_losses *losses);
+
+/*
+ Loads a model from a safetensors file, in the plain `crkernels.made.v1` layout or as an
+ nflows MixtureOfGaussiansMADE / MADEMoG state_dict (see crk_made_load_with_options).
+
+ Errors: CRK_ERR_NULL_POINTER; CRK_ERR_INVALID_ARGUMENT (path not UTF-8); CRK_ERR_IO (file
+ missing or unreadable); CRK_ERR_FORMAT (corrupt or truncated file, wrong format string,
+ shapes, degrees or masks that disagree, non-finite weights; the message names the tensor).
+
+ # Safety
+ `path` a NUL-terminated string or NULL; `out` writable or NULL.
+ */
+crk_status crk_made_load(const char *path,
+                         struct crk_made **out);
+
+/*
+ crk_made_load with the settings an nflows state_dict does not record (`options` may be
+ NULL: everything from the file's metadata, else nflows' defaults ReLU, epsilon = 1e-2, no
+ dummy input).
+
+ # Safety
+ `path` a NUL-terminated string or NULL; `options` readable or NULL; `out` writable or NULL.
+ */
+crk_status crk_made_load_with_options(const char *path,
+                                      const struct crk_made_load_options *options,
+                                      struct crk_made **out);
+
+/*
+ Loads a model from the `len` bytes of a safetensors file in memory (copied: the buffer may
+ be freed afterwards). Errors as crk_made_load.
+
+ # Safety
+ `bytes` readable for `len` bytes or NULL; `out` writable or NULL.
+ */
+crk_status crk_made_load_buffer(const uint8_t *bytes,
+                                size_t len,
+                                struct crk_made **out);
+
+/*
+ crk_made_load_buffer with nflows settings (see crk_made_load_with_options).
+
+ # Safety
+ `bytes` readable for `len` bytes or NULL; `options` readable or NULL; `out` writable or NULL.
+ */
+crk_status crk_made_load_buffer_with_options(const uint8_t *bytes,
+                                             size_t len,
+                                             const struct crk_made_load_options *options,
+                                             struct crk_made **out);
+
+/*
+ The model's sizes: context inputs C, data dimensions D, mixture components K (any out
+ pointer may be NULL).
+
+ # Safety
+ `m` a live handle or NULL; each out-pointer writable or NULL.
+ */
+crk_status crk_made_dims(const struct crk_made *m,
+                         size_t *n_context,
+                         size_t *n_dims,
+                         size_t *n_components);
+
+/*
+ The autoregressive order: `order[t]` is the data dimension drawn t-th (increasing degree);
+ `order` has n_dims entries. crk_made_sample_given fixes a leading part of this order.
+
+ # Safety
+ `m` a live handle or NULL; `order` writable for n_dims values or NULL.
+ */
+crk_status crk_made_order(const struct crk_made *m,
+                          size_t *order);
+
+/*
+ log p(x | context) for n rows, in the user's (unstandardised) space, the Jacobian of the
+ model's standardisation included; on `n_threads` threads (0: all cores), with results that
+ do not depend on the thread count. context: [n][n_context] (may be NULL when n_context = 0);
+ x: [n][n_dims]; log_prob: [n]. Values never NaN: clamped to [-FLT_MAX, FLT_MAX].
+
+ Errors (nothing written): CRK_ERR_NULL_POINTER; CRK_ERR_INVALID_ARGUMENT (n = 0, NaN or
+ infinite input, naming the row and column); CRK_ERR_OUT_OF_DOMAIN (an input so large that
+ the f32 network overflows; log_prob is then filled with NaN).
+
+ # Safety
+ `m` a live handle or NULL; arrays of the given sizes or NULL.
+ */
+crk_status crk_made_log_prob(const struct crk_made *m,
+                             const float *context,
+                             const float *x,
+                             size_t n,
+                             size_t n_threads,
+                             float *log_prob);
+
+/*
+ Draws n samples, sample i conditioned on context row i and drawn from the Philox stream
+ (seed, i): the same on any thread count. context: [n][n_context] (may be NULL when
+ n_context = 0); x_out: [n][n_dims], in the user's space.
+
+ Errors (nothing written): CRK_ERR_NULL_POINTER; CRK_ERR_INVALID_ARGUMENT (n = 0, NaN or
+ infinite context).
+
+ # Safety
+ `m` a live handle or NULL; arrays of the given sizes or NULL.
+ */
+crk_status crk_made_sample(const struct crk_made *m,
+                           const float *context,
+                           size_t n,
+                           uint64_t seed,
+                           size_t n_threads,
+                           float *x_out);
+
+/*
+ Conditional sampling: the `n_given` dimensions listed in `given_dims` (which must be the
+ first n_given of crk_made_order, in any order) keep the values in `x`; the others are
+ drawn from p(rest | given, context) and written into `x` ([n][n_dims], in/out). Sample i
+ draws from the Philox stream (seed, i).
+
+ Errors (x unchanged): CRK_ERR_NULL_POINTER; CRK_ERR_INVALID_ARGUMENT (n = 0, dimensions that
+ do not lead the order, NaN or infinite given values or context).
+
+ # Safety
+ `m` a live handle or NULL; arrays of the given sizes or NULL.
+ */
+crk_status crk_made_sample_given(const struct crk_made *m,
+                                 const float *context,
+                                 const size_t *given_dims,
+                                 size_t n_given,
+                                 size_t n,
+                                 uint64_t seed,
+                                 size_t n_threads,
+                                 float *x);
+
+/*
+ Releases a model; NULL is a no-op.
+
+ # Safety
+ `m` NULL or a live handle, not used afterwards.
+ */
+void crk_made_free(struct crk_made *m);
+
+/*
+ ln p(x_i) of the 1-D Gaussian mixture p(x) = sum_k softmax(logits)_k N(x; means_k,
+ exp(log_scales_k)^2), for n values x (stable log-sum-exp: finite far in the tails).
+
+ Errors: CRK_ERR_NULL_POINTER; CRK_ERR_INVALID_ARGUMENT (k = 0, n = 0, NaN parameters or x).
+
+ # Safety
+ Parameter arrays readable for k values, x for n, out writable for n.
+ */
+crk_status crk_mixture_log_pdf(const double *logits,
+                               const double *means,
+                               const double *log_scales,
+                               size_t k,
+                               const double *x,
+                               size_t n,
+                               double *out);
+
+/*
+ P(X <= x_i) of the mixture (see crk_mixture_log_pdf). Errors as crk_mixture_log_pdf.
+
+ # Safety
+ As crk_mixture_log_pdf.
+ */
+crk_status crk_mixture_cdf(const double *logits,
+                           const double *means,
+                           const double *log_scales,
+                           size_t k,
+                           const double *x,
+                           size_t n,
+                           double *out);
+
+/*
+ The p_i-quantiles of the mixture (see crk_mixture_log_pdf), p_i in (0, 1). Errors as
+ crk_mixture_log_pdf, and for p outside (0, 1).
+
+ # Safety
+ As crk_mixture_log_pdf.
+ */
+crk_status crk_mixture_quantile(const double *logits,
+                                const double *means,
+                                const double *log_scales,
+                                size_t k,
+                                const double *p,
+                                size_t n,
+                                double *out);
+
+/*
+ n draws of the mixture (see crk_mixture_log_pdf): draw i from the Philox stream
+ (seed, first_sample + i), one uniform for the component and one normal for the value.
+ Errors as crk_mixture_log_pdf.
+
+ # Safety
+ Parameter arrays readable for k values, out writable for n.
+ */
+crk_status crk_mixture_sample(const double *logits,
+                              const double *means,
+                              const double *log_scales,
+                              size_t k,
+                              uint64_t seed,
+                              uint64_t first_sample,
+                              size_t n,
+                              double *out);
 
 /*
  Builds the loss-time and loss-length tables T(E), L(E) for `losses`, a diffusion

@@ -1,8 +1,10 @@
 //! crkernels: numerical kernels for cosmic-ray physics and the neural emulators built on it.
 //!
 //! The numerics live in the `no_std + alloc` crate `crkernels-core`, re-exported here
-//! ([`units`], [`math`], [`physics`]); this crate adds the C ABI ([`ffi`]), which needs std
-//! (thread-local error messages, `catch_unwind`), and is built as rlib, cdylib and staticlib.
+//! ([`units`], [`math`], [`physics`], [`nn`]); this crate adds what needs std: the C ABI
+//! ([`ffi`]: thread-local error messages, `catch_unwind`), threads ([`parallel`] for the
+//! ensemble, [`emulator`] for the MADE emulator) and file loading. It is built as rlib, cdylib
+//! and staticlib.
 //! The split exists because a cdylib or staticlib cannot be built without std (it must
 //! provide a panic handler and an allocator), while the core must build without it:
 //! `cargo build --no-default-features` builds the core with `libm` and no std.
@@ -11,8 +13,9 @@
 #![allow(rustdoc::broken_intra_doc_links)]
 #![doc = include_str!("../README.md")]
 
-pub use crkernels_core::{Error, Result, error, math, physics, rng, units};
+pub use crkernels_core::{Error, Result, error, math, nn, physics, rng, units};
 
+pub mod emulator;
 pub mod ffi;
 pub mod parallel;
 

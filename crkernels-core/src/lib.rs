@@ -4,10 +4,11 @@
 //! microgauss): see [`units`]. Without the `std` feature the math functions come from `libm`.
 //! The `crkernels` crate re-exports everything here and adds the C ABI.
 //!
-//! Module map (one direction of dependency: `physics` -> `math`, `units`):
+//! Module map (one direction of dependency: `physics`, `nn` -> `math`, `rng`, `units`):
 //! - [`units`]: physical constants and unit conversions, the single source of truth;
 //! - [`math`]: the math-function facade, Chebyshev fits, piecewise polynomial tables;
-//! - [`physics`]: photon fields, energy losses (Thomson, Klein-Nishina), transport integrals.
+//! - [`physics`]: photon fields, energy losses (Thomson, Klein-Nishina), transport integrals;
+//! - [`nn`]: masked dense layers, Gaussian mixtures and the MADE emulator (f32), with loaders.
 #![cfg_attr(not(feature = "std"), no_std)]
 #![warn(missing_docs)]
 // Units are written in brackets ("energy [GeV]"), which rustdoc would take for links.
@@ -18,6 +19,7 @@ extern crate alloc;
 mod batch;
 pub mod error;
 pub mod math;
+pub mod nn;
 pub mod physics;
 pub mod rng;
 pub mod units;

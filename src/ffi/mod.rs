@@ -16,6 +16,7 @@ use crate::error::{Error, Result};
 
 pub mod ensemble;
 pub mod losses;
+pub mod made;
 pub mod transport;
 
 /// Status of a call: CRK_OK (0) or one of the CRK_ERR_* codes. Values are append-only: a code
@@ -279,6 +280,7 @@ mod tests {
         fn send_and_sync<T: Send + Sync>() {}
         send_and_sync::<losses::crk_losses>();
         send_and_sync::<transport::crk_transport>();
+        send_and_sync::<made::crk_made>();
     }
 
     #[test]

@@ -97,6 +97,39 @@ pub fn cos(x: f64) -> f64 {
     }
 }
 
+/// e^x in single precision (the neural-network kernels).
+#[inline(always)]
+pub fn exp_f32(x: f32) -> f32 {
+    #[cfg(feature = "std")]
+    {
+        x.exp()
+    }
+    #[cfg(not(feature = "std"))]
+    {
+        libm::expf(x)
+    }
+}
+
+/// tanh(x) in single precision (the neural-network kernels).
+#[inline(always)]
+pub fn tanh_f32(x: f32) -> f32 {
+    #[cfg(feature = "std")]
+    {
+        x.tanh()
+    }
+    #[cfg(not(feature = "std"))]
+    {
+        libm::tanhf(x)
+    }
+}
+
+/// The complementary error function erfc(x) = 1 - erf(x), accurate in the tails (libm's, in
+/// every build: std has no stable erfc).
+#[inline(always)]
+pub fn erfc(x: f64) -> f64 {
+    libm::erfc(x)
+}
+
 pub mod chebyshev;
 pub mod piecewise;
 pub mod quadrature;

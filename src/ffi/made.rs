@@ -1,0 +1,496 @@
+//! C ABI of the MADE emulator (masked autoregressive density estimator with Gaussian-mixture
+//! outputs, SECRET section 3) and of the 1-D Gaussian-mixture kernels.
+//!
+//! Unlike the physics batch functions, n = 0 is an error here (CRK_ERR_INVALID_ARGUMENT): an
+//! empty likelihood batch is almost always a bug in the caller's bookkeeping.
+
+use core::ffi::c_char;
+use std::borrow::Cow;
+use std::ffi::CStr;
+use std::path::Path;
+
+use crate::emulator::{ParallelMade, load_made};
+use crate::error::{Error, Result};
+use crate::ffi::{crk_status, free_handle, guard, handle, input, output, prepare_handle_out, write_handle};
+use crate::nn::mixture::Mixture;
+use crate::nn::{Activation, LoadOptions, Made};
+
+/// A loaded MADE-MoG model: made by crk_made_load*, released with crk_made_free. Immutable;
+/// may be shared across threads (each call uses its own working memory).
+pub struct crk_made {
+    inner: Made,
+}
+
+/// Activation of an nflows model's residual blocks (one of the CRK_ACTIVATION_* constants).
+pub type crk_activation = i32;
+/// Take the activation from the file's metadata (ReLU, nflows' default, when absent).
+pub const CRK_ACTIVATION_FROM_FILE: crk_activation = -1;
+/// 1 / (1 + e^-x).
+pub const CRK_ACTIVATION_SIGMOID: crk_activation = 0;
+/// tanh x.
+pub const CRK_ACTIVATION_TANH: crk_activation = 1;
+/// max(x, 0).
+pub const CRK_ACTIVATION_RELU: crk_activation = 2;
+
+/// Settings an nflows state_dict does not record (ignored for the plain layout).
+#[repr(C)]
+#[derive(Clone, Copy, Debug)]
+pub struct crk_made_load_options {
+    /// CRK_ACTIVATION_*.
+    pub activation: crk_activation,
+    /// sigma = softplus(raw) + epsilon; 0 takes it from the file (1e-2 when absent).
+    pub epsilon: f64,
+    /// sbi's dummy first input: -1 from the file (absent: no), 0 no, 1 yes.
+    pub sbi_dummy_input: i32,
+}
+
+fn options_from_c(options: Option<&crk_made_load_options>) -> Result<LoadOptions> {
+    let Some(o) = options else { return Ok(LoadOptions::default()) };
+    let activation = match o.activation {
+        CRK_ACTIVATION_FROM_FILE => None,
+        CRK_ACTIVATION_SIGMOID => Some(Activation::Sigmoid),
+        CRK_ACTIVATION_TANH => Some(Activation::Tanh),
+        CRK_ACTIVATION_RELU => Some(Activation::Relu),
+        other => {
+            return Err(Error::InvalidArgument(format!(
+                "unknown activation {other} (CRK_ACTIVATION_FROM_FILE = -1, SIGMOID = 0, TANH = 1, RELU = 2)"
+            )));
+        }
+    };
+    let epsilon = if o.epsilon == 0.0 {
+        None
+    } else if o.epsilon.is_finite() && o.epsilon > 0.0 {
+        Some(o.epsilon)
+    } else {
+        return Err(Error::InvalidArgument(format!(
+            "epsilon must be 0 (from the file) or finite and > 0, got {}",
+            o.epsilon
+        )));
+    };
+    let sbi_dummy_input = match o.sbi_dummy_input {
+        -1 => None,
+        0 => Some(false),
+        1 => Some(true),
+        other => {
+            return Err(Error::InvalidArgument(format!("sbi_dummy_input must be -1, 0 or 1, got {other}")));
+        }
+    };
+    Ok(LoadOptions { activation, epsilon, sbi_dummy_input })
+}
+
+/// Loads a model from a safetensors file, in the plain `crkernels.made.v1` layout or as an
+/// nflows MixtureOfGaussiansMADE / MADEMoG state_dict (see crk_made_load_with_options).
+///
+/// Errors: CRK_ERR_NULL_POINTER; CRK_ERR_INVALID_ARGUMENT (path not UTF-8); CRK_ERR_IO (file
+/// missing or unreadable); CRK_ERR_FORMAT (corrupt or truncated file, wrong format string,
+/// shapes, degrees or masks that disagree, non-finite weights; the message names the tensor).
+///
+/// # Safety
+/// `path` a NUL-terminated string or NULL; `out` writable or NULL.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn crk_made_load(path: *const c_char, out: *mut *mut crk_made) -> crk_status {
+    // SAFETY: forwarded from the caller.
+    unsafe { crk_made_load_with_options(path, core::ptr::null(), out) }
+}
+
+/// crk_made_load with the settings an nflows state_dict does not record (`options` may be
+/// NULL: everything from the file's metadata, else nflows' defaults ReLU, epsilon = 1e-2, no
+/// dummy input).
+///
+/// # Safety
+/// `path` a NUL-terminated string or NULL; `options` readable or NULL; `out` writable or NULL.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn crk_made_load_with_options(
+    path: *const c_char,
+    options: *const crk_made_load_options,
+    out: *mut *mut crk_made,
+) -> crk_status {
+    guard(|| {
+        // SAFETY: forwarded from the caller.
+        unsafe { prepare_handle_out(out, "out")? };
+        if path.is_null() {
+            return Err(Error::NullPointer("path is NULL".into()));
+        }
+        // SAFETY: non-null and NUL-terminated (the caller promises).
+        let path = unsafe { CStr::from_ptr(path) }
+            .to_str()
+            .map_err(|_| Error::InvalidArgument("path is not valid UTF-8".into()))?;
+        // SAFETY: readable or NULL (the caller promises).
+        let options = options_from_c(unsafe { options.as_ref() })?;
+        let inner = load_made(Path::new(path), &options)?;
+        // SAFETY: checked above.
+        unsafe { write_handle(out, crk_made { inner }) }
+    })
+}
+
+/// Loads a model from the `len` bytes of a safetensors file in memory (copied: the buffer may
+/// be freed afterwards). Errors as crk_made_load.
+///
+/// # Safety
+/// `bytes` readable for `len` bytes or NULL; `out` writable or NULL.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn crk_made_load_buffer(
+    bytes: *const u8,
+    len: usize,
+    out: *mut *mut crk_made,
+) -> crk_status {
+    // SAFETY: forwarded from the caller.
+    unsafe { crk_made_load_buffer_with_options(bytes, len, core::ptr::null(), out) }
+}
+
+/// crk_made_load_buffer with nflows settings (see crk_made_load_with_options).
+///
+/// # Safety
+/// `bytes` readable for `len` bytes or NULL; `options` readable or NULL; `out` writable or NULL.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn crk_made_load_buffer_with_options(
+    bytes: *const u8,
+    len: usize,
+    options: *const crk_made_load_options,
+    out: *mut *mut crk_made,
+) -> crk_status {
+    guard(|| {
+        // SAFETY: forwarded from the caller.
+        unsafe { prepare_handle_out(out, "out")? };
+        if bytes.is_null() {
+            return Err(Error::NullPointer("bytes is NULL".into()));
+        }
+        // SAFETY: forwarded from the caller.
+        let data = unsafe { input(bytes, len, "bytes")? };
+        // SAFETY: readable or NULL (the caller promises).
+        let options = options_from_c(unsafe { options.as_ref() })?;
+        let inner = Made::from_safetensors(data, &options)?;
+        // SAFETY: checked above.
+        unsafe { write_handle(out, crk_made { inner }) }
+    })
+}
+
+/// The model's sizes: context inputs C, data dimensions D, mixture components K (any out
+/// pointer may be NULL).
+///
+/// # Safety
+/// `m` a live handle or NULL; each out-pointer writable or NULL.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn crk_made_dims(
+    m: *const crk_made,
+    n_context: *mut usize,
+    n_dims: *mut usize,
+    n_components: *mut usize,
+) -> crk_status {
+    guard(|| {
+        // SAFETY: forwarded from the caller.
+        let made = &unsafe { handle(m, "m")? }.inner;
+        for (ptr, value) in
+            [(n_context, made.n_context()), (n_dims, made.n_dims()), (n_components, made.n_components())]
+        {
+            // SAFETY: writable or NULL (the caller promises).
+            if let Some(slot) = unsafe { ptr.as_mut() } {
+                *slot = value;
+            }
+        }
+        Ok(())
+    })
+}
+
+/// The autoregressive order: `order[t]` is the data dimension drawn t-th (increasing degree);
+/// `order` has n_dims entries. crk_made_sample_given fixes a leading part of this order.
+///
+/// # Safety
+/// `m` a live handle or NULL; `order` writable for n_dims values or NULL.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn crk_made_order(m: *const crk_made, order: *mut usize) -> crk_status {
+    guard(|| {
+        // SAFETY: forwarded from the caller.
+        let made = &unsafe { handle(m, "m")? }.inner;
+        // SAFETY: forwarded from the caller.
+        let out = unsafe { output(order, made.n_dims(), "order")? };
+        out.copy_from_slice(made.order());
+        Ok(())
+    })
+}
+
+/// Borrows an input of `n` values, or copies it when its bytes overlap the `n_out` values of
+/// `out` (so that no Rust reference aliases the output).
+///
+/// # Safety
+/// As [`input`].
+unsafe fn input_apart<'a, T: Copy>(
+    ptr: *const T,
+    n: usize,
+    out: *const T,
+    n_out: usize,
+    name: &str,
+) -> Result<Cow<'a, [T]>> {
+    // SAFETY: forwarded from the caller.
+    let slice = unsafe { input(ptr, n, name)? };
+    let bytes = |count: usize| count.saturating_mul(size_of::<T>());
+    let (a, b) = (ptr as usize, out as usize);
+    let apart =
+        n == 0 || n_out == 0 || a.saturating_add(bytes(n)) <= b || b.saturating_add(bytes(n_out)) <= a;
+    Ok(if apart { Cow::Borrowed(slice) } else { Cow::Owned(slice.to_vec()) })
+}
+
+/// Element count n x width, or an error.
+fn count(n: usize, width: usize, name: &str) -> Result<usize> {
+    n.checked_mul(width).ok_or_else(|| Error::InvalidArgument(format!("{name}: n = {n} is too large")))
+}
+
+/// log p(x | context) for n rows, in the user's (unstandardised) space, the Jacobian of the
+/// model's standardisation included; on `n_threads` threads (0: all cores), with results that
+/// do not depend on the thread count. context: [n][n_context] (may be NULL when n_context = 0);
+/// x: [n][n_dims]; log_prob: [n]. Values never NaN: clamped to [-FLT_MAX, FLT_MAX].
+///
+/// Errors (nothing written): CRK_ERR_NULL_POINTER; CRK_ERR_INVALID_ARGUMENT (n = 0, NaN or
+/// infinite input, naming the row and column); CRK_ERR_OUT_OF_DOMAIN (an input so large that
+/// the f32 network overflows; log_prob is then filled with NaN).
+///
+/// # Safety
+/// `m` a live handle or NULL; arrays of the given sizes or NULL.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn crk_made_log_prob(
+    m: *const crk_made,
+    context: *const f32,
+    x: *const f32,
+    n: usize,
+    n_threads: usize,
+    log_prob: *mut f32,
+) -> crk_status {
+    guard(|| {
+        // SAFETY: forwarded from the caller.
+        let made = &unsafe { handle(m, "m")? }.inner;
+        if n == 0 {
+            return Err(Error::InvalidArgument("n = 0: the batch is empty".into()));
+        }
+        let (n_c, n_x) = (count(n, made.n_context(), "context")?, count(n, made.n_dims(), "x")?);
+        // SAFETY: forwarded from the caller; copied where they overlap log_prob.
+        let context = unsafe { input_apart(context, n_c, log_prob, n, "context")? };
+        // SAFETY: as above.
+        let x = unsafe { input_apart(x, n_x, log_prob, n, "x")? };
+        // SAFETY: forwarded from the caller; no input borrowed above overlaps it.
+        let out = unsafe { output(log_prob, n, "log_prob")? };
+        made.log_prob_parallel(&context, &x, n_threads, out)
+    })
+}
+
+/// Draws n samples, sample i conditioned on context row i and drawn from the Philox stream
+/// (seed, i): the same on any thread count. context: [n][n_context] (may be NULL when
+/// n_context = 0); x_out: [n][n_dims], in the user's space.
+///
+/// Errors (nothing written): CRK_ERR_NULL_POINTER; CRK_ERR_INVALID_ARGUMENT (n = 0, NaN or
+/// infinite context).
+///
+/// # Safety
+/// `m` a live handle or NULL; arrays of the given sizes or NULL.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn crk_made_sample(
+    m: *const crk_made,
+    context: *const f32,
+    n: usize,
+    seed: u64,
+    n_threads: usize,
+    x_out: *mut f32,
+) -> crk_status {
+    guard(|| {
+        // SAFETY: forwarded from the caller.
+        let made = &unsafe { handle(m, "m")? }.inner;
+        if n == 0 {
+            return Err(Error::InvalidArgument("n = 0: the batch is empty".into()));
+        }
+        // SAFETY: forwarded from the caller.
+        let context = unsafe { input(context, count(n, made.n_context(), "context")?, "context")? }.to_vec();
+        // SAFETY: forwarded from the caller; the context was copied, so x_out may overlap it.
+        let out = unsafe { output(x_out, count(n, made.n_dims(), "x_out")?, "x_out")? };
+        made.sample_parallel(&context, seed, 0, n_threads, out)
+    })
+}
+
+/// Conditional sampling: the `n_given` dimensions listed in `given_dims` (which must be the
+/// first n_given of crk_made_order, in any order) keep the values in `x`; the others are
+/// drawn from p(rest | given, context) and written into `x` ([n][n_dims], in/out). Sample i
+/// draws from the Philox stream (seed, i).
+///
+/// Errors (x unchanged): CRK_ERR_NULL_POINTER; CRK_ERR_INVALID_ARGUMENT (n = 0, dimensions that
+/// do not lead the order, NaN or infinite given values or context).
+///
+/// # Safety
+/// `m` a live handle or NULL; arrays of the given sizes or NULL.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn crk_made_sample_given(
+    m: *const crk_made,
+    context: *const f32,
+    given_dims: *const usize,
+    n_given: usize,
+    n: usize,
+    seed: u64,
+    n_threads: usize,
+    x: *mut f32,
+) -> crk_status {
+    guard(|| {
+        // SAFETY: forwarded from the caller.
+        let made = &unsafe { handle(m, "m")? }.inner;
+        if n == 0 {
+            return Err(Error::InvalidArgument("n = 0: the batch is empty".into()));
+        }
+        // SAFETY: forwarded from the caller.
+        let context = unsafe { input(context, count(n, made.n_context(), "context")?, "context")? }.to_vec();
+        // SAFETY: forwarded from the caller.
+        let given = unsafe { input(given_dims, n_given, "given_dims")? }.to_vec();
+        // SAFETY: forwarded from the caller; the inputs were copied.
+        let x = unsafe { output(x, count(n, made.n_dims(), "x")?, "x")? };
+        made.sample_given_parallel(&context, &given, seed, 0, n_threads, x)
+    })
+}
+
+/// Releases a model; NULL is a no-op.
+///
+/// # Safety
+/// `m` NULL or a live handle, not used afterwards.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn crk_made_free(m: *mut crk_made) {
+    // SAFETY: forwarded from the caller.
+    unsafe { free_handle(m) }
+}
+
+/// Borrows a mixture's K parameters (logits, means, ln sigma; pi = softmax(logits)).
+///
+/// # Safety
+/// Each pointer readable for `k` values or NULL.
+unsafe fn mixture_from_c(
+    logits: *const f64,
+    means: *const f64,
+    log_scales: *const f64,
+    k: usize,
+) -> Result<[Vec<f64>; 3]> {
+    if k == 0 {
+        return Err(Error::InvalidArgument("k = 0: a mixture needs a component".into()));
+    }
+    // SAFETY: forwarded from the caller; copied, so that the output may overlap them.
+    let parameters = unsafe {
+        [
+            input(logits, k, "logits")?.to_vec(),
+            input(means, k, "means")?.to_vec(),
+            input(log_scales, k, "log_scales")?.to_vec(),
+        ]
+    };
+    Mixture::new(&parameters[0], &parameters[1], &parameters[2])?;
+    Ok(parameters)
+}
+
+/// Runs a mixture batch kernel over `n` inputs.
+///
+/// # Safety
+/// As the public mixture functions.
+#[allow(clippy::too_many_arguments)]
+unsafe fn mixture_batch(
+    logits: *const f64,
+    means: *const f64,
+    log_scales: *const f64,
+    k: usize,
+    values: *const f64,
+    values_name: &str,
+    n: usize,
+    out: *mut f64,
+    kernel: fn(&Mixture<'_>, &[f64], &mut [f64]) -> Result<()>,
+) -> crk_status {
+    guard(|| {
+        // SAFETY: forwarded from the caller.
+        let [l, m, s] = unsafe { mixture_from_c(logits, means, log_scales, k)? };
+        let mixture = Mixture::new(&l, &m, &s)?;
+        if n == 0 {
+            return Err(Error::InvalidArgument("n = 0: the batch is empty".into()));
+        }
+        // SAFETY: forwarded from the caller; copied so that out may alias the input.
+        let values = unsafe { input(values, n, values_name)? }.to_vec();
+        // SAFETY: forwarded from the caller.
+        let out = unsafe { output(out, n, "out")? };
+        kernel(&mixture, &values, out)
+    })
+}
+
+/// ln p(x_i) of the 1-D Gaussian mixture p(x) = sum_k softmax(logits)_k N(x; means_k,
+/// exp(log_scales_k)^2), for n values x (stable log-sum-exp: finite far in the tails).
+///
+/// Errors: CRK_ERR_NULL_POINTER; CRK_ERR_INVALID_ARGUMENT (k = 0, n = 0, NaN parameters or x).
+///
+/// # Safety
+/// Parameter arrays readable for k values, x for n, out writable for n.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn crk_mixture_log_pdf(
+    logits: *const f64,
+    means: *const f64,
+    log_scales: *const f64,
+    k: usize,
+    x: *const f64,
+    n: usize,
+    out: *mut f64,
+) -> crk_status {
+    // SAFETY: forwarded from the caller.
+    unsafe { mixture_batch(logits, means, log_scales, k, x, "x", n, out, |m, v, o| m.log_pdf_batch(v, o)) }
+}
+
+/// P(X <= x_i) of the mixture (see crk_mixture_log_pdf). Errors as crk_mixture_log_pdf.
+///
+/// # Safety
+/// As crk_mixture_log_pdf.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn crk_mixture_cdf(
+    logits: *const f64,
+    means: *const f64,
+    log_scales: *const f64,
+    k: usize,
+    x: *const f64,
+    n: usize,
+    out: *mut f64,
+) -> crk_status {
+    // SAFETY: forwarded from the caller.
+    unsafe { mixture_batch(logits, means, log_scales, k, x, "x", n, out, |m, v, o| m.cdf_batch(v, o)) }
+}
+
+/// The p_i-quantiles of the mixture (see crk_mixture_log_pdf), p_i in (0, 1). Errors as
+/// crk_mixture_log_pdf, and for p outside (0, 1).
+///
+/// # Safety
+/// As crk_mixture_log_pdf.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn crk_mixture_quantile(
+    logits: *const f64,
+    means: *const f64,
+    log_scales: *const f64,
+    k: usize,
+    p: *const f64,
+    n: usize,
+    out: *mut f64,
+) -> crk_status {
+    // SAFETY: forwarded from the caller.
+    unsafe { mixture_batch(logits, means, log_scales, k, p, "p", n, out, |m, v, o| m.quantile_batch(v, o)) }
+}
+
+/// n draws of the mixture (see crk_mixture_log_pdf): draw i from the Philox stream
+/// (seed, first_sample + i), one uniform for the component and one normal for the value.
+/// Errors as crk_mixture_log_pdf.
+///
+/// # Safety
+/// Parameter arrays readable for k values, out writable for n.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn crk_mixture_sample(
+    logits: *const f64,
+    means: *const f64,
+    log_scales: *const f64,
+    k: usize,
+    seed: u64,
+    first_sample: u64,
+    n: usize,
+    out: *mut f64,
+) -> crk_status {
+    guard(|| {
+        // SAFETY: forwarded from the caller.
+        let [l, m, s] = unsafe { mixture_from_c(logits, means, log_scales, k)? };
+        let mixture = Mixture::new(&l, &m, &s)?;
+        if n == 0 {
+            return Err(Error::InvalidArgument("n = 0: the batch is empty".into()));
+        }
+        // SAFETY: forwarded from the caller.
+        let out = unsafe { output(out, n, "out")? };
+        mixture.sample_batch(seed, first_sample, out)
+    })
+}

@@ -1,0 +1,162 @@
+/* The C contract of issue 4: the MADE emulator (load from a file and a buffer, sizes, order,
+ * log-densities, samples, conditional samples) and the 1-D mixture kernels, and bad input
+ * from C: NULL pointers, n = 0, corrupt buffers, NaN input. Run from the package root. */
+#include "crkernels.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static int failures = 0;
+
+#define CHECK(cond, ...)                                  \
+    do {                                                  \
+        if (!(cond)) {                                    \
+            ++failures;                                   \
+            printf("FAIL %s:%d: ", __FILE__, __LINE__);   \
+            printf(__VA_ARGS__);                          \
+            printf("\n");                                 \
+        }                                                 \
+    } while (0)
+
+static void expect_error(crk_status got, crk_status want, const char *mention, const char *what) {
+    CHECK(got == want, "%s: status %d, want %d (%s)", what, (int)got, (int)want, crk_last_error_message());
+    CHECK(strlen(crk_last_error_message()) > 0, "%s: empty error message", what);
+    if (mention != NULL) {
+        CHECK(strstr(crk_last_error_message(), mention) != NULL, "%s: message '%s' does not name '%s'", what,
+              crk_last_error_message(), mention);
+    }
+}
+
+static unsigned char *read_file(const char *path, size_t *len) {
+    FILE *f = fopen(path, "rb");
+    unsigned char *bytes;
+    long size;
+    if (f == NULL) return NULL;
+    fseek(f, 0, SEEK_END);
+    size = ftell(f);
+    fseek(f, 0, SEEK_SET);
+    bytes = (unsigned char *)malloc((size_t)size);
+    if (bytes != NULL && fread(bytes, 1, (size_t)size, f) != (size_t)size) {
+        free(bytes);
+        bytes = NULL;
+    }
+    fclose(f);
+    *len = (size_t)size;
+    return bytes;
+}
+
+#define MODEL "tests/data/made/plain_h2_relu_k10_ctx0_std.safetensors"
+#define N 40
+
+int main(void) {
+    crk_made *made = NULL, *from_buffer = NULL, *bad = (crk_made *)&failures;
+    size_t n_context = 0, n_dims = 0, n_components = 0, order[8], i, j, len = 0;
+    float context[N * 3], x[N * 8], again[N * 8], lp1[N], lp2[N], lp3[N];
+    size_t given_dims[2];
+    unsigned char *bytes;
+
+    CHECK(crk_made_load(MODEL, &made) == CRK_OK, "load: %s", crk_last_error_message());
+    if (made == NULL) return 1;
+    CHECK(crk_made_dims(made, &n_context, &n_dims, &n_components) == CRK_OK, "dims");
+    CHECK(n_context == 3 && n_dims == 5 && n_components == 10, "dims %zu %zu %zu", n_context, n_dims, n_components);
+    CHECK(crk_made_order(made, order) == CRK_OK, "order");
+
+    for (i = 0; i < N * n_context; ++i) context[i] = (float)sin(0.37 * (double)i);
+    /* Samples: the same on 1 and 2 threads, and for the same seed. */
+    CHECK(crk_made_sample(made, context, N, 42, 1, x) == CRK_OK, "sample: %s", crk_last_error_message());
+    CHECK(crk_made_sample(made, context, N, 42, 2, again) == CRK_OK, "sample 2 threads");
+    CHECK(memcmp(x, again, sizeof(float) * N * n_dims) == 0, "samples depend on the thread count");
+    for (i = 0; i < N * n_dims; ++i) CHECK(isfinite(x[i]), "sample %zu not finite", i);
+
+    /* Log-densities: finite, the same on any thread count and for a model loaded from memory. */
+    CHECK(crk_made_log_prob(made, context, x, N, 1, lp1) == CRK_OK, "log_prob: %s", crk_last_error_message());
+    CHECK(crk_made_log_prob(made, context, x, N, 2, lp2) == CRK_OK, "log_prob 2 threads");
+    CHECK(memcmp(lp1, lp2, sizeof lp1) == 0, "log_prob depends on the thread count");
+    for (i = 0; i < N; ++i) CHECK(isfinite(lp1[i]) && lp1[i] < 100.0f, "log_prob %zu = %g", i, lp1[i]);
+    bytes = read_file(MODEL, &len);
+    CHECK(bytes != NULL, "read " MODEL);
+    if (bytes != NULL) {
+        CHECK(crk_made_load_buffer(bytes, len, &from_buffer) == CRK_OK, "load_buffer: %s", crk_last_error_message());
+        CHECK(crk_made_log_prob(from_buffer, context, x, N, 0, lp3) == CRK_OK, "log_prob buffer model");
+        CHECK(memcmp(lp1, lp3, sizeof lp1) == 0, "file and buffer models differ");
+        /* A truncated or corrupt buffer: CRK_ERR_FORMAT, out set to NULL. */
+        bad = (crk_made *)&failures;
+        expect_error(crk_made_load_buffer(bytes, len / 2, &bad), CRK_ERR_FORMAT, NULL, "truncated buffer");
+        CHECK(bad == NULL, "out not cleared on failure");
+        bytes[3] ^= 0x40;
+        expect_error(crk_made_load_buffer(bytes, len, &bad), CRK_ERR_FORMAT, NULL, "corrupt header size");
+        free(bytes);
+    }
+
+    /* Conditional sampling: the first two dimensions of the order keep their values. */
+    given_dims[0] = order[1];
+    given_dims[1] = order[0];
+    memcpy(again, x, sizeof(float) * N * n_dims);
+    CHECK(crk_made_sample_given(made, context, given_dims, 2, N, 7, 2, again) == CRK_OK, "sample_given: %s",
+          crk_last_error_message());
+    for (i = 0; i < N; ++i) {
+        for (j = 0; j < 2; ++j) CHECK(again[i * n_dims + order[j]] == x[i * n_dims + order[j]], "given value changed");
+    }
+    given_dims[0] = order[2];
+    expect_error(crk_made_sample_given(made, context, given_dims, 2, N, 7, 1, again), CRK_ERR_INVALID_ARGUMENT,
+                 "autoregressive order", "given dims not leading");
+
+    /* Bad input. */
+    expect_error(crk_made_load(NULL, &bad), CRK_ERR_NULL_POINTER, "path", "NULL path");
+    expect_error(crk_made_load(MODEL, NULL), CRK_ERR_NULL_POINTER, "out", "NULL out");
+    expect_error(crk_made_load("tests/data/made/no_such_model.safetensors", &bad), CRK_ERR_IO, "no_such_model",
+                 "missing file");
+    expect_error(crk_made_load("tests/data/made/bad_format.safetensors", &bad), CRK_ERR_FORMAT, "format",
+                 "wrong format string");
+    expect_error(crk_made_load("tests/data/made/bad_degrees.safetensors", &bad), CRK_ERR_FORMAT, "hidden.0.degrees",
+                 "inconsistent degrees");
+    expect_error(crk_made_load("tests/data/made/bad_context_degree.safetensors", &bad), CRK_ERR_FORMAT,
+                 "degrees.input", "context degree among data degrees");
+    expect_error(crk_made_load_buffer(NULL, 10, &bad), CRK_ERR_NULL_POINTER, "bytes", "NULL buffer");
+    expect_error(crk_made_dims(NULL, &n_context, NULL, NULL), CRK_ERR_NULL_POINTER, "m", "NULL model");
+    expect_error(crk_made_log_prob(made, context, x, 0, 1, lp1), CRK_ERR_INVALID_ARGUMENT, "n = 0", "n = 0");
+    expect_error(crk_made_sample(made, context, 0, 1, 1, x), CRK_ERR_INVALID_ARGUMENT, "n = 0", "sample n = 0");
+    expect_error(crk_made_log_prob(made, NULL, x, N, 1, lp1), CRK_ERR_NULL_POINTER, "context", "NULL context");
+    expect_error(crk_made_log_prob(made, context, NULL, N, 1, lp1), CRK_ERR_NULL_POINTER, "x", "NULL x");
+    expect_error(crk_made_log_prob(made, context, x, N, 1, NULL), CRK_ERR_NULL_POINTER, "log_prob", "NULL out");
+    x[3 * n_dims + 2] = (float)NAN;
+    lp1[0] = 123.0f;
+    expect_error(crk_made_log_prob(made, context, x, N, 2, lp1), CRK_ERR_INVALID_ARGUMENT, "x[3][2]", "NaN in x");
+    CHECK(lp1[0] == 123.0f, "output written on failure");
+    context[5] = (float)INFINITY;
+    expect_error(crk_made_sample(made, context, N, 1, 1, again), CRK_ERR_INVALID_ARGUMENT, "context[1][2]",
+                 "infinite context");
+
+    /* The 1-D mixture kernels: one Gaussian N(1, 2^2) and a two-component mixture. */
+    {
+        double logit[2] = {0.0, 0.5}, mean[2] = {1.0, -2.0}, log_scale[2] = {0.69314718055994531, 0.0};
+        double at[3] = {1.0, 3.0, 1e6}, out[3], p[2] = {0.5, 0.9}, q[2], draws[1000], sum = 0.0;
+        CHECK(crk_mixture_log_pdf(logit, mean, log_scale, 1, at, 3, out) == CRK_OK, "mixture log_pdf");
+        CHECK(fabs(out[1] - (-0.69314718055994531 - 0.91893853320467274 - 0.5)) < 1e-14, "log_pdf %.17g", out[1]);
+        CHECK(isfinite(out[2]) && out[2] < -1e10, "far tail %g", out[2]);
+        CHECK(crk_mixture_cdf(logit, mean, log_scale, 1, at, 1, out) == CRK_OK && fabs(out[0] - 0.5) < 1e-15,
+              "cdf at the mean");
+        CHECK(crk_mixture_quantile(logit, mean, log_scale, 2, p, 2, q) == CRK_OK, "quantile");
+        CHECK(crk_mixture_cdf(logit, mean, log_scale, 2, q, 2, out) == CRK_OK, "cdf of quantiles");
+        CHECK(fabs(out[0] - 0.5) < 1e-12 && fabs(out[1] - 0.9) < 1e-12, "quantile round trip %g %g", out[0], out[1]);
+        CHECK(crk_mixture_sample(logit, mean, log_scale, 1, 3, 0, 1000, draws) == CRK_OK, "mixture sample");
+        for (i = 0; i < 1000; ++i) sum += draws[i];
+        CHECK(fabs(sum / 1000.0 - 1.0) < 0.3, "sample mean %g", sum / 1000.0);
+        expect_error(crk_mixture_log_pdf(logit, mean, log_scale, 0, at, 3, out), CRK_ERR_INVALID_ARGUMENT, "k = 0",
+                     "k = 0");
+        expect_error(crk_mixture_log_pdf(logit, mean, log_scale, 1, at, 0, out), CRK_ERR_INVALID_ARGUMENT, "n = 0",
+                     "mixture n = 0");
+        expect_error(crk_mixture_quantile(logit, mean, log_scale, 1, at, 1, out), CRK_ERR_INVALID_ARGUMENT, "p[0]",
+                     "p = 1");
+        expect_error(crk_mixture_cdf(NULL, mean, log_scale, 1, at, 1, out), CRK_ERR_NULL_POINTER, "logits",
+                     "NULL logits");
+    }
+
+    crk_made_free(made);
+    crk_made_free(from_buffer);
+    crk_made_free(NULL);
+    if (failures == 0) printf("test_made: all checks passed\n");
+    return failures == 0 ? 0 : 1;
+}
