@@ -15,8 +15,8 @@ float32 ONNX graphs with the onnx helper API and times them on the CPU:
 Masks are folded into the constant weights (as a loader would). Threads: intra_op_num_threads =
 1 and 2. The ONNX log_prob is checked against the float64 NumPy reference
 (tests/reference/made_reference.py). If target/release/libcrkernels.so exports crk_made_log_prob /
-crk_made_sample (checked with nm -D) they are reported; calling them needs their C signatures,
-which this script only attempts when the header declares them (otherwise it says so and skips).
+crk_made_sample they are timed in the same process through ctypes, on the same batch and thread
+counts, and the ratios against onnxruntime are printed (cargo build --release first).
 
     python3 -m venv .venv-made && .venv-made/bin/pip install -r bench/requirements-made.txt
     .venv-made/bin/python bench/made_onnx.py [--n 10000] [--repeats 5]
@@ -25,6 +25,7 @@ which this script only attempts when the header declares them (otherwise it says
 from __future__ import annotations
 
 import argparse
+import ctypes
 import os
 import platform
 import subprocess
@@ -168,6 +169,39 @@ def crk_symbols():
                        if ln.split() and ln.split()[-1].startswith("crk_made")})
 
 
+def crk_open(so):
+    """Loads the shared library and the benchmark model through the C ABI (crk_made_load)."""
+    lib = ctypes.CDLL(so)
+    c_size, c_float_p = ctypes.c_size_t, ctypes.POINTER(ctypes.c_float)
+    lib.crk_made_load.argtypes = [ctypes.c_char_p, ctypes.POINTER(ctypes.c_void_p)]
+    lib.crk_made_log_prob.argtypes = [ctypes.c_void_p, c_float_p, c_float_p, c_size, c_size,
+                                      c_float_p]
+    lib.crk_made_sample.argtypes = [ctypes.c_void_p, c_float_p, c_size, ctypes.c_uint64, c_size,
+                                    c_float_p]
+    lib.crk_made_free.argtypes = [ctypes.c_void_p]
+    lib.crk_last_error_message.restype = ctypes.c_char_p
+    handle = ctypes.c_void_p()
+    if lib.crk_made_load(MODEL.encode(), ctypes.byref(handle)) != 0:
+        raise RuntimeError(lib.crk_last_error_message().decode())
+    return lib, handle
+
+
+def _floats(a):
+    return a.ctypes.data_as(ctypes.POINTER(ctypes.c_float))
+
+
+def crk_log_prob(lib, handle, ctx, x, threads, out):
+    status = lib.crk_made_log_prob(handle, _floats(ctx), _floats(x), len(x), threads, _floats(out))
+    if status != 0:
+        raise RuntimeError(lib.crk_last_error_message().decode())
+
+
+def crk_sample(lib, handle, ctx, seed, threads, out):
+    status = lib.crk_made_sample(handle, _floats(ctx), len(ctx), seed, threads, _floats(out))
+    if status != 0:
+        raise RuntimeError(lib.crk_last_error_message().decode())
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--n", type=int, default=10000)
@@ -234,14 +268,28 @@ def main():
           f"max |z| = {np.abs(zdiff).max():.2f} over {model.D} dims")
 
     so, syms = crk_symbols()
-    if syms is None:
-        print(f"\ncrkernels: {os.path.relpath(so, ROOT)} not built (or nm failed): skipped")
-    elif not {"crk_made_log_prob", "crk_made_sample"} & set(syms):
-        print(f"\ncrkernels: no crk_made_log_prob / crk_made_sample in {os.path.relpath(so, ROOT)}"
-              f" (crk_made* symbols: {syms or 'none'}): skipped")
-    else:
-        print(f"\ncrkernels exports {syms}; their C signatures are not wired into this script "
-              f"yet: time them with the Rust benches and compare with the numbers above")
+    if syms is None or not {"crk_made_log_prob", "crk_made_sample"} <= set(syms):
+        print(f"\ncrkernels: {os.path.relpath(so, ROOT)} not built, or without crk_made_log_prob /"
+              f" crk_made_sample: skipped (cargo build --release first)")
+        return 0
+    lib, handle = crk_open(so)
+    try:
+        got = np.empty(n, np.float32)
+        crk_log_prob(lib, handle, ctx, x, 1, got)
+        print(f"\ncrkernels log_prob vs NumPy f64, the same {n} rows: max abs "
+              f"{np.abs(got.astype(np.float64) - ref).max():.3e}")
+        print(f"\n{'what (same process, same batch)':44s} {'threads':>7s} {'spectra/s':>12s} "
+              f"{'vs ORT':>8s}")
+        out_x = np.empty((n, model.D), np.float32)
+        for th in args.threads:
+            tl = best_of(lambda: crk_log_prob(lib, handle, ctx, x, th, got), args.repeats)
+            print(f"{'crkernels log_prob':44s} {th:7d} {n / tl:12.4g} "
+                  f"{n / tl / results[('log_prob', th)]:7.1f}x")
+            ts = best_of(lambda: crk_sample(lib, handle, one_ctx, 1, th, out_x), args.repeats)
+            print(f"{'crkernels sample (one pass per sample)':44s} {th:7d} {n / ts:12.4g} "
+                  f"{n / ts / results[('sample', th)]:7.1f}x")
+    finally:
+        lib.crk_made_free(handle)
     return 0
 
 
