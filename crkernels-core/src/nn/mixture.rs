@@ -315,6 +315,28 @@ mod tests {
         assert!(m.quantile(f64::NAN).is_err());
     }
 
+    /// The cdf (erfc of each component) against Gauss-Legendre quadrature of the pdf (exp of
+    /// log_pdf), on 0.05-wide panels from far in the left tail.
+    #[test]
+    fn cdf_is_the_integral_of_the_pdf() {
+        let m = Mixture::new(&[0.0, 1.0, -2.0], &[-3.0, 0.5, 6.0], &[0.0, -1.0, 1.0]).unwrap();
+        let rule = crate::math::quadrature::gauss_legendre(12);
+        let (start, width) = (-40.0, 0.05);
+        let (mut panel, mut integral) = (0, 0.0);
+        for target in [-6.0, -3.0, 0.0, 0.5, 2.0, 6.0, 12.0] {
+            // Panel k covers start + [k, k + 1] width (computed from k: no drift).
+            while start + (panel as f64) * width < target - 1e-9 {
+                let center = start + (panel as f64 + 0.5) * width;
+                integral += rule
+                    .iter()
+                    .map(|&(x, w)| w * 0.5 * width * exp(m.log_pdf(center + 0.5 * width * x)))
+                    .sum::<f64>();
+                panel += 1;
+            }
+            assert!((m.cdf(target) - integral).abs() < 1e-13, "x {target}: {} vs {integral}", m.cdf(target));
+        }
+    }
+
     #[test]
     fn bad_parameters_are_named() {
         let err = Mixture::new(&[0.0], &[f64::NAN], &[0.0]).unwrap_err();
