@@ -6,11 +6,12 @@
  * Conventions:
  * - Every fallible function returns a crk_status (CRK_OK = 0) and writes results through
  *   out-pointers; on failure nothing is written and crk_last_error_message() says why.
- * - Handles (crk_losses, crk_transport, crk_ensemble, crk_made) are made by crk_*_new or
+ * - Handles (crk_losses, crk_transport, crk_ensemble, crk_made, crk_network) are made by crk_*_new or
  *   crk_*_load and released by crk_*_free; free(NULL) is a no-op. They are immutable and may
  *   be shared across threads.
  * - Batch functions take n values; n = 0 is a valid no-op (NULL arrays allowed then), except
- *   in the emulator functions (crk_made_*, crk_mixture_*), where n = 0 is
+ *   in the emulator and network functions (crk_made_*, crk_mixture_*, crk_conv*, crk_*pool*,
+ *   crk_dense_f32, crk_activation_f32, crk_softmax_f32, crk_network_*), where n = 0 is
  *   CRK_ERR_INVALID_ARGUMENT.
  * - Units: energy GeV, time Myr, distance kpc, diffusion cm^2/s, energy density eV/cm^3,
  *   temperature K, magnetic field microgauss; loss rates b(E) = -dE/dt > 0 in GeV/s.
@@ -46,6 +47,12 @@ typedef struct crk_losses crk_losses;
  may be shared across threads (each call uses its own working memory).
  */
 typedef struct crk_made crk_made;
+
+/*
+ A loaded network (crkernels.network.v1 file): made by crk_network_load*, released with
+ crk_network_free. Immutable; may be shared across threads.
+ */
+typedef struct crk_network crk_network;
 
 /*
  Electron transport tables over [E_min, E_max]: an opaque handle made by
@@ -172,6 +179,53 @@ typedef struct crk_made_load_options {
 } crk_made_load_options;
 
 /*
+ Convolution hyper-parameters; arrays are [height, width] (a conv1d uses index 1 only).
+ Padding is symmetric: padding[a] zeros before and after axis a (the Rust API and network
+ files take asymmetric padding).
+ */
+typedef struct crk_conv_params {
+  /*
+   Step between output positions (>= 1).
+   */
+  size_t stride[2];
+  /*
+   Zeros added on each side.
+   */
+  size_t padding[2];
+  /*
+   Spacing between kernel taps (>= 1).
+   */
+  size_t dilation[2];
+  /*
+   Channel groups (>= 1; c_in and c_out must be multiples; groups = c_in is depthwise).
+   */
+  size_t groups;
+} crk_conv_params;
+
+/*
+ Pooling hyper-parameters; arrays are [height, width] (1-D pooling uses index 1 only).
+ */
+typedef struct crk_pool_params {
+  /*
+   Window size (>= 1).
+   */
+  size_t kernel[2];
+  /*
+   Step between windows (>= 1).
+   */
+  size_t stride[2];
+  /*
+   Padding on each side (< kernel).
+   */
+  size_t padding[2];
+  /*
+   Average pooling: 1 divides by the full window (padded cells count as zeros), 0 by the
+   number of input cells in the window. Ignored by max pooling.
+   */
+  int32_t count_include_pad;
+} crk_pool_params;
+
+/*
  Success.
  */
 #define CRK_OK 0
@@ -292,6 +346,16 @@ typedef struct crk_made_load_options {
  max(x, 0).
  */
 #define CRK_ACTIVATION_RELU 2
+
+/*
+ x for x > 0, alpha x otherwise (crk_activation_f32).
+ */
+#define CRK_ACTIVATION_LEAKY_RELU 3
+
+/*
+ x for x > 0, alpha (e^x - 1) otherwise (crk_activation_f32).
+ */
+#define CRK_ACTIVATION_ELU 4
 
 #ifdef __cplusplus
 extern "C" {
@@ -709,6 +773,313 @@ crk_status crk_mixture_sample(const double *logits,
                               uint64_t first_sample,
                               size_t n,
                               double *out);
+
+/*
+ 2-D convolution (cross-correlation, as PyTorch's conv2d): input [n][c_in][h][w], weight
+ [c_out][c_in/groups][kh][kw], bias [c_out] or NULL, output [n][c_out][h_out][w_out] (sizes
+ from crk_conv2d_output_shape). out[o][y][x] = bias[o] + sum over c, i, j of
+ w[o][c][i][j] in_padded[g c_in/groups + c][y stride[0] + i dilation[0]][x stride[1] +
+ j dilation[1]], g = o / (c_out/groups). Runs on the calling thread.
+
+ Errors: CRK_ERR_NULL_POINTER (input, weight, params, output); CRK_ERR_INVALID_ARGUMENT
+ (a zero size, stride or dilation; c_in or c_out not divisible by groups; a dilated kernel
+ larger than the padded input; sizes whose products overflow; a non-finite weight, bias or
+ input value).
+
+ # Safety
+ Each array NULL or holding the values above; `params` NULL or readable.
+ */
+crk_status crk_conv2d_f32(const float *input,
+                          size_t n,
+                          size_t c_in,
+                          size_t h,
+                          size_t w,
+                          const float *weight,
+                          const float *bias,
+                          size_t c_out,
+                          size_t kh,
+                          size_t kw,
+                          const struct crk_conv_params *params,
+                          float *output);
+
+/*
+ 1-D convolution: input [n][c_in][len], weight [c_out][c_in/groups][k], bias [c_out] or
+ NULL, output [n][c_out][len_out] (crk_conv1d_output_length). Uses index 1 of the stride,
+ padding and dilation of `params`. Errors as crk_conv2d_f32.
+
+ # Safety
+ As crk_conv2d_f32.
+ */
+crk_status crk_conv1d_f32(const float *input,
+                          size_t n,
+                          size_t c_in,
+                          size_t len,
+                          const float *weight,
+                          const float *bias,
+                          size_t c_out,
+                          size_t k,
+                          const struct crk_conv_params *params,
+                          float *output);
+
+/*
+ The output size of a conv2d: per axis (in + 2 padding - dilation (k - 1) - 1) / stride + 1.
+
+ Errors: CRK_ERR_NULL_POINTER; CRK_ERR_INVALID_ARGUMENT (zero sizes, strides or dilations,
+ a dilated kernel larger than the padded input, overflow).
+
+ # Safety
+ `params` NULL or readable; `h_out`, `w_out` NULL or writable.
+ */
+crk_status crk_conv2d_output_shape(size_t h,
+                                   size_t w,
+                                   size_t kh,
+                                   size_t kw,
+                                   const struct crk_conv_params *params,
+                                   size_t *h_out,
+                                   size_t *w_out);
+
+/*
+ The output length of a conv1d (index 1 of `params`). Errors as crk_conv2d_output_shape.
+
+ # Safety
+ `params` NULL or readable; `len_out` NULL or writable.
+ */
+crk_status crk_conv1d_output_length(size_t len,
+                                    size_t k,
+                                    const struct crk_conv_params *params,
+                                    size_t *len_out);
+
+/*
+ The output size of a 2-D pooling: per axis (in + 2 padding - kernel) / stride + 1.
+
+ Errors: CRK_ERR_NULL_POINTER; CRK_ERR_INVALID_ARGUMENT (zero sizes or strides, padding not
+ smaller than the kernel, a kernel larger than the padded input).
+
+ # Safety
+ `params` NULL or readable; `h_out`, `w_out` NULL or writable.
+ */
+crk_status crk_pool2d_output_shape(size_t h,
+                                   size_t w,
+                                   const struct crk_pool_params *params,
+                                   size_t *h_out,
+                                   size_t *w_out);
+
+/*
+ Max pooling over 2-D windows: input [n][c][h][w] to output [n][c][h_out][w_out]
+ (crk_pool2d_output_shape); padded cells are ignored.
+
+ Errors: CRK_ERR_NULL_POINTER; CRK_ERR_INVALID_ARGUMENT (zero sizes, padding not smaller
+ than the kernel, a kernel larger than the padded input, overflow, non-finite input).
+
+ # Safety
+ `input` holds n c h w values, `output` n c h_out w_out; `params` NULL or readable.
+ */
+crk_status crk_maxpool2d_f32(const float *input,
+                             size_t n,
+                             size_t c,
+                             size_t h,
+                             size_t w,
+                             const struct crk_pool_params *params,
+                             float *output);
+
+/*
+ Average pooling over 2-D windows (count_include_pad chooses the divisor). Otherwise as
+ crk_maxpool2d_f32.
+
+ # Safety
+ As crk_maxpool2d_f32.
+ */
+crk_status crk_avgpool2d_f32(const float *input,
+                             size_t n,
+                             size_t c,
+                             size_t h,
+                             size_t w,
+                             const struct crk_pool_params *params,
+                             float *output);
+
+/*
+ Max pooling along one axis: input [n][c][len] to output [n][c][len_out], index 1 of
+ `params`. Errors as crk_maxpool2d_f32.
+
+ # Safety
+ As crk_maxpool2d_f32.
+ */
+crk_status crk_maxpool1d_f32(const float *input,
+                             size_t n,
+                             size_t c,
+                             size_t len,
+                             const struct crk_pool_params *params,
+                             float *output);
+
+/*
+ Average pooling along one axis (index 1 of `params`). Errors as crk_maxpool2d_f32.
+
+ # Safety
+ As crk_maxpool2d_f32.
+ */
+crk_status crk_avgpool1d_f32(const float *input,
+                             size_t n,
+                             size_t c,
+                             size_t len,
+                             const struct crk_pool_params *params,
+                             float *output);
+
+/*
+ Global average pooling: input [n][c][plane] (any spatial shape flattened to `plane`
+ values) to output [n][c].
+
+ Errors: CRK_ERR_NULL_POINTER; CRK_ERR_INVALID_ARGUMENT (zero sizes, overflow, non-finite
+ input).
+
+ # Safety
+ `input` holds n c plane values, `output` n c.
+ */
+crk_status crk_global_avgpool_f32(const float *input,
+                                  size_t n,
+                                  size_t c,
+                                  size_t plane,
+                                  float *output);
+
+/*
+ Dense layer y = W x + b: input [n][n_in], weight [n_out][n_in] (PyTorch's Linear), bias
+ [n_out] or NULL, output [n][n_out].
+
+ Errors: CRK_ERR_NULL_POINTER; CRK_ERR_INVALID_ARGUMENT (zero sizes, overflow, non-finite
+ weights, bias or input).
+
+ # Safety
+ Arrays as above; `bias` NULL or n_out values.
+ */
+crk_status crk_dense_f32(const float *input,
+                         size_t n,
+                         size_t n_in,
+                         const float *weight,
+                         const float *bias,
+                         size_t n_out,
+                         float *output);
+
+/*
+ An activation of n values (output may equal input): CRK_ACTIVATION_RELU, _SIGMOID, _TANH,
+ _LEAKY_RELU (slope alpha below 0), _ELU (alpha (e^x - 1) below 0); alpha is ignored by the
+ others.
+
+ Errors: CRK_ERR_NULL_POINTER; CRK_ERR_INVALID_ARGUMENT (n = 0, unknown kind, non-finite
+ alpha or input).
+
+ # Safety
+ `input` and `output` hold n values (they may be the same array).
+ */
+crk_status crk_activation_f32(crk_activation kind,
+                              float alpha,
+                              const float *input,
+                              size_t n,
+                              float *output);
+
+/*
+ Softmax of each of n rows of row_len values, numerically stable (the row maximum is
+ subtracted before exponentiating). Output may equal input.
+
+ Errors: CRK_ERR_NULL_POINTER; CRK_ERR_INVALID_ARGUMENT (zero sizes, overflow, non-finite
+ input).
+
+ # Safety
+ `input` and `output` hold n row_len values.
+ */
+crk_status crk_softmax_f32(const float *input,
+                           size_t n,
+                           size_t row_len,
+                           float *output);
+
+/*
+ Loads a network from a crkernels.network.v1 safetensors file (layer list and
+ hyper-parameters as JSON in the metadata, tensors layers.{i}.weight / .bias / batch-norm
+ statistics; see the README). Shapes are checked against the declared inputs.
+
+ Errors: CRK_ERR_NULL_POINTER; CRK_ERR_INVALID_ARGUMENT (path not UTF-8); CRK_ERR_IO
+ (unreadable file); CRK_ERR_FORMAT (corrupt file, wrong format string, bad JSON, unknown
+ layer, missing tensor, wrong shape, non-finite weight; the message names the layer and
+ tensor).
+
+ # Safety
+ `path` a NUL-terminated string or NULL; `out` writable or NULL.
+ */
+crk_status crk_network_load(const char *path,
+                            struct crk_network **out);
+
+/*
+ Loads a network from the `len` bytes of a file in memory (copied). Errors as
+ crk_network_load.
+
+ # Safety
+ `bytes` readable for `len` bytes or NULL; `out` writable or NULL.
+ */
+crk_status crk_network_load_buffer(const uint8_t *bytes,
+                                   size_t len,
+                                   struct crk_network **out);
+
+/*
+ The number of declared inputs.
+
+ # Safety
+ `net` a live handle or NULL; `count` writable or NULL.
+ */
+crk_status crk_network_input_count(const struct crk_network *net,
+                                   size_t *count);
+
+/*
+ The per-sample shape of input `index` (channels first): its number of dimensions goes to
+ `n_dims` and up to `max_dims` sizes to `shape` (which may be NULL when max_dims = 0), and
+ its total size (product) to `size` (NULL allowed).
+
+ Errors: CRK_ERR_NULL_POINTER; CRK_ERR_INVALID_ARGUMENT (index out of range).
+
+ # Safety
+ `net` a live handle or NULL; `shape` writable for max_dims values or NULL; `n_dims`,
+ `size` writable or NULL.
+ */
+crk_status crk_network_input_shape(const struct crk_network *net,
+                                   size_t index,
+                                   size_t *shape,
+                                   size_t max_dims,
+                                   size_t *n_dims,
+                                   size_t *size);
+
+/*
+ Values per sample of the network's output.
+
+ # Safety
+ `net` a live handle or NULL; `size` writable or NULL.
+ */
+crk_status crk_network_output_size(const struct crk_network *net,
+                                   size_t *size);
+
+/*
+ Runs the network on a batch: inputs[j] is [batch][shape of input j] (n_inputs = the
+ network's input count, in file order), output [batch][output size] with output_len =
+ batch x output size. n_threads: 0 = all cores; the results are the same on any count.
+
+ Errors: CRK_ERR_NULL_POINTER; CRK_ERR_INVALID_ARGUMENT (batch = 0, wrong n_inputs or
+ output_len, a non-finite input value, named by input, sample and index).
+
+ # Safety
+ `net` a live handle or NULL; `inputs` NULL or n_inputs pointers each to its input's
+ values; `output` writable for output_len values or NULL.
+ */
+crk_status crk_network_run(const struct crk_network *net,
+                           const float *const *inputs,
+                           size_t n_inputs,
+                           size_t batch,
+                           size_t n_threads,
+                           float *output,
+                           size_t output_len);
+
+/*
+ Releases a network; NULL is a no-op.
+
+ # Safety
+ `net` NULL or a live handle, not used afterwards.
+ */
+void crk_network_free(struct crk_network *net);
 
 /*
  Builds the loss-time and loss-length tables T(E), L(E) for `losses`, a diffusion

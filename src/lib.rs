@@ -3,7 +3,8 @@
 //! The numerics live in the `no_std + alloc` crate `crkernels-core`, re-exported here
 //! ([`units`], [`math`], [`physics`], [`nn`]); this crate adds what needs std: the C ABI
 //! ([`ffi`]: thread-local error messages, `catch_unwind`), threads ([`parallel`] for the
-//! ensemble, [`emulator`] for the MADE emulator) and file loading. It is built as rlib, cdylib
+//! ensemble, [`emulator`] for the MADE emulator, [`network`] for convolutions and detector
+//! networks) and file loading. It is built as rlib, cdylib
 //! and staticlib.
 //! The split exists because a cdylib or staticlib cannot be built without std (it must
 //! provide a panic handler and an allocator), while the core must build without it:
@@ -17,6 +18,7 @@ pub use crkernels_core::{Error, Result, error, math, nn, physics, rng, units};
 
 pub mod emulator;
 pub mod ffi;
+pub mod network;
 pub mod parallel;
 
 /// The library version, as in Cargo.toml.

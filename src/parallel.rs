@@ -110,10 +110,10 @@ impl ParallelEnsemble for Ensemble {
                     Err(mpsc::RecvTimeoutError::Timeout) => {}
                     Err(mpsc::RecvTimeoutError::Disconnected) => break,
                 }
-                if let Some(report) = progress.as_mut() {
-                    if !report(Progress { done, total: n_realisations }) {
-                        cancelled.store(true, Ordering::Relaxed);
-                    }
+                if let Some(report) = progress.as_mut()
+                    && !report(Progress { done, total: n_realisations })
+                {
+                    cancelled.store(true, Ordering::Relaxed);
                 }
             }
             if let Some(report) = progress.as_mut() {

@@ -17,6 +17,7 @@ use crate::error::{Error, Result};
 pub mod ensemble;
 pub mod losses;
 pub mod made;
+pub mod network;
 pub mod transport;
 
 /// Status of a call: CRK_OK (0) or one of the CRK_ERR_* codes. Values are append-only: a code
@@ -281,6 +282,7 @@ mod tests {
         send_and_sync::<losses::crk_losses>();
         send_and_sync::<transport::crk_transport>();
         send_and_sync::<made::crk_made>();
+        send_and_sync::<network::crk_network>();
     }
 
     #[test]

@@ -104,7 +104,7 @@ impl Made {
 }
 
 /// A float tensor of `shape` (F32, F64, F16 or BF16) as f32 values, all finite.
-fn floats(file: &SafeTensors<'_>, name: &str, shape: &[usize]) -> Result<Vec<f32>> {
+pub(crate) fn floats(file: &SafeTensors<'_>, name: &str, shape: &[usize]) -> Result<Vec<f32>> {
     let view = tensor(file, name)?;
     check_shape(&view, name, shape)?;
     let data = view.data();
@@ -149,7 +149,7 @@ fn integers(file: &SafeTensors<'_>, name: &str, shape: &[usize]) -> Result<Vec<i
     }
 }
 
-fn tensor<'a>(file: &SafeTensors<'a>, name: &str) -> Result<TensorView<'a>> {
+pub(crate) fn tensor<'a>(file: &SafeTensors<'a>, name: &str) -> Result<TensorView<'a>> {
     file.tensor(name).map_err(|_| format_error(format!("missing tensor {name}")))
 }
 

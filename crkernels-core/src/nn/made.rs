@@ -354,23 +354,23 @@ impl Made {
                             bias.len()
                         )));
                     }
-                    if let Some(r) = residual {
-                        if file_degrees.get(r) != Some(&degrees) {
-                            return Err(format_error(alloc::format!(
-                                "{name}: the residual buffer {r} must have the layer's output degrees"
-                            )));
-                        }
+                    if let Some(r) = residual
+                        && file_degrees.get(r) != Some(&degrees)
+                    {
+                        return Err(format_error(alloc::format!(
+                            "{name}: the residual buffer {r} must have the layer's output degrees"
+                        )));
                     }
                     let out_order = sort_order(&degrees);
                     let in_order = &orders[input];
                     let uses_context = context_weight.is_some();
-                    if let Some(cw) = &context_weight {
-                        if cw.len() != n_out * n_context {
-                            return Err(format_error(alloc::format!(
-                                "{name}: context weight has {} values, expected {n_out} x {n_context}",
-                                cw.len()
-                            )));
-                        }
+                    if let Some(cw) = &context_weight
+                        && cw.len() != n_out * n_context
+                    {
+                        return Err(format_error(alloc::format!(
+                            "{name}: context weight has {} values, expected {n_out} x {n_context}",
+                            cw.len()
+                        )));
                     }
                     let n_cols = n_in + if uses_context { n_context } else { 0 };
                     let mut w = Vec::with_capacity(n_out * n_cols);

@@ -1,0 +1,179 @@
+//! Max and average pooling, 1D and 2D (NCHW), and global average pooling.
+//!
+//! Output size per axis as for convolution without dilation:
+//! (in + before + after - k) / s + 1, rounded down (PyTorch's ceil_mode = False). Each side's
+//! padding must be smaller than the kernel, so every window holds at least one input cell.
+//! Max pooling ignores padded cells (PyTorch pads with -inf). Average pooling divides by
+//! kh kw when `count_include_pad` (PyTorch's default; Keras has no padding cells), else by the
+//! number of input cells in the window (Keras 'same', PyTorch count_include_pad = False).
+
+use crate::error::{Result, invalid};
+use crate::nn::conv::{output_len, product};
+
+/// Which pooling reduction.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum PoolKind {
+    /// The maximum over the window's input cells.
+    Max,
+    /// The mean over the window.
+    Average {
+        /// Divide by the full window kh kw (padded cells count as zeros) instead of by the
+        /// number of input cells.
+        count_include_pad: bool,
+    },
+}
+
+/// A 2-D pooling layer for one input shape [C][H][W] (1-D pooling: H = 1, kernel [1, k]).
+#[derive(Clone, Debug)]
+pub struct Pool2d {
+    kind: PoolKind,
+    channels: usize,
+    input_hw: [usize; 2],
+    kernel: [usize; 2],
+    stride: [usize; 2],
+    padding: [[usize; 2]; 2],
+    output_hw: [usize; 2],
+}
+
+impl Pool2d {
+    /// A layer for inputs [n][channels][h][w] with `kernel`, `stride` ([h, w]) and `padding`
+    /// ([[top, bottom], [left, right]]).
+    ///
+    /// Errors: [`crate::Error::InvalidArgument`] for zero sizes, kernels or strides, padding
+    /// not smaller than the kernel, a kernel larger than the padded input, or an overflow.
+    pub fn new(
+        kind: PoolKind,
+        channels: usize,
+        input_hw: [usize; 2],
+        kernel: [usize; 2],
+        stride: [usize; 2],
+        padding: [[usize; 2]; 2],
+    ) -> Result<Self> {
+        if channels == 0 {
+            return Err(invalid!("pooling needs channels >= 1"));
+        }
+        let mut output_hw = [0; 2];
+        for axis in 0..2 {
+            let name = ["height", "width"][axis];
+            if padding[axis].iter().any(|&p| p >= kernel[axis].max(1)) {
+                return Err(invalid!(
+                    "{name}: padding {:?} must be smaller than the kernel {} on each side",
+                    padding[axis],
+                    kernel[axis]
+                ));
+            }
+            output_hw[axis] = output_len(input_hw[axis], kernel[axis], stride[axis], padding[axis], 1)
+                .map_err(|e| invalid!("{name}: {}", e.message()))?;
+        }
+        product("pooling input", &[channels, input_hw[0], input_hw[1]])?;
+        Ok(Self { kind, channels, input_hw, kernel, stride, padding, output_hw })
+    }
+
+    /// [h_out, w_out].
+    pub fn output_hw(&self) -> [usize; 2] {
+        self.output_hw
+    }
+
+    /// Values per input sample.
+    pub fn input_size(&self) -> usize {
+        self.channels * self.input_hw[0] * self.input_hw[1]
+    }
+
+    /// Values per output sample.
+    pub fn output_size(&self) -> usize {
+        self.channels * self.output_hw[0] * self.output_hw[1]
+    }
+
+    /// `input` [n][C][H][W] to `output` [n][C][h_out][w_out].
+    ///
+    /// Errors: [`crate::Error::InvalidArgument`] when the lengths are not n whole samples.
+    pub fn forward(&self, input: &[f32], output: &mut [f32]) -> Result<()> {
+        let (per_in, per_out) = (self.input_size(), self.output_size());
+        let n = input.len() / per_in;
+        if input.len() != n * per_in || output.len() != n * per_out {
+            return Err(invalid!(
+                "input has {} values and output {}: expected n x {per_in} and n x {per_out}",
+                input.len(),
+                output.len()
+            ));
+        }
+        let [h, w] = self.input_hw;
+        let [h_out, w_out] = self.output_hw;
+        let window = (self.kernel[0] * self.kernel[1]) as f32;
+        for (plane, out) in input.chunks_exact(h * w).zip(output.chunks_exact_mut(h_out * w_out)) {
+            for y in 0..h_out {
+                // Window rows [y0, y1) clipped to the input (the padding keeps it non-empty).
+                let top = y * self.stride[0];
+                let y0 = top.saturating_sub(self.padding[0][0]);
+                let y1 = (top + self.kernel[0] - self.padding[0][0]).min(h);
+                for x in 0..w_out {
+                    let left = x * self.stride[1];
+                    let x0 = left.saturating_sub(self.padding[1][0]);
+                    let x1 = (left + self.kernel[1] - self.padding[1][0]).min(w);
+                    let cells = plane[y0 * w..y1 * w].chunks_exact(w).flat_map(|row| &row[x0..x1]);
+                    out[y * w_out + x] = match self.kind {
+                        PoolKind::Max => cells.fold(f32::NEG_INFINITY, |m, &v| m.max(v)),
+                        PoolKind::Average { count_include_pad } => {
+                            let sum: f32 = cells.sum();
+                            let count =
+                                if count_include_pad { window } else { ((y1 - y0) * (x1 - x0)) as f32 };
+                            sum / count
+                        }
+                    };
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Global average pooling: `input` [n][C][plane] (any spatial shape flattened) to
+/// `output` [n][C], sums in f64.
+///
+/// Errors: [`crate::Error::InvalidArgument`] when plane is 0 or the lengths disagree.
+pub fn global_avgpool(input: &[f32], plane: usize, output: &mut [f32]) -> Result<()> {
+    if plane == 0 || input.len() != output.len().saturating_mul(plane) {
+        return Err(invalid!(
+            "global average pooling: input has {} values, output {}, plane {plane}",
+            input.len(),
+            output.len()
+        ));
+    }
+    for (cells, out) in input.chunks_exact(plane).zip(output.iter_mut()) {
+        *out = (cells.iter().map(|&v| f64::from(v)).sum::<f64>() / plane as f64) as f32;
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hand_computed_pools() {
+        // 1 x 3 x 3 input 1..9, kernel 2, stride 1, padding [0, 1] on both axes.
+        let input: alloc::vec::Vec<f32> = (1..=9).map(|v| v as f32).collect();
+        let max = Pool2d::new(PoolKind::Max, 1, [3, 3], [2, 2], [1, 1], [[0, 1], [0, 1]]).unwrap();
+        let mut out = [0.0f32; 9];
+        max.forward(&input, &mut out).unwrap();
+        assert_eq!(out, [5.0, 6.0, 6.0, 8.0, 9.0, 9.0, 8.0, 9.0, 9.0]);
+        for (include, last) in [(false, 9.0), (true, 9.0 / 4.0)] {
+            let avg = Pool2d::new(
+                PoolKind::Average { count_include_pad: include },
+                1,
+                [3, 3],
+                [2, 2],
+                [1, 1],
+                [[0, 1], [0, 1]],
+            )
+            .unwrap();
+            avg.forward(&input, &mut out).unwrap();
+            assert_eq!(out[0], 3.0);
+            assert_eq!(out[8], last);
+        }
+        assert!(Pool2d::new(PoolKind::Max, 1, [3, 3], [2, 2], [1, 1], [[2, 0], [0, 0]]).is_err());
+        let mut mean = [0.0f32; 1];
+        global_avgpool(&input, 9, &mut mean).unwrap();
+        assert_eq!(mean[0], 5.0);
+    }
+}
