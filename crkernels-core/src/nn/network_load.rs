@@ -104,7 +104,10 @@ impl Network {
         let metadata = header.metadata().clone().unwrap_or_default();
         match metadata.get("format").map(String::as_str) {
             Some(NETWORK_FORMAT) => {}
-            other => return Err(fmt(format!("metadata format is {other:?}, expected {NETWORK_FORMAT:?}"))),
+            Some(other) => {
+                return Err(fmt(format!("metadata format is {other:?}, expected {NETWORK_FORMAT:?}")));
+            }
+            None => return Err(fmt(format!("metadata format is missing, expected {NETWORK_FORMAT:?}"))),
         }
         let keras = match metadata.get("layout").map(String::as_str) {
             None | Some("pytorch") => false,
