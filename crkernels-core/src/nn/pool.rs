@@ -8,6 +8,7 @@
 //! number of input cells in the window (Keras 'same', PyTorch count_include_pad = False).
 
 use crate::error::{Result, invalid};
+use crate::math::simd::VectorIsa;
 use crate::nn::conv::{output_len, product};
 
 /// Which pooling reduction.
@@ -97,33 +98,98 @@ impl Pool2d {
                 output.len()
             ));
         }
+        self.pool_vectorised(input, output);
+        Ok(())
+    }
+
+    /// [`Self::pool_lanes`] on the widest vector instruction set of this CPU.
+    fn pool_vectorised(&self, input: &[f32], output: &mut [f32]) {
+        #[cfg(target_arch = "x86_64")]
+        match VectorIsa::detect() {
+            // SAFETY: VectorIsa::detect found the instruction set on this CPU.
+            VectorIsa::Avx512 => return unsafe { self.pool_avx512(input, output) },
+            VectorIsa::Avx2 => return unsafe { self.pool_avx2(input, output) },
+            VectorIsa::Baseline => {}
+        }
+        self.pool_lanes(input, output)
+    }
+
+    #[cfg(target_arch = "x86_64")]
+    #[target_feature(enable = "avx512f,avx512dq,fma")]
+    unsafe fn pool_avx512(&self, input: &[f32], output: &mut [f32]) {
+        self.pool_lanes(input, output)
+    }
+
+    #[cfg(target_arch = "x86_64")]
+    #[target_feature(enable = "avx2,fma")]
+    unsafe fn pool_avx2(&self, input: &[f32], output: &mut [f32]) {
+        self.pool_lanes(input, output)
+    }
+
+    /// The pooling of whole samples (lengths checked), written so that the loops over the
+    /// outputs of a row vectorise.
+    #[inline(always)]
+    fn pool_lanes(&self, input: &[f32], output: &mut [f32]) {
         let [h, w] = self.input_hw;
         let [h_out, w_out] = self.output_hw;
         let window = (self.kernel[0] * self.kernel[1]) as f32;
+        // Window rows [y0, y1) and columns [x0, x1) of output (y, x), clipped to the input
+        // (the padding keeps them non-empty).
+        let rows = |y: usize| {
+            let top = y * self.stride[0];
+            (top.saturating_sub(self.padding[0][0]), (top + self.kernel[0] - self.padding[0][0]).min(h))
+        };
+        let columns = |x: usize| {
+            let left = x * self.stride[1];
+            (left.saturating_sub(self.padding[1][0]), (left + self.kernel[1] - self.padding[1][0]).min(w))
+        };
+        // Per kernel column kx, the outputs x whose cell x * stride + kx - pad_left lies in
+        // the input: [first, end). Loops over x then vectorise (strided loads).
+        let (stride, pad_left) = (self.stride[1], self.padding[1][0]);
+        let span = |kx: usize| {
+            let first = pad_left.saturating_sub(kx).div_ceil(stride);
+            let end = (w + pad_left).saturating_sub(kx).div_ceil(stride).min(w_out);
+            (first, end.max(first))
+        };
+        let is_max = matches!(self.kind, PoolKind::Max);
         for (plane, out) in input.chunks_exact(h * w).zip(output.chunks_exact_mut(h_out * w_out)) {
-            for y in 0..h_out {
-                // Window rows [y0, y1) clipped to the input (the padding keeps it non-empty).
-                let top = y * self.stride[0];
-                let y0 = top.saturating_sub(self.padding[0][0]);
-                let y1 = (top + self.kernel[0] - self.padding[0][0]).min(h);
-                for x in 0..w_out {
-                    let left = x * self.stride[1];
-                    let x0 = left.saturating_sub(self.padding[1][0]);
-                    let x1 = (left + self.kernel[1] - self.padding[1][0]).min(w);
-                    let cells = plane[y0 * w..y1 * w].chunks_exact(w).flat_map(|row| &row[x0..x1]);
-                    out[y * w_out + x] = match self.kind {
-                        PoolKind::Max => cells.fold(f32::NEG_INFINITY, |m, &v| m.max(v)),
-                        PoolKind::Average { count_include_pad } => {
-                            let sum: f32 = cells.sum();
-                            let count =
-                                if count_include_pad { window } else { ((y1 - y0) * (x1 - x0)) as f32 };
-                            sum / count
+            for (y, out_row) in out.chunks_exact_mut(w_out).enumerate() {
+                let (y0, y1) = rows(y);
+                out_row.fill(if is_max { f32::NEG_INFINITY } else { 0.0 });
+                // Rows, then kernel columns: the order of the direct window sum.
+                for row in plane[y0 * w..y1 * w].chunks_exact(w) {
+                    for kx in 0..self.kernel[1] {
+                        let (first, end) = span(kx);
+                        if first == end {
+                            continue;
                         }
-                    };
+                        let base = first * stride + kx - pad_left;
+                        // The input cell of output first + i (unchecked so that the loop
+                        // vectorises with strided loads).
+                        // SAFETY: first + i < end, and span keeps (end - 1) * stride + kx -
+                        // pad_left < w = row.len().
+                        let cell = |i: usize| unsafe { *row.get_unchecked(base + i * stride) };
+                        let cells = out_row[first..end].iter_mut().enumerate();
+                        if is_max {
+                            // A comparison, not f32::max: NaN never wins either way (the
+                            // maximum starts at -inf), and it is one vector max.
+                            cells.for_each(|(i, m)| {
+                                let v = cell(i);
+                                *m = if v > *m { v } else { *m }
+                            });
+                        } else {
+                            cells.for_each(|(i, sum)| *sum += cell(i));
+                        }
+                    }
+                }
+                if let PoolKind::Average { count_include_pad } = self.kind {
+                    for (x, cell) in out_row.iter_mut().enumerate() {
+                        let (x0, x1) = columns(x);
+                        *cell /= if count_include_pad { window } else { ((y1 - y0) * (x1 - x0)) as f32 };
+                    }
                 }
             }
         }
-        Ok(())
     }
 }
 
