@@ -460,7 +460,9 @@ impl Conv2d {
         for (c, channel) in sample.chunks_exact(h * w).enumerate() {
             for (y, row) in channel.chunks_exact(w).enumerate() {
                 let start = c * hp * wp + (y + top) * wp + left;
-                padded[start..start + w].copy_from_slice(row);
+                let destination = &mut padded[start..start + w];
+                // SAFETY: both slices hold w values (checked by the slicing).
+                unsafe { copy_run(row.as_ptr(), destination.as_mut_ptr(), w) };
             }
         }
     }
@@ -518,6 +520,7 @@ impl Conv2d {
         let [hp, wp] = self.padded_hw;
         let [sh, sw] = self.params.stride;
         let panel = &mut panel_buffer[..k * nr];
+        let last_offset = self.k_offsets.iter().copied().max().unwrap_or(0);
         for g in 0..groups {
             let group_input = &padded[g * c_in_group * hp * wp..(g + 1) * c_in_group * hp * wp];
             for p0 in (0..positions).step_by(nr) {
@@ -528,12 +531,20 @@ impl Conv2d {
                     let (y, x) = (p / w_out, p % w_out);
                     let len = (w_out - x).min(p0 + cols - p);
                     let start = y * sh * wp + x * sw;
-                    for (kk, &offset) in self.k_offsets.iter().enumerate() {
-                        let dst = &mut panel[kk * nr + (p - p0)..kk * nr + (p - p0) + len];
-                        let src = &group_input[start + offset..];
-                        if sw == 1 {
-                            copy_short(dst, &src[..len]);
-                        } else {
+                    if sw == 1 {
+                        // One bounds check per run, then unchecked copies of `len` values per
+                        // row of k (the copies are the im2col's whole cost).
+                        assert!(start + last_offset + len <= group_input.len(), "im2col read out of bounds");
+                        assert!((k - 1) * nr + (p - p0) + len <= panel.len(), "im2col write out of bounds");
+                        let (src, dst) = (group_input.as_ptr(), panel.as_mut_ptr());
+                        for (kk, &offset) in self.k_offsets.iter().enumerate() {
+                            // SAFETY: both ranges checked above (offset <= last_offset, kk < k).
+                            unsafe { copy_run(src.add(start + offset), dst.add(kk * nr + (p - p0)), len) };
+                        }
+                    } else {
+                        for (kk, &offset) in self.k_offsets.iter().enumerate() {
+                            let dst = &mut panel[kk * nr + (p - p0)..kk * nr + (p - p0) + len];
+                            let src = &group_input[start + offset..];
                             dst.iter_mut().zip(src.iter().step_by(sw)).for_each(|(d, &s)| *d = s);
                         }
                     }
@@ -621,18 +632,25 @@ impl Conv2d {
     }
 }
 
-/// dst = src for the short runs of im2col (a library memcpy call per run would cost as much
-/// as the copy): blocks of 8 as fixed-size moves, then single values.
+/// Copies `len` values from src to dst, the short runs of im2col (a library memcpy call per
+/// run would cost as much as the copy): blocks of 8 as fixed-size moves, then single values.
+///
+/// # Safety
+/// `len` values readable at src and writable at dst, not overlapping.
 #[inline(always)]
-fn copy_short(dst: &mut [f32], src: &[f32]) {
-    let mut d = dst.chunks_exact_mut(8);
-    let mut s = src.chunks_exact(8);
-    for (d, s) in (&mut d).zip(&mut s) {
-        let block: [f32; 8] = s.try_into().unwrap_or([0.0; 8]);
-        d.copy_from_slice(&block);
-    }
-    for (d, &s) in d.into_remainder().iter_mut().zip(s.remainder()) {
-        *d = s;
+unsafe fn copy_run(src: *const f32, dst: *mut f32, len: usize) {
+    let mut i = 0;
+    // SAFETY: the caller promises len values at src and at dst.
+    unsafe {
+        while i + 8 <= len {
+            let block = core::ptr::read_unaligned(src.add(i) as *const [f32; 8]);
+            core::ptr::write_unaligned(dst.add(i) as *mut [f32; 8], block);
+            i += 8;
+        }
+        while i < len {
+            *dst.add(i) = *src.add(i);
+            i += 1;
+        }
     }
 }
 
