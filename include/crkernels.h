@@ -6,15 +6,16 @@
  * Conventions:
  * - Every fallible function returns a crk_status (CRK_OK = 0) and writes results through
  *   out-pointers; on failure nothing is written and crk_last_error_message() says why.
- * - Handles (crk_losses, crk_transport, crk_ensemble, crk_made, crk_network) are made by crk_*_new or
- *   crk_*_load and released by crk_*_free; free(NULL) is a no-op. They are immutable and may
- *   be shared across threads.
+ * - Handles (crk_losses, crk_transport, crk_ensemble, crk_made, crk_network, crk_surrogate) are
+ *   made by crk_*_new, crk_*_load or crk_*_fit and released by crk_*_free; free(NULL) is a
+ *   no-op. They are immutable and may be shared across threads.
  * - Batch functions take n values; n = 0 is a valid no-op (NULL arrays allowed then), except
  *   in the emulator and network functions (crk_made_*, crk_mixture_*, crk_conv*, crk_*pool*,
  *   crk_dense_f32, crk_activation_f32, crk_softmax_f32, crk_network_*), where n = 0 is
  *   CRK_ERR_INVALID_ARGUMENT.
  * - Units: energy GeV, time Myr, distance kpc, diffusion cm^2/s, energy density eV/cm^3,
- *   temperature K, magnetic field microgauss; loss rates b(E) = -dE/dt > 0 in GeV/s.
+ *   temperature K, magnetic field microgauss; loss rates b(E) = -dE/dt > 0 in GeV/s;
+ *   rigidity GV, kinetic energy per nucleon GeV/n, modulation potentials GV.
  */
 
 #ifndef CRKERNELS_H
@@ -27,6 +28,26 @@
  The most components any preset has (size a buffer for crk_isrf_preset_components).
  */
 #define CRK_ISRF_MAX_COMPONENTS 6
+
+/*
+ Proton (and antiproton) rest energy [GeV] (CODATA 2018).
+ */
+#define CRK_PROTON_MASS_GEV 0.93827208816
+
+/*
+ Electron (and positron) rest energy [GeV] (CODATA 2018).
+ */
+#define CRK_ELECTRON_MASS_GEV 0.51099895000e-3
+
+/*
+ Atomic mass unit [GeV] (CODATA 2018): the usual mean nucleon mass of a nucleus.
+ */
+#define CRK_ATOMIC_MASS_UNIT_GEV 0.93149410242
+
+/*
+ Reference rigidity R0 of the Cholis et al. modulation potential [GV].
+ */
+#define CRK_CHOLIS_R0_GV 0.5
 
 /*
  An ensemble for one transport, parameter set and energy grid (its age tables built once):
@@ -53,6 +74,12 @@ typedef struct crk_made crk_made;
  crk_network_free. Immutable; may be shared across threads.
  */
 typedef struct crk_network crk_network;
+
+/*
+ A fitted surrogate: an opaque handle made by crk_surrogate_fit, released with
+ crk_surrogate_free. Immutable; may be shared across threads.
+ */
+typedef struct crk_surrogate crk_surrogate;
 
 /*
  Electron transport tables over [E_min, E_max]: an opaque handle made by
@@ -226,6 +253,374 @@ typedef struct crk_pool_params {
 } crk_pool_params;
 
 /*
+ Parameters of the diffusion coefficient (seed 000):
+ D = D0 max(e^((r - 2 kpc)/r_s), 1) max(e^((|z| - 0.15 kpc)/z_s), 1) (R / 4 GV)^delta_l
+     (1 + (R/R_bl)^((delta - delta_l)/s_l))^s_l (1 + (R/R_bh)^((delta - delta_h)/s_h))^-s_h.
+ */
+typedef struct crk_diffusion_params {
+  /*
+   D0 [cm^2/s] at 4 GV in the central zone, > 0.
+   */
+  double d0_cm2_per_s;
+  /*
+   Radial scale r_s [kpc], > 0 (INFINITY: none).
+   */
+  double radial_scale_kpc;
+  /*
+   Vertical scale z_s [kpc], > 0 (INFINITY: none).
+   */
+  double vertical_scale_kpc;
+  /*
+   Low-rigidity index delta_l.
+   */
+  double delta_low;
+  /*
+   Low break rigidity R_bl [GV], > 0.
+   */
+  double break_low_GV;
+  /*
+   Low break softness s_l, > 0.
+   */
+  double softness_low;
+  /*
+   Middle index delta.
+   */
+  double delta;
+  /*
+   High break rigidity R_bh [GV], > 0.
+   */
+  double break_high_GV;
+  /*
+   High break softness s_h, > 0.
+   */
+  double softness_high;
+  /*
+   High-rigidity index delta_h.
+   */
+  double delta_high;
+} crk_diffusion_params;
+
+/*
+ Parameters of the injection spectrum (seed 000):
+ Q(R) = Q0 (R/R_bi)^-gamma_l (1 + (R/R_bi)^((gamma_h - gamma_l)/s_bi))^-s_bi exp(-R/R_cut).
+ */
+typedef struct crk_injection_params {
+  /*
+   Q0 (the caller's units per GV), > 0.
+   */
+  double q0;
+  /*
+   Index below the break gamma_l.
+   */
+  double gamma_low;
+  /*
+   Break rigidity R_bi [GV], > 0.
+   */
+  double break_GV;
+  /*
+   Break softness s_bi, > 0.
+   */
+  double softness;
+  /*
+   Index above the break gamma_h.
+   */
+  double gamma_high;
+  /*
+   Cut-off rigidity R_cut [GV], > 0 (INFINITY: none).
+   */
+  double cutoff_GV;
+} crk_injection_params;
+
+/*
+ A cosmic-ray species: mass number A >= 1, signed charge number Z != 0 (the sign selects
+ Phi1+ or Phi1-), mean nucleon mass [GeV] > 0. Protons: (1, 1, CRK_PROTON_MASS_GEV);
+ antiprotons (1, -1, CRK_PROTON_MASS_GEV); electrons (1, -1, CRK_ELECTRON_MASS_GEV);
+ positrons (1, 1, CRK_ELECTRON_MASS_GEV); nuclei e.g. (12, 6, CRK_ATOMIC_MASS_UNIT_GEV).
+ Energies are kinetic energies per nucleon T [GeV/n].
+ */
+typedef struct crk_particle {
+  /*
+   Mass number A >= 1.
+   */
+  int32_t mass_number;
+  /*
+   Signed charge number Z != 0.
+   */
+  int32_t charge;
+  /*
+   Mean nucleon mass [GeV], > 0.
+   */
+  double nucleon_mass_GeV;
+} crk_particle;
+
+/*
+ The solar modulation potential [GV] (Cholis, Hooper & Linden 2016 in the form of seed 000):
+ Phi = phi0 + phi1 (1 + (R/R0)^2) / (beta (R/R0)^3), R0 = 0.5 GV, R and beta at Earth,
+ phi1 = phi1_plus for positive and phi1_minus for negative charges. A constant potential
+ (Gleeson & Axford) has phi1_plus = phi1_minus = 0.
+ */
+typedef struct crk_modulation_params {
+  /*
+   Phi0 [GV].
+   */
+  double phi0_GV;
+  /*
+   Phi1+ [GV] (positive charges).
+   */
+  double phi1_plus_GV;
+  /*
+   Phi1- [GV] (negative charges).
+   */
+  double phi1_minus_GV;
+} crk_modulation_params;
+
+/*
+ The statistics of one experiment.
+ */
+typedef struct crk_experiment_result {
+  /*
+   chi2 of its points.
+   */
+  double chi2;
+  /*
+   Degrees of freedom.
+   */
+  double ndof;
+  /*
+   p-value Q(ndof/2, chi2/2) (0 where it underflows).
+   */
+  double p_value;
+  /*
+   NLL = -ln p (finite).
+   */
+  double nll;
+} crk_experiment_result;
+
+/*
+ Sum-NLL and Max-NLL over experiments.
+ */
+typedef struct crk_nll_summary {
+  /*
+   Sum of the NLLs.
+   */
+  double sum_nll;
+  /*
+   The largest NLL.
+   */
+  double max_nll;
+  /*
+   Index of the experiment with the largest NLL.
+   */
+  size_t worst_experiment;
+} crk_nll_summary;
+
+/*
+ The interstellar model spectrum of one species: flux per GV at increasing rigidities [GV]
+ (log-log interpolation), multiplied by normalisation parameter `normalisation`.
+ */
+typedef struct crk_fit_species {
+  /*
+   The species.
+   */
+  struct crk_particle particle;
+  /*
+   Rigidity grid [GV], increasing, n_grid >= 2 values.
+   */
+  const double *rigidity_GV;
+  /*
+   Interstellar flux per GV at the grid, > 0.
+   */
+  const double *flux_per_GV;
+  /*
+   Grid size.
+   */
+  size_t n_grid;
+  /*
+   Index of its normalisation parameter (several species may share one).
+   */
+  size_t normalisation;
+} crk_fit_species;
+
+/*
+ A fitted parameter: start value within [lower, upper]; lower == upper fixes it.
+ */
+typedef struct crk_fit_parameter {
+  /*
+   Start value (finite).
+   */
+  double start;
+  /*
+   Lower bound (> 0 for normalisations; -INFINITY allowed for potentials).
+   */
+  double lower;
+  /*
+   Upper bound (INFINITY allowed).
+   */
+  double upper;
+} crk_fit_parameter;
+
+/*
+ The abscissa of a data point (one of the CRK_ABSCISSA_* constants).
+ */
+typedef int32_t crk_abscissa;
+
+/*
+ One measured value: the flux of species `numerator` (denominator < 0), or the ratio
+ numerator / denominator, at Earth abscissa x.
+ */
+typedef struct crk_data_point {
+  /*
+   Experiment index, 0 .. n_experiments - 1.
+   */
+  size_t experiment;
+  /*
+   Species index of the flux or of the ratio's numerator.
+   */
+  int32_t numerator;
+  /*
+   Species index of the ratio's denominator; -1 for a flux.
+   */
+  int32_t denominator;
+  /*
+   What x is (CRK_ABSCISSA_*).
+   */
+  crk_abscissa abscissa;
+  /*
+   Abscissa at Earth [GV or GeV/n], > 0.
+   */
+  double x;
+  /*
+   Measured flux (per unit abscissa) or ratio.
+   */
+  double value;
+  /*
+   1-sigma uncertainty, > 0.
+   */
+  double sigma;
+} crk_data_point;
+
+/*
+ Summary of a fit.
+ */
+typedef struct crk_fit_summary {
+  /*
+   Total chi2 at the best fit.
+   */
+  double chi2;
+  /*
+   Sum-NLL over experiments.
+   */
+  double sum_nll;
+  /*
+   Max-NLL over experiments.
+   */
+  double max_nll;
+  /*
+   Index of the worst experiment.
+   */
+  size_t worst_experiment;
+  /*
+   Iterations of the minimiser.
+   */
+  size_t iterations;
+  /*
+   1 if converged, 0 if the iteration limit was reached.
+   */
+  int32_t converged;
+} crk_fit_summary;
+
+/*
+ Weighting of the points in the ridge fit (one of the CRK_WEIGHTS_* constants).
+ */
+typedef int32_t crk_weighting;
+
+/*
+ Options of crk_surrogate_fit.
+ */
+typedef struct crk_surrogate_options {
+  /*
+   The weighting scheme (CRK_WEIGHTS_*).
+   */
+  crk_weighting weighting;
+  /*
+   n_points weights for CRK_WEIGHTS_CUSTOM, else NULL (ignored).
+   */
+  const double *custom_weights;
+  /*
+   Index of the start point; -1: the point with the lowest NLL.
+   */
+  int64_t start_index;
+  /*
+   Candidate polynomial degrees (1 to 10), n_degrees >= 1 of them.
+   */
+  const size_t *degrees;
+  /*
+   Number of candidate degrees.
+   */
+  size_t n_degrees;
+  /*
+   Candidate regularisations alpha (finite, > 0), n_alphas >= 1 of them.
+   */
+  const double *alphas;
+  /*
+   Number of candidate alphas.
+   */
+  size_t n_alphas;
+} crk_surrogate_options;
+
+/*
+ What was chosen and fitted.
+ */
+typedef struct crk_surrogate_info {
+  /*
+   Number of parameters p.
+   */
+  size_t n_params;
+  /*
+   Chosen polynomial degree.
+   */
+  size_t degree;
+  /*
+   Number of coefficients (features) C(p + degree, degree) - 1.
+   */
+  size_t n_features;
+  /*
+   Index of the start point.
+   */
+  size_t start_index;
+  /*
+   Chosen regularisation alpha.
+   */
+  double alpha;
+} crk_surrogate_info;
+
+/*
+ A proposed step (the new point itself is written to an array).
+ */
+typedef struct crk_surrogate_step {
+  /*
+   Step length t* along u = -g/|g| [scaled units].
+   */
+  double distance;
+  /*
+   |g| at the start point [scaled NLL per scaled unit].
+   */
+  double gradient_norm;
+  /*
+   The surrogate's NLL at the new point [original NLL units].
+   */
+  double predicted_nll;
+  /*
+   1 if the gradient is zero (no step proposed: the new point is the start point).
+   */
+  int32_t zero_gradient;
+  /*
+   1 if t* is the maximum step (no minimum inside).
+   */
+  int32_t at_max_distance;
+} crk_surrogate_step;
+
+/*
  Success.
  */
 #define CRK_OK 0
@@ -356,6 +751,36 @@ typedef struct crk_pool_params {
  x for x > 0, alpha (e^x - 1) otherwise (crk_activation_f32).
  */
 #define CRK_ACTIVATION_ELU 4
+
+/*
+ Rigidity [GV]; fluxes per GV.
+ */
+#define CRK_ABSCISSA_RIGIDITY 0
+
+/*
+ Kinetic energy per nucleon [GeV/n]; fluxes per GeV/n.
+ */
+#define CRK_ABSCISSA_KINETIC_PER_NUCLEON 1
+
+/*
+ w_i = 1.
+ */
+#define CRK_WEIGHTS_NONE 0
+
+/*
+ w_i = 1 / (1 + |z'_i|^2), z' the scaled coordinates relative to the start point.
+ */
+#define CRK_WEIGHTS_DISTANCE 1
+
+/*
+ w_i = exp(-(y_i - y_min)), y the NLL values (the talk's e^-NLL, shifted by its minimum).
+ */
+#define CRK_WEIGHTS_EXPONENTIAL 2
+
+/*
+ The caller's weights (custom_weights, n_points values, finite, >= 0).
+ */
+#define CRK_WEIGHTS_CUSTOM 3
 
 #ifdef __cplusplus
 extern "C" {
@@ -1080,6 +1505,356 @@ crk_status crk_network_run(const struct crk_network *net,
  `net` NULL or a live handle, not used afterwards.
  */
 void crk_network_free(struct crk_network *net);
+
+/*
+ Diffusion coefficients D [cm^2/s] at n points (galactocentric radius r [kpc] >= 0, height
+ z [kpc], rigidity R [GV] > 0). Vectorised; >= 5e7 points/s per core.
+
+ Errors (nothing is written): CRK_ERR_NULL_POINTER; CRK_ERR_INVALID_ARGUMENT (a parameter NaN
+ or out of range, e.g. a softness <= 0; r < 0; R <= 0; NaN inputs).
+
+ # Safety
+ `params` must point to a struct; the arrays must hold n values.
+ */
+crk_status crk_diffusion_coefficient(const struct crk_diffusion_params *params,
+                                     const double *radius_kpc,
+                                     const double *height_kpc,
+                                     const double *rigidity_GV,
+                                     size_t n,
+                                     double *D_cm2_per_s);
+
+/*
+ The rigidity dependence alone, D0 f(R) [cm^2/s] (D in the central zone) at n rigidities
+ [GV]; `D_cm2_per_s` may be `rigidity_GV` (in place).
+
+ # Safety
+ As crk_diffusion_coefficient.
+ */
+crk_status crk_diffusion_rigidity_dependence(const struct crk_diffusion_params *params,
+                                             const double *rigidity_GV,
+                                             size_t n,
+                                             double *D_cm2_per_s);
+
+/*
+ kappa(E) [cm^2/s] of electrons or positrons of total energy E [GeV] (> m_e) at (r, z)
+ [kpc]: D at rigidity sqrt(E^2 - m_e^2) GV. `kappa_cm2_per_s` may be `energy_GeV`.
+
+ # Safety
+ As crk_diffusion_coefficient.
+ */
+crk_status crk_diffusion_electron_kappa(const struct crk_diffusion_params *params,
+                                        double radius_kpc,
+                                        double height_kpc,
+                                        const double *energy_GeV,
+                                        size_t n,
+                                        double *kappa_cm2_per_s);
+
+/*
+ Injection spectrum Q(R) [Q0 units per GV] at n rigidities [GV] > 0 (in place allowed).
+
+ # Safety
+ `params` must point to a struct; the arrays must hold n values.
+ */
+crk_status crk_injection_rigidity(const struct crk_injection_params *params,
+                                  const double *rigidity_GV,
+                                  size_t n,
+                                  double *q_per_GV);
+
+/*
+ Injection spectrum per kinetic energy per nucleon, Q(R(T)) dR/dT [Q0 units per GeV/n], of
+ `particle` at n energies T [GeV/n] > 0 (in place allowed).
+
+ # Safety
+ `params`, `particle` must point to structs; the arrays must hold n values.
+ */
+crk_status crk_injection_kinetic(const struct crk_injection_params *params,
+                                 const struct crk_particle *particle_in,
+                                 const double *kinetic_GeV,
+                                 size_t n,
+                                 double *q_per_GeV);
+
+/*
+ Rigidity R = A sqrt(T (T + 2m)) / |Z| [GV] at n kinetic energies per nucleon T [GeV/n].
+
+ # Safety
+ `particle` must point to a struct; the arrays must hold n values (in place allowed).
+ */
+crk_status crk_rigidity_from_kinetic(const struct crk_particle *particle,
+                                     const double *kinetic_GeV,
+                                     size_t n,
+                                     double *rigidity_GV);
+
+/*
+ Kinetic energy per nucleon T [GeV/n] at n rigidities R [GV].
+
+ # Safety
+ As crk_rigidity_from_kinetic.
+ */
+crk_status crk_kinetic_from_rigidity(const struct crk_particle *particle,
+                                     const double *rigidity_GV,
+                                     size_t n,
+                                     double *kinetic_GeV);
+
+/*
+ The Jacobian dR/dT = (A/|Z|) (T + m) / sqrt(T (T + 2m)) [GV per GeV/n] at n kinetic energies
+ per nucleon (a spectrum per GV times it is the spectrum per GeV/n).
+
+ # Safety
+ As crk_rigidity_from_kinetic.
+ */
+crk_status crk_rigidity_jacobian(const struct crk_particle *particle,
+                                 const double *kinetic_GeV,
+                                 size_t n,
+                                 double *dR_dT);
+
+/*
+ The force-field map at n Earth kinetic energies per nucleon T [GeV/n]: the interstellar
+ energy T_IS = T + (|Z|/A) Phi(R, beta at Earth) [GeV/n] (explicit: the potential depends on
+ the known Earth rigidity) and the factor flux_TOA(T) / flux_IS(T_IS) =
+ T (T + 2m) / (T_IS (T_IS + 2m)).
+
+ Errors: CRK_ERR_NULL_POINTER; CRK_ERR_INVALID_ARGUMENT (bad species, NaN potential, T <= 0);
+ CRK_ERR_OUT_OF_DOMAIN (a negative potential giving T_IS <= 0).
+
+ # Safety
+ `particle`, `params` must point to structs; the arrays must hold n values and not overlap.
+ */
+crk_status crk_force_field_map(const struct crk_particle *particle_in,
+                               const struct crk_modulation_params *params,
+                               const double *kinetic_GeV,
+                               size_t n,
+                               double *interstellar_kinetic_GeV,
+                               double *flux_factor);
+
+/*
+ Modulates an interstellar spectrum tabulated per kinetic energy per nucleon (`lis_kinetic_GeV`
+ increasing, `lis_flux` > 0, n_lis >= 2; log-log interpolation, power-law extension beyond
+ the ends): flux_TOA [same units] at n Earth energies T [GeV/n].
+
+ # Safety
+ `particle`, `params` must point to structs; the arrays must hold their counts.
+ */
+crk_status crk_force_field_modulate(const struct crk_particle *particle_in,
+                                    const struct crk_modulation_params *params,
+                                    const double *lis_kinetic_GeV,
+                                    const double *lis_flux,
+                                    size_t n_lis,
+                                    const double *kinetic_GeV,
+                                    size_t n,
+                                    double *flux_toa);
+
+/*
+ The regularised upper incomplete gamma function Q(a, x), a > 0, x >= 0 (0 where it
+ underflows: use crk_gamma_q_neg_log there).
+
+ # Safety
+ `q` must be writable.
+ */
+crk_status crk_gamma_q(double a,
+                       double x,
+                       double *q);
+
+/*
+ The regularised lower incomplete gamma function P(a, x) = 1 - Q(a, x).
+
+ # Safety
+ `p` must be writable.
+ */
+crk_status crk_gamma_p(double a,
+                       double x,
+                       double *p);
+
+/*
+ -ln Q(a, x) computed in log space: finite and accurate (1e-12 relative) for any finite x.
+
+ # Safety
+ `neg_log_q` must be writable.
+ */
+crk_status crk_gamma_q_neg_log(double a,
+                               double x,
+                               double *neg_log_q);
+
+/*
+ The p-value Q(ndof/2, chi2/2) of a chi2 (>= 0) with ndof (> 0, need not be an integer)
+ degrees of freedom.
+
+ Errors: CRK_ERR_INVALID_ARGUMENT (chi2 < 0, ndof <= 0, NaN); CRK_ERR_NULL_POINTER.
+
+ # Safety
+ `p_value` must be writable.
+ */
+crk_status crk_chi2_pvalue(double chi2,
+                           double ndof,
+                           double *p_value);
+
+/*
+ NLL = -ln Q(ndof/2, chi2/2), computed in log space (finite when the p-value underflows).
+
+ Errors: CRK_ERR_INVALID_ARGUMENT (chi2 < 0, ndof <= 0, NaN); CRK_ERR_NULL_POINTER.
+
+ # Safety
+ `nll` must be writable.
+ */
+crk_status crk_chi2_neg_log_pvalue(double chi2,
+                                   double ndof,
+                                   double *nll);
+
+/*
+ Statistics of n >= 1 experiments from their chi2 and ndof: per experiment (results, n
+ entries) and Sum-NLL / Max-NLL (summary).
+
+ Errors: CRK_ERR_NULL_POINTER; CRK_ERR_INVALID_ARGUMENT (n = 0: no experiments; chi2 < 0,
+ ndof <= 0, NaN, naming the experiment).
+
+ # Safety
+ `chi2`, `ndof`, `results` must hold n values; `summary` must be writable.
+ */
+crk_status crk_experiment_statistics(const double *chi2,
+                                     const double *ndof,
+                                     size_t n,
+                                     struct crk_experiment_result *results,
+                                     struct crk_nll_summary *summary);
+
+/*
+ Fits normalisations and (Phi0, Phi1+, Phi1-) [GV] to flux and ratio data by a bounded
+ Levenberg-Marquardt minimisation of the total chi2 (see the Rust docs of
+ crkernels::stats::fit). Parameters are ordered N_0 .. N_(n_normalisations-1), Phi0, Phi1+,
+ Phi1-; `modulation` holds 3 parameters. Writes the best fit (`parameters`) and 1-sigma
+ uncertainties (`uncertainties`), both n_normalisations + 3 values; per experiment chi2,
+ ndof (= its number of points), p-value and NLL (`experiments`, n_experiments entries); and
+ the summary.
+
+ Errors (nothing is written): CRK_ERR_NULL_POINTER; CRK_ERR_INVALID_ARGUMENT (empty
+ experiments, no species, bad bounds or start, unknown abscissa, bad species or grids, x <= 0,
+ sigma <= 0, NaN values, indices out of range).
+
+ # Safety
+ Every pointer must hold its count of values; `summary` must be writable.
+ */
+crk_status crk_modulation_fit(const struct crk_fit_species *species,
+                              size_t n_species,
+                              const struct crk_fit_parameter *normalisations,
+                              size_t n_normalisations,
+                              const struct crk_fit_parameter *modulation,
+                              const struct crk_data_point *points,
+                              size_t n_points,
+                              size_t n_experiments,
+                              double *parameters,
+                              double *uncertainties,
+                              struct crk_experiment_result *experiments,
+                              struct crk_fit_summary *summary);
+
+/*
+ The number of polynomial features of total degree 1..degree in n_params variables,
+ C(n_params + degree, degree) - 1 (no intercept; 1329 for 18 parameters at degree 3).
+
+ Errors: CRK_ERR_INVALID_ARGUMENT (n_params or degree 0, overflow); CRK_ERR_NULL_POINTER.
+
+ # Safety
+ `count` must be writable.
+ */
+crk_status crk_polynomial_feature_count(size_t n_params,
+                                        size_t degree,
+                                        size_t *count);
+
+/*
+ Fits the ridge surrogate to n_points evaluated points `x` ([n_points][n_params],
+ row-major, original units) with NLL values `nll` (the algorithm of seed 000 as documented
+ in crkernels::stats::surrogate: standard scaling, shift to the start point, polynomial
+ features, weighted ridge, 90/10 hyper-parameter choice with validation indices i % 10 == 9,
+ refit on all points).
+
+ Errors: CRK_ERR_NULL_POINTER; CRK_ERR_INVALID_ARGUMENT (NaN values, a parameter or the NLL
+ with zero spread, fewer points than features, fewer than 10 points, bad degree or alpha,
+ unknown weighting, negative custom weights, all training weights zero, start out of range).
+
+ # Safety
+ `x` must hold n_points * n_params values, `nll` n_points; `options` must point to a struct
+ whose arrays hold their counts; `out` must be writable.
+ */
+crk_status crk_surrogate_fit(const double *x,
+                             size_t n_points,
+                             size_t n_params,
+                             const double *nll,
+                             const struct crk_surrogate_options *options,
+                             struct crk_surrogate **out);
+
+/*
+ What the fit chose: degree, alpha, feature count, start index.
+
+ # Safety
+ `surrogate` must be a live handle; `info` writable.
+ */
+crk_status crk_surrogate_get_info(const struct crk_surrogate *surrogate,
+                                  struct crk_surrogate_info *info);
+
+/*
+ The ridge coefficients (scaled units, sklearn PolynomialFeatures order) into `coefficients`
+ (room for `capacity`) and their number into `n`; coefficients = NULL, capacity = 0 only
+ reports the number.
+
+ # Safety
+ `surrogate` must be a live handle; `coefficients` must have room for `capacity`; `n` writable.
+ */
+crk_status crk_surrogate_coefficients(const struct crk_surrogate *surrogate,
+                                      double *coefficients,
+                                      size_t capacity,
+                                      size_t *n);
+
+/*
+ The validation mean squared errors of every candidate, [degree index][alpha index] in the
+ order of the options, into `scores` (room for `capacity`); their number into `n`.
+
+ # Safety
+ As crk_surrogate_coefficients.
+ */
+crk_status crk_surrogate_validation_scores(const struct crk_surrogate *surrogate,
+                                           double *scores,
+                                           size_t capacity,
+                                           size_t *n);
+
+/*
+ The surrogate's NLL [original units] at n_points points `x` ([n_points][n_params]).
+
+ # Safety
+ `surrogate` must be a live handle; `x` must hold n_points * n_params values, `nll` n_points.
+ */
+crk_status crk_surrogate_predict(const struct crk_surrogate *surrogate,
+                                 const double *x,
+                                 size_t n_points,
+                                 double *nll);
+
+/*
+ The gradient dNLL/dx [NLL per original unit] of the surrogate at one point x (n_params
+ values), analytic.
+
+ # Safety
+ `surrogate` must be a live handle; `x` and `gradient` must hold n_params values.
+ */
+crk_status crk_surrogate_gradient(const struct crk_surrogate *surrogate,
+                                  const double *x,
+                                  double *gradient);
+
+/*
+ The gradient step from the start point with maximum length `max_distance` (scaled units,
+ positive): the new point x_new [original units] into `new_point` (n_params values) and the
+ step's summary into `step`.
+
+ # Safety
+ `surrogate` must be a live handle; `new_point` must hold n_params values; `step` writable.
+ */
+crk_status crk_surrogate_propose_step(const struct crk_surrogate *surrogate,
+                                      double max_distance,
+                                      double *new_point,
+                                      struct crk_surrogate_step *step);
+
+/*
+ Releases a surrogate made by crk_surrogate_fit; NULL is a no-op.
+
+ # Safety
+ `surrogate` must be NULL or a live handle not used afterwards.
+ */
+void crk_surrogate_free(struct crk_surrogate *surrogate);
 
 /*
  Builds the loss-time and loss-length tables T(E), L(E) for `losses`, a diffusion

@@ -1,7 +1,7 @@
 //! crkernels: numerical kernels for cosmic-ray physics and the neural emulators built on it.
 //!
 //! The numerics live in the `no_std + alloc` crate `crkernels-core`, re-exported here
-//! ([`units`], [`math`], [`physics`], [`nn`]); this crate adds what needs std: the C ABI
+//! ([`units`], [`math`], [`physics`], [`nn`], [`stats`]); this crate adds what needs std: the C ABI
 //! ([`ffi`]: thread-local error messages, `catch_unwind`), threads ([`parallel`] for the
 //! ensemble, [`emulator`] for the MADE emulator, [`network`] for convolutions and detector
 //! networks) and file loading. It is built as rlib, cdylib
@@ -14,7 +14,7 @@
 #![allow(rustdoc::broken_intra_doc_links)]
 #![doc = include_str!("../README.md")]
 
-pub use crkernels_core::{Error, Result, error, math, nn, physics, rng, units};
+pub use crkernels_core::{Error, Result, error, math, nn, physics, rng, stats, units};
 
 pub mod emulator;
 pub mod ffi;

@@ -4,10 +4,12 @@
 //! microgauss): see [`units`]. Without the `std` feature the math functions come from `libm`.
 //! The `crkernels` crate re-exports everything here and adds the C ABI.
 //!
-//! Module map (one direction of dependency: `physics`, `nn` -> `math`, `rng`, `units`):
+//! Module map (one direction of dependency: `stats` -> `physics`, `nn` -> `math`, `rng`, `units`):
 //! - [`units`]: physical constants and unit conversions, the single source of truth;
 //! - [`math`]: the math-function facade, Chebyshev fits, piecewise polynomial tables;
-//! - [`physics`]: photon fields, energy losses (Thomson, Klein-Nishina), transport integrals;
+//! - [`physics`]: photon fields, energy losses (Thomson, Klein-Nishina), transport integrals,
+//!   diffusion and injection models, solar modulation;
+//! - [`stats`]: incomplete gamma, chi2 p-values and NLLs, the modulation fit, the ridge surrogate;
 //! - [`nn`]: masked dense layers, Gaussian mixtures and the MADE emulator (f32), with loaders.
 #![cfg_attr(not(feature = "std"), no_std)]
 #![warn(missing_docs)]
@@ -22,6 +24,7 @@ pub mod math;
 pub mod nn;
 pub mod physics;
 pub mod rng;
+pub mod stats;
 pub mod units;
 
 pub use error::{Error, Result};

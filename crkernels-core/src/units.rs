@@ -9,6 +9,11 @@ pub const SIGMA_T_CM2: f64 = 6.652_458_732_1e-25;
 pub const ELECTRON_MASS_GEV: f64 = 0.510_998_950_00e-3;
 /// Electron rest energy m_e c^2 [eV].
 pub const ELECTRON_MASS_EV: f64 = 0.510_998_950_00e6;
+/// Proton (and antiproton) rest energy m_p c^2 [GeV] (CODATA 2018).
+pub const PROTON_MASS_GEV: f64 = 0.938_272_088_16;
+/// Atomic mass unit u c^2 [GeV] (CODATA 2018): the mean nucleon mass of a nucleus used by
+/// [`crate::physics::particle::Particle::nucleus`] (He-4 has 0.93182, C-12 0.93124 GeV per nucleon).
+pub const ATOMIC_MASS_UNIT_GEV: f64 = 0.931_494_102_42;
 /// Speed of light c [cm/s].
 pub const SPEED_OF_LIGHT_CM_PER_S: f64 = 2.997_924_58e10;
 /// Boltzmann constant k_B [eV/K].

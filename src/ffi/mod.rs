@@ -18,6 +18,9 @@ pub mod ensemble;
 pub mod losses;
 pub mod made;
 pub mod network;
+pub mod propagation;
+pub mod stats;
+pub mod surrogate;
 pub mod transport;
 
 /// Status of a call: CRK_OK (0) or one of the CRK_ERR_* codes. Values are append-only: a code
@@ -178,6 +181,24 @@ pub(crate) unsafe fn write_handle<T>(out: *mut *mut T, value: T) -> Result<()> {
     Ok(())
 }
 
+/// Writes one value through a caller's out-pointer, or fails with CRK_ERR_NULL_POINTER.
+///
+/// # Safety
+/// `out` must be NULL or writable.
+pub(crate) unsafe fn write_out<T>(out: *mut T, value: T, name: &str) -> Result<()> {
+    if out.is_null() {
+        return Err(Error::NullPointer(format!("{name} is NULL")));
+    }
+    // SAFETY: checked non-null; the caller promises it is writable.
+    unsafe { out.write(value) };
+    Ok(())
+}
+
+/// Checks that an out-pointer is not NULL (before any work is done).
+pub(crate) fn require_out<T>(out: *mut T, name: &str) -> Result<()> {
+    if out.is_null() { Err(Error::NullPointer(format!("{name} is NULL"))) } else { Ok(()) }
+}
+
 /// Checks that an out-pointer for a handle is not NULL, and sets it to NULL until success.
 ///
 /// # Safety
@@ -283,6 +304,7 @@ mod tests {
         send_and_sync::<transport::crk_transport>();
         send_and_sync::<made::crk_made>();
         send_and_sync::<network::crk_network>();
+        send_and_sync::<surrogate::crk_surrogate>();
     }
 
     #[test]

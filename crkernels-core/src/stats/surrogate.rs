@@ -1,0 +1,589 @@
+//! The ridge-regression surrogate of the likelihood and its gradient step (seed 000, "Method"
+//! to "Gradient Steps"), exactly as the scikit-learn reference tests/reference/surrogate_reference.py
+//! computes it.
+//!
+//! Inputs: n evaluated points x_i (p parameters, original units), their NLL values y_i, the
+//! start point s (default: the lowest NLL, first if tied), a weighting scheme, candidate
+//! degrees and regularisations alpha, and the maximum step Delta_max (scaled units).
+//!
+//! 1. Scaling (sklearn StandardScaler): z = (x - mean) / std per parameter over all n points,
+//!    std the population standard deviation (ddof = 0); a zero std is an error. Shift:
+//!    z' = z - z_s, so the start point is the origin. Targets y' = (y - y_s) / std(y)
+//!    (population std; zero is an error).
+//! 2. Features phi(z'): all monomials of total degree 1..d in the order of sklearn's
+//!    PolynomialFeatures(include_bias=False): by degree, then lexicographic in the variable
+//!    indices (combinations with replacement); C(p + d, d) - 1 of them (1329 for p = 18, d = 3).
+//! 3. Weights: none, w_i = 1; distance, w_i = 1 / (1 + |z'_i|^2) (Euclidean, scaled units);
+//!    exponential, w_i = exp(-(y_i - y_min)) with y the original NLL values. This is the talk's
+//!    w = e^-NLL divided by e^-y_min so that it cannot underflow to all zeros; since ridge
+//!    minimises sum w (...)^2 + alpha |beta|^2, dividing all weights by e^-y_min is the same as
+//!    multiplying alpha by e^-y_min: alpha here is defined with these shifted weights. Custom:
+//!    the caller's weights (finite, >= 0).
+//! 4. Ridge without intercept (sklearn Ridge(alpha, fit_intercept=False) with sample_weight):
+//!    beta minimises sum_i w_i (y'_i - phi(z'_i) . beta)^2 + alpha |beta|^2, i.e.
+//!    (Phi^T W Phi + alpha I) beta = Phi^T W y', solved exactly by a Cholesky factorisation per
+//!    alpha (math::linalg). The Gram matrix is computed once for the largest degree: the
+//!    features of a lower degree are a prefix of it.
+//! 5. Hyper-parameters: validation points are the indices i with i % 10 == 9 (a reproducible
+//!    90/10 split without random numbers), training the rest. For every (degree, alpha) the
+//!    ridge is fitted on the training points and scored by the unweighted mean squared error
+//!    of y' on the validation points; the minimum wins (ties: the lower degree, then the
+//!    larger alpha). The chosen (degree, alpha) is refitted on all points.
+//! 6. Gradient at the start point (the origin): the linear coefficients g = beta[0..p] (in y'
+//!    per unit z'). Direction u = -g / |g|; a zero gradient proposes no step.
+//! 7. Line search: p(t) = f(t u) = sum_k c_k t^k, c_k = sum over the degree-k monomials of
+//!    beta_m m(u), exact. t* = argmin of p over the real critical points in (0, Delta_max)
+//!    and Delta_max itself (closed form for d <= 3, isolated roots above; math::polynomial).
+//! 8. The proposal x_new = mean + std (z_s + t* u) in original units, with the predicted NLL
+//!    y_s + std(y) p(t*).
+
+use alloc::vec;
+use alloc::vec::Vec;
+
+use crate::error::{Result, invalid};
+use crate::math::linalg::{add_gram_lower, cholesky_in_place, cholesky_solve};
+use crate::math::polynomial::{evaluate, minimise_on};
+use crate::math::{exp, sqrt};
+
+/// The largest polynomial degree accepted.
+pub const MAX_DEGREE: usize = 10;
+/// Validation points are the indices i with i % VALIDATION_MODULUS == VALIDATION_REMAINDER.
+pub const VALIDATION_MODULUS: usize = 10;
+/// See [`VALIDATION_MODULUS`].
+pub const VALIDATION_REMAINDER: usize = 9;
+
+/// The number of polynomial features of total degree 1..=degree in `n_params` variables,
+/// C(n_params + degree, degree) - 1 (no intercept). Errors: n_params or degree 0, overflow.
+pub fn polynomial_feature_count(n_params: usize, degree: usize) -> Result<usize> {
+    if n_params == 0 || degree == 0 {
+        return Err(invalid!("need n_params >= 1 and degree >= 1, got {n_params} and {degree}"));
+    }
+    // C(p + k, k) = C(p + k - 1, k - 1) (p + k) / k, exact at every step.
+    let mut count: usize = 1;
+    for k in 1..=degree {
+        count = count.checked_mul(n_params + k).map(|c| c / k).ok_or_else(|| {
+            invalid!("the feature count of {n_params} parameters at degree {degree} overflows")
+        })?;
+    }
+    Ok(count - 1)
+}
+
+/// How the points are weighted in the ridge fit.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum Weighting<'a> {
+    /// w_i = 1.
+    None,
+    /// w_i = 1 / (1 + |z'_i|^2).
+    Distance,
+    /// w_i = exp(-(y_i - y_min)).
+    Exponential,
+    /// The caller's weights, one per point, finite and >= 0.
+    Custom(&'a [f64]),
+}
+
+/// Options of [`Surrogate::fit`].
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct SurrogateOptions<'a> {
+    /// The weighting scheme.
+    pub weighting: Weighting<'a>,
+    /// Index of the start point; None: the lowest NLL.
+    pub start: Option<usize>,
+    /// Candidate degrees, each in 1..=MAX_DEGREE.
+    pub degrees: &'a [usize],
+    /// Candidate regularisations alpha, each finite and > 0.
+    pub alphas: &'a [f64],
+}
+
+/// The monomials of degree 1..=d in sklearn's order, built from their parents: feature f >= p
+/// is parent(f) * z[variable(f)].
+#[derive(Clone, Debug)]
+struct Features {
+    n_params: usize,
+    /// For f >= p: (parent feature, variable).
+    products: Vec<(u32, u32)>,
+    /// Last (largest) variable index of each feature's tuple.
+    last: Vec<u32>,
+    /// Start of each degree's block: degree k's features are block[k - 1]..block[k].
+    block: Vec<usize>,
+}
+
+impl Features {
+    fn new(n_params: usize, degree: usize) -> Self {
+        let mut last: Vec<u32> = (0..n_params as u32).collect();
+        let mut products = Vec::new();
+        let mut block = vec![0, n_params];
+        for _ in 2..=degree {
+            let (from, to) = (block[block.len() - 2], block[block.len() - 1]);
+            for parent in from..to {
+                for variable in last[parent]..n_params as u32 {
+                    products.push((parent as u32, variable));
+                    last.push(variable);
+                }
+            }
+            block.push(last.len());
+        }
+        Features { n_params, products, last, block }
+    }
+
+    fn count(&self) -> usize {
+        self.last.len()
+    }
+
+    /// The features of the first `count` columns at z.
+    #[inline]
+    fn evaluate(&self, z: &[f64], out: &mut [f64]) {
+        let p = self.n_params;
+        out[..p].copy_from_slice(z);
+        for (f, &(parent, variable)) in (p..out.len()).zip(&self.products) {
+            out[f] = out[parent as usize] * z[variable as usize];
+        }
+    }
+}
+
+/// A proposed gradient step.
+#[derive(Clone, Debug, PartialEq)]
+pub struct SurrogateStep {
+    /// |g|: the norm of the surrogate's gradient at the start point [y' per unit z'].
+    pub gradient_norm: f64,
+    /// The gradient is zero: no direction, t* = 0 and the proposal is the start point.
+    pub zero_gradient: bool,
+    /// The step length t* [scaled units].
+    pub distance: f64,
+    /// Whether t* is the maximum step (no minimum inside).
+    pub at_max_distance: bool,
+    /// The direction u = -g / |g| in scaled units (zeros for a zero gradient).
+    pub direction: Vec<f64>,
+    /// The line polynomial p(t) = sum_k c_k t^k (c_0 = 0), in y'.
+    pub line_coefficients: Vec<f64>,
+    /// The proposed point x_new [original units].
+    pub point: Vec<f64>,
+    /// The surrogate's NLL at x_new [original NLL units].
+    pub predicted_nll: f64,
+}
+
+/// A fitted ridge surrogate: immutable, cheap to query, safe to share across threads.
+#[derive(Clone, Debug)]
+pub struct Surrogate {
+    mean: Vec<f64>,
+    std: Vec<f64>,
+    z_start: Vec<f64>,
+    y_start: f64,
+    y_std: f64,
+    start_index: usize,
+    degree: usize,
+    alpha: f64,
+    features: Features,
+    coefficients: Vec<f64>,
+    scores: Vec<f64>,
+}
+
+/// Population mean and standard deviation of column `j` of `x` (n rows of `p`).
+fn column_moments(x: &[f64], p: usize, j: usize) -> (f64, f64) {
+    let n = (x.len() / p) as f64;
+    let mean = x.iter().skip(j).step_by(p).sum::<f64>() / n;
+    let variance = x.iter().skip(j).step_by(p).map(|v| (v - mean) * (v - mean)).sum::<f64>() / n;
+    (mean, sqrt(variance))
+}
+
+impl Surrogate {
+    /// Fits the surrogate to `n` points `x` ([n][n_params], row-major) with NLL values `y` (see
+    /// the module documentation).
+    ///
+    /// Errors: lengths; a non-finite value; a zero spread of a parameter or of y; no degree or
+    /// alpha, a degree outside 1..=MAX_DEGREE, alpha not finite or <= 0; a start index out of
+    /// range; fewer points than features of the largest degree; no validation point (n < 10);
+    /// custom weights negative or not finite; all training weights zero (singular weights).
+    pub fn fit(x: &[f64], n_params: usize, y: &[f64], options: &SurrogateOptions) -> Result<Self> {
+        let n = y.len();
+        if n_params == 0 {
+            return Err(invalid!("the surrogate needs at least one parameter"));
+        }
+        if x.len() != n.saturating_mul(n_params) {
+            return Err(invalid!(
+                "x has {} values, {n} points x {n_params} parameters need {}",
+                x.len(),
+                n.saturating_mul(n_params)
+            ));
+        }
+        crate::batch::check_each("x", x, |v| crate::error::require_finite("parameter value", v))?;
+        crate::batch::check_each("nll", y, |v| crate::error::require_finite("NLL value", v))?;
+        if options.degrees.is_empty() || options.alphas.is_empty() {
+            return Err(invalid!("need at least one candidate degree and one alpha"));
+        }
+        if let Some(&d) = options.degrees.iter().find(|&&d| d == 0 || d > MAX_DEGREE) {
+            return Err(invalid!("degree {d} is outside 1..={MAX_DEGREE}"));
+        }
+        crate::batch::check_each("alpha", options.alphas, |a| crate::error::require_positive("alpha", a))?;
+        let max_degree = options.degrees.iter().copied().max().unwrap_or(1);
+        let n_features = polynomial_feature_count(n_params, max_degree)?;
+        if n < n_features {
+            return Err(invalid!(
+                "fewer evaluated points ({n}) than features ({n_features}, {n_params} parameters at degree {max_degree})"
+            ));
+        }
+        let validation: Vec<usize> =
+            (0..n).filter(|i| i % VALIDATION_MODULUS == VALIDATION_REMAINDER).collect();
+        let training: Vec<usize> =
+            (0..n).filter(|i| i % VALIDATION_MODULUS != VALIDATION_REMAINDER).collect();
+        if validation.is_empty() {
+            return Err(invalid!(
+                "need at least {} points for a validation point (index % 10 == 9), got {n}",
+                VALIDATION_REMAINDER + 1
+            ));
+        }
+        let y_min = y.iter().copied().fold(f64::INFINITY, f64::min);
+        let start_index = match options.start {
+            Some(s) if s < n => s,
+            Some(s) => return Err(invalid!("start index {s} is out of range (n = {n})")),
+            None => y.iter().position(|&v| v == y_min).unwrap_or(0),
+        };
+
+        // 1. Scaling and shift.
+        let (mut mean, mut std) = (vec![0.0; n_params], vec![0.0; n_params]);
+        for j in 0..n_params {
+            (mean[j], std[j]) = column_moments(x, n_params, j);
+            if std[j].is_nan() || std[j] <= 0.0 {
+                return Err(invalid!("parameter {j} has zero spread over the points: it cannot be scaled"));
+            }
+        }
+        let (_, y_std) = column_moments(y, 1, 0);
+        if y_std.is_nan() || y_std <= 0.0 {
+            return Err(invalid!("the NLL values have zero spread: nothing to fit"));
+        }
+        let scaled = |i: usize, j: usize| (x[i * n_params + j] - mean[j]) / std[j];
+        let z_start: Vec<f64> = (0..n_params).map(|j| scaled(start_index, j)).collect();
+        let y_start = y[start_index];
+        let mut z = vec![0.0; n * n_params];
+        for i in 0..n {
+            for j in 0..n_params {
+                z[i * n_params + j] = scaled(i, j) - z_start[j];
+            }
+        }
+        let target: Vec<f64> = y.iter().map(|&v| (v - y_start) / y_std).collect();
+
+        // 3. Weights (as square roots: the Gram matrix is built from sqrt(w) phi).
+        let weights: Vec<f64> = match options.weighting {
+            Weighting::None => vec![1.0; n],
+            Weighting::Distance => z
+                .chunks_exact(n_params)
+                .map(|zi| 1.0 / (1.0 + zi.iter().map(|v| v * v).sum::<f64>()))
+                .collect(),
+            Weighting::Exponential => y.iter().map(|&v| exp(-(v - y_min))).collect(),
+            Weighting::Custom(w) => {
+                crate::batch::check_lengths("custom weights", w.len(), "points", n)?;
+                crate::batch::check_each("custom weights", w, |v| {
+                    crate::error::require_non_negative("weight", v)
+                })?;
+                w.to_vec()
+            }
+        };
+        if training.iter().all(|&i| weights[i] == 0.0) {
+            return Err(invalid!("singular weights: every training point has weight zero"));
+        }
+        let root_weights: Vec<f64> = weights.iter().map(|&w| sqrt(w)).collect();
+
+        // 2. Features of the largest degree for every point.
+        let features = Features::new(n_params, max_degree);
+        let mut phi = vec![0.0; n * n_features];
+        for (row, zi) in phi.chunks_exact_mut(n_features).zip(z.chunks_exact(n_params)) {
+            features.evaluate(zi, row);
+        }
+
+        // 4-5. The training Gram matrix once; a Cholesky solve per (degree, alpha).
+        let mut workspace = Vec::new();
+        let mut gram = vec![0.0; n_features * n_features];
+        add_gram_lower(
+            &phi,
+            n_features,
+            n_features,
+            &training,
+            &root_weights,
+            &mut gram,
+            n_features,
+            &mut workspace,
+        );
+        let rhs = |rows: &[usize], count: usize| {
+            let mut b = vec![0.0; count];
+            for &i in rows {
+                let wy = weights[i] * target[i];
+                for (bf, &v) in b.iter_mut().zip(&phi[i * n_features..i * n_features + count]) {
+                    *bf += wy * v;
+                }
+            }
+            b
+        };
+        let b_training = rhs(&training, n_features);
+        let mut system = Vec::with_capacity(n_features * n_features);
+        let mut scores = vec![f64::NAN; options.degrees.len() * options.alphas.len()];
+        let mut coefficients = Vec::with_capacity(n_features);
+        // Candidates in the order that breaks ties: degree ascending, alpha descending.
+        let mut order: Vec<(usize, usize)> =
+            (0..options.degrees.len()).flat_map(|d| (0..options.alphas.len()).map(move |a| (d, a))).collect();
+        order.sort_by(|&(d1, a1), &(d2, a2)| {
+            options.degrees[d1]
+                .cmp(&options.degrees[d2])
+                .then(options.alphas[a2].total_cmp(&options.alphas[a1]))
+        });
+        let mut best: Option<(f64, usize, f64)> = None;
+        for (d_index, a_index) in order {
+            let degree = options.degrees[d_index];
+            let alpha = options.alphas[a_index];
+            let count = features.block[degree];
+            ridge_solve(
+                &gram,
+                n_features,
+                count,
+                alpha,
+                &b_training[..count],
+                &mut system,
+                &mut coefficients,
+                &mut workspace,
+            )?;
+            let mse = validation
+                .iter()
+                .map(|&i| {
+                    let prediction: f64 = phi[i * n_features..i * n_features + count]
+                        .iter()
+                        .zip(&coefficients)
+                        .map(|(a, b)| a * b)
+                        .sum();
+                    (prediction - target[i]) * (prediction - target[i])
+                })
+                .sum::<f64>()
+                / validation.len() as f64;
+            scores[d_index * options.alphas.len() + a_index] = mse;
+            if best.is_none_or(|(score, _, _)| mse < score) {
+                best = Some((mse, degree, alpha));
+            }
+        }
+        let Some((_, degree, alpha)) = best else {
+            return Err(invalid!("no (degree, alpha) candidate could be scored"));
+        };
+
+        // Refit on all points: the training Gram plus the validation points'.
+        let count = features.block[degree];
+        add_gram_lower(
+            &phi,
+            n_features,
+            count,
+            &validation,
+            &root_weights,
+            &mut gram,
+            n_features,
+            &mut workspace,
+        );
+        let all: Vec<usize> = (0..n).collect();
+        let b_all = rhs(&all, count);
+        ridge_solve(&gram, n_features, count, alpha, &b_all, &mut system, &mut coefficients, &mut workspace)?;
+        Ok(Surrogate {
+            mean,
+            std,
+            z_start,
+            y_start,
+            y_std,
+            start_index,
+            degree,
+            alpha,
+            features: Features::new(n_params, degree),
+            coefficients,
+            scores,
+        })
+    }
+
+    /// Number of parameters p.
+    pub fn n_params(&self) -> usize {
+        self.mean.len()
+    }
+
+    /// The chosen degree.
+    pub fn degree(&self) -> usize {
+        self.degree
+    }
+
+    /// The chosen alpha.
+    pub fn alpha(&self) -> f64 {
+        self.alpha
+    }
+
+    /// Index of the start point.
+    pub fn start_index(&self) -> usize {
+        self.start_index
+    }
+
+    /// The ridge coefficients beta (features in sklearn's order), in y' per monomial of z'.
+    pub fn coefficients(&self) -> &[f64] {
+        &self.coefficients
+    }
+
+    /// Validation mean squared errors of y', [degree index][alpha index] as given in the options.
+    pub fn validation_scores(&self) -> &[f64] {
+        &self.scores
+    }
+
+    /// Per-parameter mean and population std of the points (the scaler).
+    pub fn scaler(&self) -> (&[f64], &[f64]) {
+        (&self.mean, &self.std)
+    }
+
+    /// The start point's scaled coordinates z_s, its NLL y_s and std(y).
+    pub fn start(&self) -> (&[f64], f64, f64) {
+        (&self.z_start, self.y_start, self.y_std)
+    }
+
+    fn shifted(&self, x: &[f64], z: &mut [f64]) {
+        for (j, zj) in z.iter_mut().enumerate() {
+            *zj = (x[j] - self.mean[j]) / self.std[j] - self.z_start[j];
+        }
+    }
+
+    /// The surrogate's NLL [original units] at points `x` ([m][p], row-major), into `out` (m).
+    pub fn predict(&self, x: &[f64], out: &mut [f64]) -> Result<()> {
+        let p = self.n_params();
+        if x.len() != out.len().saturating_mul(p) {
+            return Err(invalid!(
+                "x has {} values, {} points x {p} parameters need {}",
+                x.len(),
+                out.len(),
+                out.len().saturating_mul(p)
+            ));
+        }
+        crate::batch::check_each("x", x, |v| crate::error::require_finite("parameter value", v))?;
+        let mut z = vec![0.0; p];
+        let mut phi = vec![0.0; self.features.count()];
+        for (o, xi) in out.iter_mut().zip(x.chunks_exact(p)) {
+            self.shifted(xi, &mut z);
+            self.features.evaluate(&z, &mut phi);
+            let f: f64 = phi.iter().zip(&self.coefficients).map(|(a, b)| a * b).sum();
+            *o = self.y_start + self.y_std * f;
+        }
+        Ok(())
+    }
+
+    /// The gradient dNLL/dx [NLL per original unit] of the surrogate at one point x (p values),
+    /// analytic: forward differentiation of the monomials.
+    pub fn gradient(&self, x: &[f64], out: &mut [f64]) -> Result<()> {
+        let p = self.n_params();
+        crate::batch::check_lengths("x", x.len(), "parameters", p)?;
+        crate::batch::check_lengths("gradient", out.len(), "parameters", p)?;
+        crate::batch::check_each("x", x, |v| crate::error::require_finite("parameter value", v))?;
+        let count = self.features.count();
+        let mut z = vec![0.0; p];
+        self.shifted(x, &mut z);
+        let mut phi = vec![0.0; count];
+        self.features.evaluate(&z, &mut phi);
+        // d phi_f / d z_j for every feature, row f.
+        let mut d = vec![0.0; count * p];
+        for j in 0..p {
+            d[j * p + j] = 1.0;
+        }
+        for (f, &(parent, variable)) in (p..count).zip(&self.features.products) {
+            let (parent, variable) = (parent as usize, variable as usize);
+            for j in 0..p {
+                d[f * p + j] = d[parent * p + j] * z[variable];
+            }
+            d[f * p + variable] += phi[parent];
+        }
+        for (j, o) in out.iter_mut().enumerate() {
+            let df: f64 = (0..count).map(|f| self.coefficients[f] * d[f * p + j]).sum();
+            *o = self.y_std * df / self.std[j];
+        }
+        Ok(())
+    }
+
+    /// The gradient step from the start point with maximum length `max_distance` (scaled
+    /// units, finite > 0).
+    pub fn step(&self, max_distance: f64) -> Result<SurrogateStep> {
+        crate::error::require_positive("maximum step Delta_max [scaled units]", max_distance)?;
+        let p = self.n_params();
+        let gradient = &self.coefficients[..p];
+        let norm = sqrt(gradient.iter().map(|g| g * g).sum::<f64>());
+        let start_point: Vec<f64> = (0..p).map(|j| self.mean[j] + self.std[j] * self.z_start[j]).collect();
+        if norm == 0.0 {
+            return Ok(SurrogateStep {
+                gradient_norm: 0.0,
+                zero_gradient: true,
+                distance: 0.0,
+                at_max_distance: false,
+                direction: vec![0.0; p],
+                line_coefficients: vec![0.0; self.degree + 1],
+                point: start_point,
+                predicted_nll: self.y_start,
+            });
+        }
+        let direction: Vec<f64> = gradient.iter().map(|g| -g / norm).collect();
+        let mut monomials = vec![0.0; self.features.count()];
+        self.features.evaluate(&direction, &mut monomials);
+        let mut line = vec![0.0; self.degree + 1];
+        for (k, c) in line.iter_mut().enumerate().skip(1) {
+            let (from, to) = (self.features.block[k - 1], self.features.block[k]);
+            *c = (from..to).map(|f| self.coefficients[f] * monomials[f]).sum();
+        }
+        let (distance, value) = minimise_on(&line, max_distance);
+        debug_assert!((value - evaluate(&line, distance)).abs() <= 1e-12 * value.abs().max(1.0));
+        let point = (0..p)
+            .map(|j| self.mean[j] + self.std[j] * (self.z_start[j] + distance * direction[j]))
+            .collect();
+        Ok(SurrogateStep {
+            gradient_norm: norm,
+            zero_gradient: false,
+            distance,
+            at_max_distance: distance == max_distance,
+            direction,
+            line_coefficients: line,
+            point,
+            predicted_nll: self.y_start + self.y_std * value,
+        })
+    }
+}
+
+/// beta = (G[..count][..count] + alpha I)^-1 b for the Gram matrix `gram` (lower triangle,
+/// leading dimension `ld`).
+#[allow(clippy::too_many_arguments)]
+fn ridge_solve(
+    gram: &[f64],
+    ld: usize,
+    count: usize,
+    alpha: f64,
+    b: &[f64],
+    system: &mut Vec<f64>,
+    beta: &mut Vec<f64>,
+    workspace: &mut Vec<f64>,
+) -> Result<()> {
+    system.clear();
+    system.resize(count * count, 0.0);
+    for i in 0..count {
+        system[i * count..i * count + i + 1].copy_from_slice(&gram[i * ld..i * ld + i + 1]);
+        system[i * count + i] += alpha;
+    }
+    cholesky_in_place(system, count, count, workspace)
+        .map_err(|e| invalid!("the ridge system (alpha = {alpha}) is singular: {}", e.message()))?;
+    beta.clear();
+    beta.extend_from_slice(b);
+    cholesky_solve(system, count, count, beta);
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn feature_counts() {
+        assert_eq!(polynomial_feature_count(18, 3).unwrap(), 1329);
+        assert_eq!(polynomial_feature_count(3, 2).unwrap(), 9);
+        assert!(polynomial_feature_count(0, 2).is_err());
+        assert!(polynomial_feature_count(1000, 1000).is_err());
+        let f = Features::new(18, 3);
+        assert_eq!(f.count(), 1329);
+        assert_eq!(f.block, vec![0, 18, 189, 1329]);
+    }
+
+    #[test]
+    fn sklearn_feature_order() {
+        // PolynomialFeatures(2, include_bias=False) on (a, b, c): a b c a^2 ab ac b^2 bc c^2.
+        let f = Features::new(3, 2);
+        let mut out = vec![0.0; 9];
+        f.evaluate(&[2.0, 3.0, 5.0], &mut out);
+        assert_eq!(out, vec![2.0, 3.0, 5.0, 4.0, 6.0, 10.0, 9.0, 15.0, 25.0]);
+    }
+}
