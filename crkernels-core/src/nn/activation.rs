@@ -3,7 +3,7 @@
 
 use crate::error::{Result, invalid};
 use crate::math::simd::VectorIsa;
-use crate::math::{exp, exp_branchless, exp_branchless_f32, tanh_f32};
+use crate::math::{exp, exp_branchless_f32, tanh_f32};
 
 /// An element-wise nonlinearity of the network runner.
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -58,11 +58,10 @@ impl ActivationFn {
                 if x > 0.0 { x } else { elu }
             }
             ActivationFn::Sigmoid => {
-                // e / (1 + e) with e = e^-|x| in double precision: no overflow, and the
-                // negative side keeps its relative accuracy down to f32's subnormals.
-                let e = exp_branchless(-f64::from(x).abs());
-                let s = if x >= 0.0 { 1.0 / (1.0 + e) } else { e / (1.0 + e) };
-                s as f32
+                // e / (1 + e) with e = e^-|x| (the branch-free f32 exp): no overflow, and the
+                // negative side follows e^x down into f32's subnormals.
+                let e = exp_branchless_f32(-x.abs());
+                if x >= 0.0 { 1.0 / (1.0 + e) } else { e / (1.0 + e) }
             }
             ActivationFn::Tanh => tanh_f32(x),
         }

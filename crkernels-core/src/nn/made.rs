@@ -43,8 +43,8 @@ use alloc::vec;
 use alloc::vec::Vec;
 
 use crate::error::{Error, Result};
-use crate::math::simd::VectorIsa;
-use crate::math::{exp, exp_branchless, exp_branchless_f32, ln, ln_1p, tanh_f32};
+use crate::math::{exp, exp_branchless, ln, ln_1p};
+use crate::nn::activation::ActivationFn;
 use crate::nn::dense::{MaskRule, MaskedDense, TILE};
 use crate::nn::mixture::{HALF_LN_2PI, log_pdf_scratch, sample_unchecked};
 use crate::rng::Stream;
@@ -74,57 +74,27 @@ impl Activation {
         }
     }
 
-    /// The activation of every value: one branch-free loop per kind, on the widest vector
-    /// instruction set of the CPU (the same bits on each).
-    fn apply_all(self, values: &mut [f32]) {
-        #[cfg(target_arch = "x86_64")]
-        match VectorIsa::detect() {
-            // SAFETY: VectorIsa::detect found the instruction set on this CPU.
-            VectorIsa::Avx512 => return unsafe { self.apply_all_avx512(values) },
-            VectorIsa::Avx2 => return unsafe { self.apply_all_avx2(values) },
-            VectorIsa::Baseline => {}
-        }
-        self.apply_all_lanes(values)
-    }
-
-    #[cfg(target_arch = "x86_64")]
-    #[target_feature(enable = "avx512f,avx512dq,fma")]
-    unsafe fn apply_all_avx512(self, values: &mut [f32]) {
-        self.apply_all_lanes(values)
-    }
-
-    #[cfg(target_arch = "x86_64")]
-    #[target_feature(enable = "avx2,fma")]
-    unsafe fn apply_all_avx2(self, values: &mut [f32]) {
-        self.apply_all_lanes(values)
-    }
-
-    #[inline(always)]
-    fn apply_all_lanes(self, values: &mut [f32]) {
+    /// The runner's activation (nn::activation) this one is, None for the identity.
+    fn function(self) -> Option<ActivationFn> {
         match self {
-            Activation::Sigmoid => values.iter_mut().for_each(|v| *v = sigmoid(*v)),
-            Activation::Tanh => values.iter_mut().for_each(|v| *v = tanh_f32(*v)),
-            Activation::Relu => values.iter_mut().for_each(|v| *v = v.max(0.0)),
-            Activation::Identity => {}
+            Activation::Sigmoid => Some(ActivationFn::Sigmoid),
+            Activation::Tanh => Some(ActivationFn::Tanh),
+            Activation::Relu => Some(ActivationFn::Relu),
+            Activation::Identity => None,
+        }
+    }
+
+    /// The activation of every value (vectorised, see [`ActivationFn::apply_all`]).
+    fn apply_all(self, values: &mut [f32]) {
+        if let Some(function) = self.function() {
+            function.apply_all(values);
         }
     }
 
     #[inline(always)]
     fn apply(self, x: f32) -> f32 {
-        match self {
-            Activation::Sigmoid => sigmoid(x),
-            Activation::Tanh => tanh_f32(x),
-            Activation::Relu => x.max(0.0),
-            Activation::Identity => x,
-        }
+        self.function().map_or(x, |function| function.apply(x))
     }
-}
-
-/// The logistic sigmoid 1 / (1 + e^-x) with the branchless single-precision exp (error a few
-/// ulp; below x = -88.7 it returns about 3e-39 instead of smaller subnormal values).
-#[inline(always)]
-fn sigmoid(x: f32) -> f32 {
-    1.0 / (1.0 + exp_branchless_f32(-x))
 }
 
 /// How the scale head's raw output r becomes sigma.
