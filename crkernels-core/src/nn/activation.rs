@@ -61,7 +61,8 @@ impl ActivationFn {
                 // e / (1 + e) with e = e^-|x| (the branch-free f32 exp): no overflow, and the
                 // negative side follows e^x down into f32's subnormals.
                 let e = exp_branchless_f32(-x.abs());
-                if x >= 0.0 { 1.0 / (1.0 + e) } else { e / (1.0 + e) }
+                let numerator = if x >= 0.0 { 1.0 } else { e };
+                numerator / (1.0 + e)
             }
             ActivationFn::Tanh => tanh_f32(x),
         }
