@@ -221,7 +221,7 @@ impl MaskedDense {
             }
             let mut row = block.start;
             while row < block.end {
-                let count = ROW_GROUP.min(block.end - row);
+                let count = kernel.row_group().min(block.end - row);
                 let weight = &self.weight[row * self.n_in..(row + count) * self.n_in];
                 let bias = &self.bias[row..row + count];
                 let out = &mut output[row * TILE..(row + count) * TILE];
@@ -244,16 +244,30 @@ enum Kernel {
     Baseline,
     #[cfg(all(feature = "std", target_arch = "x86_64"))]
     Avx2Fma,
+    #[cfg(all(feature = "std", target_arch = "x86_64"))]
+    Avx512,
 }
 
 impl Kernel {
     #[inline]
     fn detect() -> Self {
         #[cfg(all(feature = "std", target_arch = "x86_64"))]
-        if std::is_x86_feature_detected!("avx2") && std::is_x86_feature_detected!("fma") {
-            return Kernel::Avx2Fma;
+        match crate::math::simd::VectorIsa::detect() {
+            crate::math::simd::VectorIsa::Avx512 => return Kernel::Avx512,
+            crate::math::simd::VectorIsa::Avx2 => return Kernel::Avx2Fma,
+            crate::math::simd::VectorIsa::Baseline => {}
         }
         Kernel::Baseline
+    }
+
+    /// Rows computed together: as many as keep every FMA pipe busy (one register per row on
+    /// AVX-512, two on AVX2).
+    fn row_group(self) -> usize {
+        match self {
+            #[cfg(all(feature = "std", target_arch = "x86_64"))]
+            Kernel::Avx512 => 2 * ROW_GROUP,
+            _ => ROW_GROUP,
+        }
     }
 
     /// `count` = bias.len() rows (1 to 4) of a tile; see the module documentation.
@@ -272,6 +286,9 @@ impl Kernel {
             #[cfg(all(feature = "std", target_arch = "x86_64"))]
             // SAFETY: detect() checked that the CPU has AVX2 and FMA.
             Kernel::Avx2Fma => unsafe { rows_avx2_fma(weight, stride, prefix, bias, input, out) },
+            #[cfg(all(feature = "std", target_arch = "x86_64"))]
+            // SAFETY: detect() checked that the CPU has AVX-512F and FMA.
+            Kernel::Avx512 => unsafe { rows_avx512(weight, stride, prefix, bias, input, out) },
         }
     }
 }
@@ -328,6 +345,60 @@ fn rows_avx2_n<const R: usize>(
             _mm256_storeu_ps(out.as_mut_ptr().add(r * TILE), acc[0]);
             _mm256_storeu_ps(out.as_mut_ptr().add(r * TILE + 8), acc[1]);
         }
+    }
+}
+
+/// The AVX-512 kernel: 1 to 8 rows x [`TILE`] lanes, one register per row; the same fused
+/// multiply-adds in the same order as the AVX2 kernel (the same bits).
+#[cfg(all(feature = "std", target_arch = "x86_64"))]
+#[target_feature(enable = "avx512f,fma")]
+fn rows_avx512(weight: &[f32], stride: usize, prefix: usize, bias: &[f32], input: &[f32], out: &mut [f32]) {
+    match bias.len() {
+        8 => rows_avx512_n::<8>(weight, stride, prefix, bias, input, out),
+        7 => rows_avx512_n::<7>(weight, stride, prefix, bias, input, out),
+        6 => rows_avx512_n::<6>(weight, stride, prefix, bias, input, out),
+        5 => rows_avx512_n::<5>(weight, stride, prefix, bias, input, out),
+        4 => rows_avx512_n::<4>(weight, stride, prefix, bias, input, out),
+        3 => rows_avx512_n::<3>(weight, stride, prefix, bias, input, out),
+        2 => rows_avx512_n::<2>(weight, stride, prefix, bias, input, out),
+        _ => rows_avx512_n::<1>(weight, stride, prefix, bias, input, out),
+    }
+}
+
+#[cfg(all(feature = "std", target_arch = "x86_64"))]
+#[target_feature(enable = "avx512f,fma")]
+#[inline]
+fn rows_avx512_n<const R: usize>(
+    weight: &[f32],
+    stride: usize,
+    prefix: usize,
+    bias: &[f32],
+    input: &[f32],
+    out: &mut [f32],
+) {
+    use core::arch::x86_64::{__m512, _mm512_fmadd_ps, _mm512_loadu_ps, _mm512_set1_ps, _mm512_storeu_ps};
+    const { assert!(TILE == 16) };
+    assert!(
+        bias.len() >= R
+            && out.len() >= R * TILE
+            && input.len() >= prefix * TILE
+            && (R == 0 || weight.len() >= (R - 1) * stride + prefix)
+    );
+    let mut acc: [__m512; R] = core::array::from_fn(|r| _mm512_set1_ps(bias[r]));
+    let w = weight.as_ptr();
+    let x = input.as_ptr();
+    for j in 0..prefix {
+        // SAFETY: j < prefix and the asserts above keep every offset inside the slices.
+        unsafe {
+            let xj = _mm512_loadu_ps(x.add(j * TILE));
+            for (r, acc) in acc.iter_mut().enumerate() {
+                *acc = _mm512_fmadd_ps(_mm512_set1_ps(*w.add(r * stride + j)), xj, *acc);
+            }
+        }
+    }
+    for (r, acc) in acc.iter().enumerate() {
+        // SAFETY: out holds R * TILE values (asserted).
+        unsafe { _mm512_storeu_ps(out.as_mut_ptr().add(r * TILE), *acc) };
     }
 }
 
@@ -426,18 +497,43 @@ mod tests {
         // The portable loop runs on CPUs without AVX2 + FMA and in no_std builds.
         let (stride, prefix) = (11, 9);
         let weight: alloc::vec::Vec<f32> =
-            (0..4 * stride).map(|i| ((i * 29 % 23) as f32 - 11.0) / 7.0).collect();
+            (0..8 * stride).map(|i| ((i * 29 % 23) as f32 - 11.0) / 7.0).collect();
         let input: alloc::vec::Vec<f32> =
             (0..prefix * TILE).map(|i| ((i * 17 % 13) as f32 - 6.0) / 3.0).collect();
-        let bias = [0.5f32, -0.25, 1.0, 0.0];
-        for rows in 1..=4 {
+        let bias = [0.5f32, -0.25, 1.0, 0.0, 2.0, -1.0, 0.125, 3.0];
+        for rows in 1..=Kernel::detect().row_group() {
             let mut portable = alloc::vec![0.0f32; rows * TILE];
             let mut dispatched = alloc::vec![0.0f32; rows * TILE];
-            Kernel::Baseline.rows(&weight, stride, prefix, &bias[..rows], &input, &mut portable);
+            // The portable kernel one row at a time, the dispatched one all rows together.
+            for (r, out) in portable.chunks_exact_mut(TILE).enumerate() {
+                Kernel::Baseline.rows(&weight[r * stride..], stride, prefix, &bias[r..r + 1], &input, out);
+            }
             Kernel::detect().rows(&weight, stride, prefix, &bias[..rows], &input, &mut dispatched);
             for (a, b) in portable.iter().zip(&dispatched) {
                 assert!((a - b).abs() <= 1e-5 * a.abs().max(1.0), "{a} {b}");
             }
+        }
+    }
+
+    /// The AVX2 and AVX-512 kernels fuse the same multiply-adds in the same order.
+    #[cfg(all(feature = "std", target_arch = "x86_64"))]
+    #[test]
+    fn the_avx2_and_avx512_kernels_give_the_same_bits() {
+        if !matches!(Kernel::detect(), Kernel::Avx512) {
+            return;
+        }
+        let (stride, prefix) = (37, 33);
+        let weight: alloc::vec::Vec<f32> =
+            (0..4 * stride).map(|i| ((i * 31 % 29) as f32 - 14.0) / 9.0).collect();
+        let input: alloc::vec::Vec<f32> =
+            (0..prefix * TILE).map(|i| ((i * 13 % 11) as f32 - 5.0) / 7.0).collect();
+        let bias = [0.5f32, -0.25, 1.0, 0.0];
+        for rows in 1..=4 {
+            let mut avx2 = alloc::vec![0.0f32; rows * TILE];
+            let mut avx512 = alloc::vec![0.0f32; rows * TILE];
+            Kernel::Avx2Fma.rows(&weight, stride, prefix, &bias[..rows], &input, &mut avx2);
+            Kernel::Avx512.rows(&weight, stride, prefix, &bias[..rows], &input, &mut avx512);
+            assert!(avx2.iter().zip(&avx512).all(|(a, b)| a.to_bits() == b.to_bits()), "{rows} rows");
         }
     }
 
