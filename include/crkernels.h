@@ -65,7 +65,8 @@ typedef struct crk_losses crk_losses;
 
 /*
  A loaded MADE-MoG model: made by crk_made_load*, released with crk_made_free. Immutable;
- may be shared across threads (each call uses its own working memory).
+ may be shared across threads (each call uses its own working memory). The GPU functions
+ upload its weights to a device on first use there; they are freed with the handle.
  */
 typedef struct crk_made crk_made;
 
@@ -920,6 +921,78 @@ crk_status crk_ensemble_sources(const struct crk_ensemble *ensemble,
 void crk_ensemble_free(struct crk_ensemble *ensemble);
 
 /*
+ crk_ensemble_run on GPU `device` (no progress callback): the same realisations, to about
+ 1e-13 relative (the same sources; the sum in another order, from fitted tables where the CPU
+ uses its direct formula). The GPU tables are built on the first call (tens of ms) and kept
+ with the handle. Realisations stream through the device in chunks: any n_realisations fits.
+
+ Errors (nothing is written): CRK_ERR_NULL_POINTER; CRK_ERR_INVALID_ARGUMENT
+ (n_realisations * n_energies overflows, or first_realisation + n_realisations does);
+ CRK_ERR_NO_DEVICE (no CUDA driver, no device `device`, or a build without the `cuda` feature);
+ CRK_ERR_DEVICE (a driver error, or device memory too small even for one chunk).
+
+ # Safety
+ `ensemble` a live handle; `flux` holds n_realisations * n_energies values.
+ */
+crk_status crk_ensemble_run_gpu(const struct crk_ensemble *ensemble,
+                                int32_t device,
+                                uint64_t seed,
+                                uint64_t first_realisation,
+                                size_t n_realisations,
+                                double *flux);
+
+/*
+ crk_ensemble_generate on GPU `device`: the same arguments with the device ordinal in place
+ of n_threads. Builds the age and GPU tables each call: for repeated calls use
+ crk_ensemble_new and crk_ensemble_run_gpu.
+
+ Errors: those of crk_ensemble_generate and of crk_ensemble_run_gpu.
+
+ # Safety
+ `tr` a live handle; `params` readable; arrays of the given sizes.
+ */
+crk_status crk_ensemble_generate_gpu(const struct crk_transport *tr,
+                                     const struct crk_ensemble_params *params,
+                                     const double *energy_GeV,
+                                     size_t n_energies,
+                                     uint64_t seed,
+                                     uint64_t first_realisation,
+                                     size_t n_realisations,
+                                     int32_t device,
+                                     double *flux);
+
+/*
+ The number of CUDA devices into `*count`: CRK_OK and 0 where there is no CUDA driver, no
+ device, or where the library was built without the `cuda` feature.
+
+ Errors: CRK_ERR_NULL_POINTER (count); CRK_ERR_DEVICE (the driver is present but fails).
+
+ # Safety
+ `count` must be NULL or writable.
+ */
+crk_status crk_device_count(int32_t *count);
+
+/*
+ Device `device`'s name into `name` (NUL-terminated, cut to `capacity` bytes including the
+ NUL), its total and currently free memory [bytes] into `*total_bytes` and `*free_bytes`, and
+ its compute capability into `*major`, `*minor`. Any out-pointer but `name` may be NULL to
+ skip it; `name` may be NULL with capacity 0.
+
+ Errors: CRK_ERR_NO_DEVICE (no driver, no such device, or no `cuda` feature; the message
+ says which); CRK_ERR_NULL_POINTER (name with capacity > 0); CRK_ERR_DEVICE.
+
+ # Safety
+ `name` must be NULL or hold `capacity` writable bytes; the other pointers NULL or writable.
+ */
+crk_status crk_device_info(int32_t device,
+                           char *name,
+                           size_t capacity,
+                           uint64_t *total_bytes,
+                           uint64_t *free_bytes,
+                           int32_t *major,
+                           int32_t *minor);
+
+/*
  Builds energy losses of `model` on a photon field of `n_fields` greybody components plus a
  magnetic field [microgauss] for synchrotron losses.
 
@@ -1127,6 +1200,100 @@ crk_status crk_made_sample_given(const struct crk_made *m,
                                  uint64_t seed,
                                  size_t n_threads,
                                  float *x);
+
+/*
+ crk_made_log_prob on GPU `device` (0, 1, ...; see crk_device_count), with host arrays:
+ the same arguments and results (to 1e-5 relative) without n_threads. Batches of any n run
+ in chunks that fit the device's free memory.
+
+ Errors (nothing written): as crk_made_log_prob, checked before the device is used;
+ CRK_ERR_NO_DEVICE (a library built without the `cuda` feature, no CUDA driver, or no
+ device `device`); CRK_ERR_DEVICE (a driver error, or out of device memory even for the
+ smallest chunk; the message says which).
+
+ # Safety
+ `m` a live handle or NULL; arrays of the given sizes or NULL.
+ */
+crk_status crk_made_log_prob_gpu(const struct crk_made *m,
+                                 int32_t device,
+                                 const float *context,
+                                 const float *x,
+                                 size_t n,
+                                 float *log_prob);
+
+/*
+ crk_made_sample on GPU `device`, with host arrays: the same samples as the CPU (to 1e-5)
+ for the same seed, without n_threads. Errors as crk_made_sample, and CRK_ERR_NO_DEVICE and
+ CRK_ERR_DEVICE as crk_made_log_prob_gpu.
+
+ # Safety
+ `m` a live handle or NULL; arrays of the given sizes or NULL.
+ */
+crk_status crk_made_sample_gpu(const struct crk_made *m,
+                               int32_t device,
+                               const float *context,
+                               size_t n,
+                               uint64_t seed,
+                               float *x_out);
+
+/*
+ crk_made_sample_given on GPU `device`, with host arrays, without n_threads. Errors as
+ crk_made_sample_given, and CRK_ERR_NO_DEVICE and CRK_ERR_DEVICE as crk_made_log_prob_gpu.
+
+ # Safety
+ `m` a live handle or NULL; arrays of the given sizes or NULL.
+ */
+crk_status crk_made_sample_given_gpu(const struct crk_made *m,
+                                     int32_t device,
+                                     const float *context,
+                                     const size_t *given_dims,
+                                     size_t n_given,
+                                     size_t n,
+                                     uint64_t seed,
+                                     float *x);
+
+/*
+ crk_made_log_prob_gpu for data already on the device: `context` ([n][n_context] f32; may
+ be NULL when n_context = 0), `x` ([n][n_dims] f32) and `log_prob` ([n] f32) are DEVICE
+ pointers into memory of GPU `device` (cudaMalloc'd in its primary context, as the CUDA
+ runtime does). The inputs are checked for NaN and infinities on the device first. The call
+ returns when log_prob is written (the device is synchronised).
+
+ Errors: CRK_ERR_NULL_POINTER; CRK_ERR_INVALID_ARGUMENT (n = 0, a pointer not aligned for
+ float, NaN or infinite input, naming the row and column; nothing written);
+ CRK_ERR_OUT_OF_DOMAIN (as crk_made_log_prob: log_prob filled with NaN); CRK_ERR_NO_DEVICE;
+ CRK_ERR_DEVICE.
+
+ # Safety
+ `m` a live handle or NULL; the device pointers NULL or valid on `device` for the sizes
+ given, `log_prob` apart from the inputs. A pointer that is not device memory of `device`
+ makes the device fail (an illegal address, CRK_ERR_DEVICE), which spoils its context for
+ the rest of the process.
+ */
+crk_status crk_made_log_prob_gpu_device(const struct crk_made *m,
+                                        int32_t device,
+                                        const float *context,
+                                        const float *x,
+                                        size_t n,
+                                        float *log_prob);
+
+/*
+ crk_made_sample_gpu for data on the device: `context` ([n][n_context] f32; may be NULL
+ when n_context = 0) and `x_out` ([n][n_dims] f32) are DEVICE pointers of GPU `device`, as
+ in crk_made_log_prob_gpu_device. Returns when x_out is written.
+
+ Errors: CRK_ERR_NULL_POINTER; CRK_ERR_INVALID_ARGUMENT (n = 0, misaligned pointers, NaN or
+ infinite context; nothing written); CRK_ERR_NO_DEVICE; CRK_ERR_DEVICE.
+
+ # Safety
+ As crk_made_log_prob_gpu_device.
+ */
+crk_status crk_made_sample_gpu_device(const struct crk_made *m,
+                                      int32_t device,
+                                      const float *context,
+                                      size_t n,
+                                      uint64_t seed,
+                                      float *x_out);
 
 /*
  Releases a model; NULL is a no-op.
@@ -1364,6 +1531,249 @@ crk_status crk_global_avgpool_f32(const float *input,
                                   size_t c,
                                   size_t plane,
                                   float *output);
+
+/*
+ conv2d on a GPU (crk_conv2d_f32 with `device` first): the arrays are in host memory and
+ stream through device `device` in chunks sized from its free memory, so n is not limited
+ by the device. The results equal the CPU's to FP32 rounding (FP32 arithmetic, no TF32).
+ Weights and bias are uploaded on each call. Calls from several host threads on one device
+ are serialised. Returns when `output` is written.
+
+ Errors: as crk_conv2d_f32; CRK_ERR_NO_DEVICE (no `cuda` feature, no CUDA driver, `device`
+ negative or not below crk_device_count); CRK_ERR_DEVICE (driver errors, out of device
+ memory even for one sample; the message names the step). Also CRK_ERR_INVALID_ARGUMENT
+ for more than 65535 groups or a sample over 2^31 - 4096 values (GPU limits).
+
+ # Safety
+ As crk_conv2d_f32.
+ */
+crk_status crk_conv2d_f32_gpu(int32_t device,
+                              const float *input,
+                              size_t n,
+                              size_t c_in,
+                              size_t h,
+                              size_t w,
+                              const float *weight,
+                              const float *bias,
+                              size_t c_out,
+                              size_t kh,
+                              size_t kw,
+                              const struct crk_conv_params *params,
+                              float *output);
+
+/*
+ crk_conv2d_f32_gpu on device memory: `input` and `output` are DEVICE pointers on device
+ `device` (from cudaMalloc or cuMemAlloc in its primary context), holding n c_in h w and
+ n c_out h_out w_out floats, 4-byte aligned, not overlapping; `weight`, `bias` and `params`
+ are HOST pointers as in crk_conv2d_f32. Device values are not checked for finiteness
+ (non-finite values propagate). Returns when `output` is written (the work runs on the
+ device's legacy default stream).
+
+ Errors: as crk_conv2d_f32_gpu; CRK_ERR_NULL_POINTER (a NULL device pointer);
+ CRK_ERR_INVALID_ARGUMENT (a misaligned or overlapping device array).
+
+ # Safety
+ The device pointers must hold the values above on that device; host arrays as in
+ crk_conv2d_f32.
+ */
+crk_status crk_conv2d_f32_gpu_device(int32_t device,
+                                     const float *input,
+                                     size_t n,
+                                     size_t c_in,
+                                     size_t h,
+                                     size_t w,
+                                     const float *weight,
+                                     const float *bias,
+                                     size_t c_out,
+                                     size_t kh,
+                                     size_t kw,
+                                     const struct crk_conv_params *params,
+                                     float *output);
+
+/*
+ conv1d on a GPU with host arrays: crk_conv1d_f32 with `device` first; otherwise as
+ crk_conv2d_f32_gpu.
+
+ # Safety
+ As crk_conv1d_f32.
+ */
+crk_status crk_conv1d_f32_gpu(int32_t device,
+                              const float *input,
+                              size_t n,
+                              size_t c_in,
+                              size_t len,
+                              const float *weight,
+                              const float *bias,
+                              size_t c_out,
+                              size_t k,
+                              const struct crk_conv_params *params,
+                              float *output);
+
+/*
+ conv1d on a GPU with `input` and `output` in DEVICE memory (n c_in len and n c_out len_out
+ floats); weight, bias, params on the host. As crk_conv2d_f32_gpu_device.
+
+ # Safety
+ As crk_conv2d_f32_gpu_device.
+ */
+crk_status crk_conv1d_f32_gpu_device(int32_t device,
+                                     const float *input,
+                                     size_t n,
+                                     size_t c_in,
+                                     size_t len,
+                                     const float *weight,
+                                     const float *bias,
+                                     size_t c_out,
+                                     size_t k,
+                                     const struct crk_conv_params *params,
+                                     float *output);
+
+/*
+ Max pooling 2-D on a GPU with host arrays: crk_maxpool2d_f32 with `device` first. Errors
+ as crk_maxpool2d_f32 plus the GPU errors of crk_conv2d_f32_gpu.
+
+ # Safety
+ As crk_maxpool2d_f32.
+ */
+crk_status crk_maxpool2d_f32_gpu(int32_t device,
+                                 const float *input,
+                                 size_t n,
+                                 size_t c,
+                                 size_t h,
+                                 size_t w,
+                                 const struct crk_pool_params *params,
+                                 float *output);
+
+/*
+ crk_maxpool2d_f32_gpu with `input` (n c h w floats) and `output` (n c h_out w_out) in
+ DEVICE memory, `params` on the host; device-pointer rules and errors as
+ crk_conv2d_f32_gpu_device.
+
+ # Safety
+ As crk_conv2d_f32_gpu_device.
+ */
+crk_status crk_maxpool2d_f32_gpu_device(int32_t device,
+                                        const float *input,
+                                        size_t n,
+                                        size_t c,
+                                        size_t h,
+                                        size_t w,
+                                        const struct crk_pool_params *params,
+                                        float *output);
+
+/*
+ Average pooling 2-D on a GPU with host arrays; as crk_maxpool2d_f32_gpu.
+
+ # Safety
+ As crk_maxpool2d_f32.
+ */
+crk_status crk_avgpool2d_f32_gpu(int32_t device,
+                                 const float *input,
+                                 size_t n,
+                                 size_t c,
+                                 size_t h,
+                                 size_t w,
+                                 const struct crk_pool_params *params,
+                                 float *output);
+
+/*
+ Average pooling 2-D on a GPU with device arrays; as crk_maxpool2d_f32_gpu_device.
+
+ # Safety
+ As crk_conv2d_f32_gpu_device.
+ */
+crk_status crk_avgpool2d_f32_gpu_device(int32_t device,
+                                        const float *input,
+                                        size_t n,
+                                        size_t c,
+                                        size_t h,
+                                        size_t w,
+                                        const struct crk_pool_params *params,
+                                        float *output);
+
+/*
+ Max pooling 1-D on a GPU with host arrays: crk_maxpool1d_f32 with `device` first.
+
+ # Safety
+ As crk_maxpool1d_f32.
+ */
+crk_status crk_maxpool1d_f32_gpu(int32_t device,
+                                 const float *input,
+                                 size_t n,
+                                 size_t c,
+                                 size_t len,
+                                 const struct crk_pool_params *params,
+                                 float *output);
+
+/*
+ Max pooling 1-D on a GPU with device arrays (n c len and n c len_out floats).
+
+ # Safety
+ As crk_conv2d_f32_gpu_device.
+ */
+crk_status crk_maxpool1d_f32_gpu_device(int32_t device,
+                                        const float *input,
+                                        size_t n,
+                                        size_t c,
+                                        size_t len,
+                                        const struct crk_pool_params *params,
+                                        float *output);
+
+/*
+ Average pooling 1-D on a GPU with host arrays: crk_avgpool1d_f32 with `device` first.
+
+ # Safety
+ As crk_maxpool1d_f32.
+ */
+crk_status crk_avgpool1d_f32_gpu(int32_t device,
+                                 const float *input,
+                                 size_t n,
+                                 size_t c,
+                                 size_t len,
+                                 const struct crk_pool_params *params,
+                                 float *output);
+
+/*
+ Average pooling 1-D on a GPU with device arrays.
+
+ # Safety
+ As crk_conv2d_f32_gpu_device.
+ */
+crk_status crk_avgpool1d_f32_gpu_device(int32_t device,
+                                        const float *input,
+                                        size_t n,
+                                        size_t c,
+                                        size_t len,
+                                        const struct crk_pool_params *params,
+                                        float *output);
+
+/*
+ Global average pooling on a GPU with host arrays: crk_global_avgpool_f32 with `device`
+ first (sums in double, as on the CPU). GPU errors as crk_conv2d_f32_gpu.
+
+ # Safety
+ As crk_global_avgpool_f32.
+ */
+crk_status crk_global_avgpool_f32_gpu(int32_t device,
+                                      const float *input,
+                                      size_t n,
+                                      size_t c,
+                                      size_t plane,
+                                      float *output);
+
+/*
+ Global average pooling on a GPU with `input` (n c plane floats) and `output` (n c) in
+ DEVICE memory; as crk_conv2d_f32_gpu_device.
+
+ # Safety
+ As crk_conv2d_f32_gpu_device.
+ */
+crk_status crk_global_avgpool_f32_gpu_device(int32_t device,
+                                             const float *input,
+                                             size_t n,
+                                             size_t c,
+                                             size_t plane,
+                                             float *output);
 
 /*
  Dense layer y = W x + b: input [n][n_in], weight [n_out][n_in] (PyTorch's Linear), bias

@@ -18,6 +18,7 @@ pub use crkernels_core::{Error, Result, error, math, nn, physics, rng, stats, un
 
 pub mod emulator;
 pub mod ffi;
+pub mod gpu;
 pub mod network;
 pub mod parallel;
 

@@ -202,6 +202,12 @@ impl Stream {
         self.used = 4;
     }
 
+    /// The position of the stream: the index of the next word it gives (word w is word w mod 4
+    /// of block w / 4), modulo 2^64.
+    pub fn word_position(&self) -> u64 {
+        (self.next_block << 2).wrapping_add(self.used as u64).wrapping_sub(4)
+    }
+
     /// The next 32 random bits.
     #[inline]
     pub fn next_u32(&mut self) -> u32 {

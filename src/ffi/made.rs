@@ -11,14 +11,17 @@ use std::path::Path;
 
 use crate::emulator::{ParallelMade, load_made};
 use crate::error::{Error, Result};
+use crate::ffi::gpu::ordinal;
 use crate::ffi::{crk_status, free_handle, guard, handle, input, output, prepare_handle_out, write_handle};
+use crate::gpu::made::GpuMade;
 use crate::nn::mixture::Mixture;
 use crate::nn::{Activation, LoadOptions, Made};
 
 /// A loaded MADE-MoG model: made by crk_made_load*, released with crk_made_free. Immutable;
-/// may be shared across threads (each call uses its own working memory).
+/// may be shared across threads (each call uses its own working memory). The GPU functions
+/// upload its weights to a device on first use there; they are freed with the handle.
 pub struct crk_made {
-    inner: Made,
+    inner: GpuMade,
 }
 
 /// Activation of an nflows model's residual blocks (one of the CRK_ACTIVATION_* constants).
@@ -119,7 +122,7 @@ pub unsafe extern "C" fn crk_made_load_with_options(
         let options = options_from_c(unsafe { options.as_ref() })?;
         let inner = load_made(Path::new(path), &options)?;
         // SAFETY: checked above.
-        unsafe { write_handle(out, crk_made { inner }) }
+        unsafe { write_handle(out, crk_made { inner: GpuMade::new(inner) }) }
     })
 }
 
@@ -161,7 +164,7 @@ pub unsafe extern "C" fn crk_made_load_buffer_with_options(
         let options = options_from_c(unsafe { options.as_ref() })?;
         let inner = Made::from_safetensors(data, &options)?;
         // SAFETY: checked above.
-        unsafe { write_handle(out, crk_made { inner }) }
+        unsafe { write_handle(out, crk_made { inner: GpuMade::new(inner) }) }
     })
 }
 
@@ -338,6 +341,163 @@ pub unsafe extern "C" fn crk_made_sample_given(
         // SAFETY: forwarded from the caller; the inputs were copied.
         let x = unsafe { output(x, count(n, made.n_dims(), "x")?, "x")? };
         made.sample_given_parallel(&context, &given, seed, 0, n_threads, x)
+    })
+}
+
+/// crk_made_log_prob on GPU `device` (0, 1, ...; see crk_device_count), with host arrays:
+/// the same arguments and results (to 1e-5 relative) without n_threads. Batches of any n run
+/// in chunks that fit the device's free memory.
+///
+/// Errors (nothing written): as crk_made_log_prob, checked before the device is used;
+/// CRK_ERR_NO_DEVICE (a library built without the `cuda` feature, no CUDA driver, or no
+/// device `device`); CRK_ERR_DEVICE (a driver error, or out of device memory even for the
+/// smallest chunk; the message says which).
+///
+/// # Safety
+/// `m` a live handle or NULL; arrays of the given sizes or NULL.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn crk_made_log_prob_gpu(
+    m: *const crk_made,
+    device: i32,
+    context: *const f32,
+    x: *const f32,
+    n: usize,
+    log_prob: *mut f32,
+) -> crk_status {
+    guard(|| {
+        // SAFETY: forwarded from the caller.
+        let made = &unsafe { handle(m, "m")? }.inner;
+        if n == 0 {
+            return Err(Error::InvalidArgument("n = 0: the batch is empty".into()));
+        }
+        let (n_c, n_x) = (count(n, made.n_context(), "context")?, count(n, made.n_dims(), "x")?);
+        // SAFETY: forwarded from the caller; copied where they overlap log_prob.
+        let context = unsafe { input_apart(context, n_c, log_prob, n, "context")? };
+        // SAFETY: as above.
+        let x = unsafe { input_apart(x, n_x, log_prob, n, "x")? };
+        // SAFETY: forwarded from the caller; no input borrowed above overlaps it.
+        let out = unsafe { output(log_prob, n, "log_prob")? };
+        made.log_prob(ordinal(device)?, &context, &x, out)
+    })
+}
+
+/// crk_made_sample on GPU `device`, with host arrays: the same samples as the CPU (to 1e-5)
+/// for the same seed, without n_threads. Errors as crk_made_sample, and CRK_ERR_NO_DEVICE and
+/// CRK_ERR_DEVICE as crk_made_log_prob_gpu.
+///
+/// # Safety
+/// `m` a live handle or NULL; arrays of the given sizes or NULL.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn crk_made_sample_gpu(
+    m: *const crk_made,
+    device: i32,
+    context: *const f32,
+    n: usize,
+    seed: u64,
+    x_out: *mut f32,
+) -> crk_status {
+    guard(|| {
+        // SAFETY: forwarded from the caller.
+        let made = &unsafe { handle(m, "m")? }.inner;
+        if n == 0 {
+            return Err(Error::InvalidArgument("n = 0: the batch is empty".into()));
+        }
+        // SAFETY: forwarded from the caller.
+        let context = unsafe { input(context, count(n, made.n_context(), "context")?, "context")? }.to_vec();
+        // SAFETY: forwarded from the caller; the context was copied, so x_out may overlap it.
+        let out = unsafe { output(x_out, count(n, made.n_dims(), "x_out")?, "x_out")? };
+        made.sample(ordinal(device)?, &context, seed, 0, out)
+    })
+}
+
+/// crk_made_sample_given on GPU `device`, with host arrays, without n_threads. Errors as
+/// crk_made_sample_given, and CRK_ERR_NO_DEVICE and CRK_ERR_DEVICE as crk_made_log_prob_gpu.
+///
+/// # Safety
+/// `m` a live handle or NULL; arrays of the given sizes or NULL.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn crk_made_sample_given_gpu(
+    m: *const crk_made,
+    device: i32,
+    context: *const f32,
+    given_dims: *const usize,
+    n_given: usize,
+    n: usize,
+    seed: u64,
+    x: *mut f32,
+) -> crk_status {
+    guard(|| {
+        // SAFETY: forwarded from the caller.
+        let made = &unsafe { handle(m, "m")? }.inner;
+        if n == 0 {
+            return Err(Error::InvalidArgument("n = 0: the batch is empty".into()));
+        }
+        // SAFETY: forwarded from the caller.
+        let context = unsafe { input(context, count(n, made.n_context(), "context")?, "context")? }.to_vec();
+        // SAFETY: forwarded from the caller.
+        let given = unsafe { input(given_dims, n_given, "given_dims")? }.to_vec();
+        // SAFETY: forwarded from the caller; the inputs were copied.
+        let x = unsafe { output(x, count(n, made.n_dims(), "x")?, "x")? };
+        made.sample_given(ordinal(device)?, &context, &given, seed, 0, x)
+    })
+}
+
+/// crk_made_log_prob_gpu for data already on the device: `context` ([n][n_context] f32; may
+/// be NULL when n_context = 0), `x` ([n][n_dims] f32) and `log_prob` ([n] f32) are DEVICE
+/// pointers into memory of GPU `device` (cudaMalloc'd in its primary context, as the CUDA
+/// runtime does). The inputs are checked for NaN and infinities on the device first. The call
+/// returns when log_prob is written (the device is synchronised).
+///
+/// Errors: CRK_ERR_NULL_POINTER; CRK_ERR_INVALID_ARGUMENT (n = 0, a pointer not aligned for
+/// float, NaN or infinite input, naming the row and column; nothing written);
+/// CRK_ERR_OUT_OF_DOMAIN (as crk_made_log_prob: log_prob filled with NaN); CRK_ERR_NO_DEVICE;
+/// CRK_ERR_DEVICE.
+///
+/// # Safety
+/// `m` a live handle or NULL; the device pointers NULL or valid on `device` for the sizes
+/// given, `log_prob` apart from the inputs. A pointer that is not device memory of `device`
+/// makes the device fail (an illegal address, CRK_ERR_DEVICE), which spoils its context for
+/// the rest of the process.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn crk_made_log_prob_gpu_device(
+    m: *const crk_made,
+    device: i32,
+    context: *const f32,
+    x: *const f32,
+    n: usize,
+    log_prob: *mut f32,
+) -> crk_status {
+    guard(|| {
+        // SAFETY: forwarded from the caller.
+        let made = &unsafe { handle(m, "m")? }.inner;
+        // SAFETY: forwarded from the caller (device addresses, never dereferenced here).
+        unsafe { made.log_prob_device(ordinal(device)?, context as u64, x as u64, n, log_prob as u64) }
+    })
+}
+
+/// crk_made_sample_gpu for data on the device: `context` ([n][n_context] f32; may be NULL
+/// when n_context = 0) and `x_out` ([n][n_dims] f32) are DEVICE pointers of GPU `device`, as
+/// in crk_made_log_prob_gpu_device. Returns when x_out is written.
+///
+/// Errors: CRK_ERR_NULL_POINTER; CRK_ERR_INVALID_ARGUMENT (n = 0, misaligned pointers, NaN or
+/// infinite context; nothing written); CRK_ERR_NO_DEVICE; CRK_ERR_DEVICE.
+///
+/// # Safety
+/// As crk_made_log_prob_gpu_device.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn crk_made_sample_gpu_device(
+    m: *const crk_made,
+    device: i32,
+    context: *const f32,
+    n: usize,
+    seed: u64,
+    x_out: *mut f32,
+) -> crk_status {
+    guard(|| {
+        // SAFETY: forwarded from the caller.
+        let made = &unsafe { handle(m, "m")? }.inner;
+        // SAFETY: forwarded from the caller (device addresses, never dereferenced here).
+        unsafe { made.sample_device(ordinal(device)?, context as u64, n, seed, 0, x_out as u64) }
     })
 }
 

@@ -15,6 +15,7 @@ use std::panic::{AssertUnwindSafe, catch_unwind};
 use crate::error::{Error, Result};
 
 pub mod ensemble;
+pub mod gpu;
 pub mod losses;
 pub mod made;
 pub mod network;

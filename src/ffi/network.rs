@@ -6,17 +6,25 @@
 //! finite (CRK_ERR_INVALID_ARGUMENT naming the first bad value); the output may be the input
 //! array (in-place calls copy the input first). The kernels run on the calling thread (call
 //! them from your own threads freely); crk_network_run takes a thread count.
+//!
+//! GPU variants (issue 7): crk_conv2d_f32_gpu, crk_conv1d_f32_gpu and the pooling functions
+//! with suffix _gpu take the CPU function's arguments after a first `int32_t device` (a CUDA
+//! device ordinal) and host arrays; the _gpu_device variants take `input` and `output` as
+//! device pointers instead (weights and parameters stay on the host). Without a usable device
+//! they return CRK_ERR_NO_DEVICE with a message; driver failures are CRK_ERR_DEVICE.
 
 use core::ffi::c_char;
 use std::ffi::CStr;
 use std::path::Path;
 
 use crate::error::{Error, Result};
+use crate::ffi::gpu::ordinal;
 use crate::ffi::made::{CRK_ACTIVATION_RELU, CRK_ACTIVATION_SIGMOID, CRK_ACTIVATION_TANH, crk_activation};
 use crate::ffi::{
     crk_status, free_handle, guard, handle, input, input_maybe_aliased, output, prepare_handle_out,
     write_handle,
 };
+use crate::gpu::conv as gpu_conv;
 use crate::network::{ParallelNetwork, load_network};
 use crate::nn::Network;
 use crate::nn::activation::{ActivationFn, softmax_rows};
@@ -104,9 +112,19 @@ fn check_finite(what: &str, values: &[f32]) -> Result<()> {
     }
 }
 
-/// Runs a conv2d (one_d: conv1d of height 1).
+/// Where a kernel runs: on the calling thread, or on GPU `device` with arrays in host memory
+/// or (Device) input and output in device memory.
+#[derive(Clone, Copy, Debug)]
+enum Target {
+    Cpu,
+    Gpu(i32),
+    GpuDevice(i32),
+}
+
+/// Runs a conv2d (a conv1d is one of height 1) on `target`.
 #[allow(clippy::too_many_arguments)]
 unsafe fn conv(
+    target: Target,
     input_ptr: *const f32,
     n: usize,
     (c_in, h, w): (usize, usize, usize),
@@ -131,12 +149,21 @@ unsafe fn conv(
     let layer = Conv2d::new(c_in, [h, w], c_out, [kh, kw], params, weight, bias)?;
     let in_len = batch_len(n, layer.input_size(), "input")?;
     let out_len = batch_len(n, layer.output_size(), "output")?;
+    if let Target::GpuDevice(device) = target {
+        // SAFETY: the caller promises device arrays of in_len and out_len values.
+        return unsafe {
+            gpu_conv::conv2d_device(&layer, ordinal(device)?, input_ptr as u64, output_ptr as u64, n)
+        };
+    }
     // SAFETY: the caller promises in_len readable values; copied if it overlaps the output.
     let x = unsafe { input_maybe_aliased(input_ptr, in_len, output_ptr, "input")? };
     check_finite("input", &x)?;
     // SAFETY: the caller promises out_len writable values.
     let y = unsafe { output(output_ptr, out_len, "output")? };
-    layer.forward(&x, y)
+    match target {
+        Target::Gpu(device) => gpu_conv::conv2d(&layer, ordinal(device)?, &x, y),
+        _ => layer.forward(&x, y),
+    }
 }
 
 /// 2-D convolution (cross-correlation, as PyTorch's conv2d): input [n][c_in][h][w], weight
@@ -170,7 +197,7 @@ pub unsafe extern "C" fn crk_conv2d_f32(
     guard(|| {
         let p = conv_params(params_ref(params)?, false);
         // SAFETY: forwarded from the caller.
-        unsafe { conv(input, n, (c_in, h, w), weight, bias, (c_out, kh, kw), p, output) }
+        unsafe { conv(Target::Cpu, input, n, (c_in, h, w), weight, bias, (c_out, kh, kw), p, output) }
     })
 }
 
@@ -196,7 +223,7 @@ pub unsafe extern "C" fn crk_conv1d_f32(
     guard(|| {
         let p = conv_params(params_ref(params)?, true);
         // SAFETY: forwarded from the caller.
-        unsafe { conv(input, n, (c_in, 1, len), weight, bias, (c_out, 1, k), p, output) }
+        unsafe { conv(Target::Cpu, input, n, (c_in, 1, len), weight, bias, (c_out, 1, k), p, output) }
     })
 }
 
@@ -275,16 +302,71 @@ fn pool_layer(p: &crk_pool_params, max: bool, c: usize, hw: [usize; 2], one_d: b
     Pool2d::new(kind, c, hw, kernel, stride, padding)
 }
 
-unsafe fn pool(input_ptr: *const f32, n: usize, layer: Result<Pool2d>, output_ptr: *mut f32) -> Result<()> {
+/// Runs a pooling layer on `target`.
+unsafe fn pool(
+    target: Target,
+    input_ptr: *const f32,
+    n: usize,
+    layer: Result<Pool2d>,
+    output_ptr: *mut f32,
+) -> Result<()> {
     let layer = layer?;
     let in_len = batch_len(n, layer.input_size(), "input")?;
     let out_len = batch_len(n, layer.output_size(), "output")?;
+    if let Target::GpuDevice(device) = target {
+        // SAFETY: the caller promises device arrays of in_len and out_len values.
+        return unsafe {
+            gpu_conv::pool2d_device(&layer, ordinal(device)?, input_ptr as u64, output_ptr as u64, n)
+        };
+    }
     // SAFETY: the caller promises in_len readable values; copied if it overlaps the output.
     let x = unsafe { input_maybe_aliased(input_ptr, in_len, output_ptr, "input")? };
     check_finite("input", &x)?;
     // SAFETY: the caller promises out_len writable values.
     let y = unsafe { output(output_ptr, out_len, "output")? };
-    layer.forward(&x, y)
+    match target {
+        Target::Gpu(device) => gpu_conv::pool2d(&layer, ordinal(device)?, &x, y),
+        _ => layer.forward(&x, y),
+    }
+}
+
+/// Runs a global average pooling of n c planes on `target`.
+unsafe fn global_pool(
+    target: Target,
+    input_ptr: *const f32,
+    n: usize,
+    c: usize,
+    plane: usize,
+    output_ptr: *mut f32,
+) -> Result<()> {
+    if c == 0 || plane == 0 {
+        return Err(Error::InvalidArgument(format!("c ({c}) and plane ({plane}) must be >= 1")));
+    }
+    let out_len = batch_len(n, c, "output")?;
+    let in_len = out_len
+        .checked_mul(plane)
+        .ok_or_else(|| Error::InvalidArgument("input: n x c x plane overflows".into()))?;
+    if let Target::GpuDevice(device) = target {
+        // SAFETY: the caller promises device arrays of in_len and out_len values.
+        return unsafe {
+            gpu_conv::global_avgpool_device(
+                ordinal(device)?,
+                input_ptr as u64,
+                plane,
+                output_ptr as u64,
+                out_len,
+            )
+        };
+    }
+    // SAFETY: the caller promises in_len readable values; copied if it overlaps the output.
+    let x = unsafe { input_maybe_aliased(input_ptr, in_len, output_ptr, "input")? };
+    check_finite("input", &x)?;
+    // SAFETY: the caller promises out_len writable values.
+    let y = unsafe { output(output_ptr, out_len, "output")? };
+    match target {
+        Target::Gpu(device) => gpu_conv::global_avgpool(ordinal(device)?, &x, plane, y),
+        _ => global_avgpool(&x, plane, y),
+    }
 }
 
 /// The output size of a 2-D pooling: per axis (in + 2 padding - kernel) / stride + 1.
@@ -334,7 +416,7 @@ pub unsafe extern "C" fn crk_maxpool2d_f32(
     guard(|| {
         let layer = pool_layer(params_ref(params)?, true, c, [h, w], false);
         // SAFETY: forwarded from the caller.
-        unsafe { pool(input, n, layer, output) }
+        unsafe { pool(Target::Cpu, input, n, layer, output) }
     })
 }
 
@@ -356,7 +438,7 @@ pub unsafe extern "C" fn crk_avgpool2d_f32(
     guard(|| {
         let layer = pool_layer(params_ref(params)?, false, c, [h, w], false);
         // SAFETY: forwarded from the caller.
-        unsafe { pool(input, n, layer, output) }
+        unsafe { pool(Target::Cpu, input, n, layer, output) }
     })
 }
 
@@ -377,7 +459,7 @@ pub unsafe extern "C" fn crk_maxpool1d_f32(
     guard(|| {
         let layer = pool_layer(params_ref(params)?, true, c, [1, len], true);
         // SAFETY: forwarded from the caller.
-        unsafe { pool(input, n, layer, output) }
+        unsafe { pool(Target::Cpu, input, n, layer, output) }
     })
 }
 
@@ -397,7 +479,7 @@ pub unsafe extern "C" fn crk_avgpool1d_f32(
     guard(|| {
         let layer = pool_layer(params_ref(params)?, false, c, [1, len], true);
         // SAFETY: forwarded from the caller.
-        unsafe { pool(input, n, layer, output) }
+        unsafe { pool(Target::Cpu, input, n, layer, output) }
     })
 }
 
@@ -418,20 +500,348 @@ pub unsafe extern "C" fn crk_global_avgpool_f32(
     output: *mut f32,
 ) -> crk_status {
     guard(|| {
-        if c == 0 || plane == 0 {
-            return Err(Error::InvalidArgument(format!("c ({c}) and plane ({plane}) must be >= 1")));
-        }
-        let out_len = batch_len(n, c, "output")?;
-        let in_len = out_len
-            .checked_mul(plane)
-            .ok_or_else(|| Error::InvalidArgument("input: n x c x plane overflows".into()))?;
-        // SAFETY: the caller promises in_len readable values.
-        let x = unsafe { input_maybe_aliased(input, in_len, output, "input")? };
-        check_finite("input", &x)?;
-        // SAFETY: the caller promises out_len writable values.
-        let y = unsafe { self::output(output, out_len, "output")? };
-        global_avgpool(&x, plane, y)
+        // SAFETY: forwarded from the caller.
+        unsafe { global_pool(Target::Cpu, input, n, c, plane, output) }
     })
+}
+
+/// conv2d on a GPU (crk_conv2d_f32 with `device` first): the arrays are in host memory and
+/// stream through device `device` in chunks sized from its free memory, so n is not limited
+/// by the device. The results equal the CPU's to FP32 rounding (FP32 arithmetic, no TF32).
+/// Weights and bias are uploaded on each call. Calls from several host threads on one device
+/// are serialised. Returns when `output` is written.
+///
+/// Errors: as crk_conv2d_f32; CRK_ERR_NO_DEVICE (no `cuda` feature, no CUDA driver, `device`
+/// negative or not below crk_device_count); CRK_ERR_DEVICE (driver errors, out of device
+/// memory even for one sample; the message names the step). Also CRK_ERR_INVALID_ARGUMENT
+/// for more than 65535 groups or a sample over 2^31 - 4096 values (GPU limits).
+///
+/// # Safety
+/// As crk_conv2d_f32.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn crk_conv2d_f32_gpu(
+    device: i32,
+    input: *const f32,
+    n: usize,
+    c_in: usize,
+    h: usize,
+    w: usize,
+    weight: *const f32,
+    bias: *const f32,
+    c_out: usize,
+    kh: usize,
+    kw: usize,
+    params: *const crk_conv_params,
+    output: *mut f32,
+) -> crk_status {
+    guard(|| {
+        let p = conv_params(params_ref(params)?, false);
+        let target = Target::Gpu(device);
+        // SAFETY: forwarded from the caller.
+        unsafe { conv(target, input, n, (c_in, h, w), weight, bias, (c_out, kh, kw), p, output) }
+    })
+}
+
+/// crk_conv2d_f32_gpu on device memory: `input` and `output` are DEVICE pointers on device
+/// `device` (from cudaMalloc or cuMemAlloc in its primary context), holding n c_in h w and
+/// n c_out h_out w_out floats, 4-byte aligned, not overlapping; `weight`, `bias` and `params`
+/// are HOST pointers as in crk_conv2d_f32. Device values are not checked for finiteness
+/// (non-finite values propagate). Returns when `output` is written (the work runs on the
+/// device's legacy default stream).
+///
+/// Errors: as crk_conv2d_f32_gpu; CRK_ERR_NULL_POINTER (a NULL device pointer);
+/// CRK_ERR_INVALID_ARGUMENT (a misaligned or overlapping device array).
+///
+/// # Safety
+/// The device pointers must hold the values above on that device; host arrays as in
+/// crk_conv2d_f32.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn crk_conv2d_f32_gpu_device(
+    device: i32,
+    input: *const f32,
+    n: usize,
+    c_in: usize,
+    h: usize,
+    w: usize,
+    weight: *const f32,
+    bias: *const f32,
+    c_out: usize,
+    kh: usize,
+    kw: usize,
+    params: *const crk_conv_params,
+    output: *mut f32,
+) -> crk_status {
+    guard(|| {
+        let p = conv_params(params_ref(params)?, false);
+        let target = Target::GpuDevice(device);
+        // SAFETY: forwarded from the caller.
+        unsafe { conv(target, input, n, (c_in, h, w), weight, bias, (c_out, kh, kw), p, output) }
+    })
+}
+
+/// conv1d on a GPU with host arrays: crk_conv1d_f32 with `device` first; otherwise as
+/// crk_conv2d_f32_gpu.
+///
+/// # Safety
+/// As crk_conv1d_f32.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn crk_conv1d_f32_gpu(
+    device: i32,
+    input: *const f32,
+    n: usize,
+    c_in: usize,
+    len: usize,
+    weight: *const f32,
+    bias: *const f32,
+    c_out: usize,
+    k: usize,
+    params: *const crk_conv_params,
+    output: *mut f32,
+) -> crk_status {
+    guard(|| {
+        let p = conv_params(params_ref(params)?, true);
+        let target = Target::Gpu(device);
+        // SAFETY: forwarded from the caller.
+        unsafe { conv(target, input, n, (c_in, 1, len), weight, bias, (c_out, 1, k), p, output) }
+    })
+}
+
+/// conv1d on a GPU with `input` and `output` in DEVICE memory (n c_in len and n c_out len_out
+/// floats); weight, bias, params on the host. As crk_conv2d_f32_gpu_device.
+///
+/// # Safety
+/// As crk_conv2d_f32_gpu_device.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn crk_conv1d_f32_gpu_device(
+    device: i32,
+    input: *const f32,
+    n: usize,
+    c_in: usize,
+    len: usize,
+    weight: *const f32,
+    bias: *const f32,
+    c_out: usize,
+    k: usize,
+    params: *const crk_conv_params,
+    output: *mut f32,
+) -> crk_status {
+    guard(|| {
+        let p = conv_params(params_ref(params)?, true);
+        let target = Target::GpuDevice(device);
+        // SAFETY: forwarded from the caller.
+        unsafe { conv(target, input, n, (c_in, 1, len), weight, bias, (c_out, 1, k), p, output) }
+    })
+}
+
+/// Max pooling 2-D on a GPU with host arrays: crk_maxpool2d_f32 with `device` first. Errors
+/// as crk_maxpool2d_f32 plus the GPU errors of crk_conv2d_f32_gpu.
+///
+/// # Safety
+/// As crk_maxpool2d_f32.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn crk_maxpool2d_f32_gpu(
+    device: i32,
+    input: *const f32,
+    n: usize,
+    c: usize,
+    h: usize,
+    w: usize,
+    params: *const crk_pool_params,
+    output: *mut f32,
+) -> crk_status {
+    guard(|| {
+        let layer = pool_layer(params_ref(params)?, true, c, [h, w], false);
+        // SAFETY: forwarded from the caller.
+        unsafe { pool(Target::Gpu(device), input, n, layer, output) }
+    })
+}
+
+/// crk_maxpool2d_f32_gpu with `input` (n c h w floats) and `output` (n c h_out w_out) in
+/// DEVICE memory, `params` on the host; device-pointer rules and errors as
+/// crk_conv2d_f32_gpu_device.
+///
+/// # Safety
+/// As crk_conv2d_f32_gpu_device.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn crk_maxpool2d_f32_gpu_device(
+    device: i32,
+    input: *const f32,
+    n: usize,
+    c: usize,
+    h: usize,
+    w: usize,
+    params: *const crk_pool_params,
+    output: *mut f32,
+) -> crk_status {
+    guard(|| {
+        let layer = pool_layer(params_ref(params)?, true, c, [h, w], false);
+        // SAFETY: forwarded from the caller.
+        unsafe { pool(Target::GpuDevice(device), input, n, layer, output) }
+    })
+}
+
+/// Average pooling 2-D on a GPU with host arrays; as crk_maxpool2d_f32_gpu.
+///
+/// # Safety
+/// As crk_maxpool2d_f32.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn crk_avgpool2d_f32_gpu(
+    device: i32,
+    input: *const f32,
+    n: usize,
+    c: usize,
+    h: usize,
+    w: usize,
+    params: *const crk_pool_params,
+    output: *mut f32,
+) -> crk_status {
+    guard(|| {
+        let layer = pool_layer(params_ref(params)?, false, c, [h, w], false);
+        // SAFETY: forwarded from the caller.
+        unsafe { pool(Target::Gpu(device), input, n, layer, output) }
+    })
+}
+
+/// Average pooling 2-D on a GPU with device arrays; as crk_maxpool2d_f32_gpu_device.
+///
+/// # Safety
+/// As crk_conv2d_f32_gpu_device.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn crk_avgpool2d_f32_gpu_device(
+    device: i32,
+    input: *const f32,
+    n: usize,
+    c: usize,
+    h: usize,
+    w: usize,
+    params: *const crk_pool_params,
+    output: *mut f32,
+) -> crk_status {
+    guard(|| {
+        let layer = pool_layer(params_ref(params)?, false, c, [h, w], false);
+        // SAFETY: forwarded from the caller.
+        unsafe { pool(Target::GpuDevice(device), input, n, layer, output) }
+    })
+}
+
+/// Max pooling 1-D on a GPU with host arrays: crk_maxpool1d_f32 with `device` first.
+///
+/// # Safety
+/// As crk_maxpool1d_f32.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn crk_maxpool1d_f32_gpu(
+    device: i32,
+    input: *const f32,
+    n: usize,
+    c: usize,
+    len: usize,
+    params: *const crk_pool_params,
+    output: *mut f32,
+) -> crk_status {
+    guard(|| {
+        let layer = pool_layer(params_ref(params)?, true, c, [1, len], true);
+        // SAFETY: forwarded from the caller.
+        unsafe { pool(Target::Gpu(device), input, n, layer, output) }
+    })
+}
+
+/// Max pooling 1-D on a GPU with device arrays (n c len and n c len_out floats).
+///
+/// # Safety
+/// As crk_conv2d_f32_gpu_device.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn crk_maxpool1d_f32_gpu_device(
+    device: i32,
+    input: *const f32,
+    n: usize,
+    c: usize,
+    len: usize,
+    params: *const crk_pool_params,
+    output: *mut f32,
+) -> crk_status {
+    guard(|| {
+        let layer = pool_layer(params_ref(params)?, true, c, [1, len], true);
+        // SAFETY: forwarded from the caller.
+        unsafe { pool(Target::GpuDevice(device), input, n, layer, output) }
+    })
+}
+
+/// Average pooling 1-D on a GPU with host arrays: crk_avgpool1d_f32 with `device` first.
+///
+/// # Safety
+/// As crk_maxpool1d_f32.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn crk_avgpool1d_f32_gpu(
+    device: i32,
+    input: *const f32,
+    n: usize,
+    c: usize,
+    len: usize,
+    params: *const crk_pool_params,
+    output: *mut f32,
+) -> crk_status {
+    guard(|| {
+        let layer = pool_layer(params_ref(params)?, false, c, [1, len], true);
+        // SAFETY: forwarded from the caller.
+        unsafe { pool(Target::Gpu(device), input, n, layer, output) }
+    })
+}
+
+/// Average pooling 1-D on a GPU with device arrays.
+///
+/// # Safety
+/// As crk_conv2d_f32_gpu_device.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn crk_avgpool1d_f32_gpu_device(
+    device: i32,
+    input: *const f32,
+    n: usize,
+    c: usize,
+    len: usize,
+    params: *const crk_pool_params,
+    output: *mut f32,
+) -> crk_status {
+    guard(|| {
+        let layer = pool_layer(params_ref(params)?, false, c, [1, len], true);
+        // SAFETY: forwarded from the caller.
+        unsafe { pool(Target::GpuDevice(device), input, n, layer, output) }
+    })
+}
+
+/// Global average pooling on a GPU with host arrays: crk_global_avgpool_f32 with `device`
+/// first (sums in double, as on the CPU). GPU errors as crk_conv2d_f32_gpu.
+///
+/// # Safety
+/// As crk_global_avgpool_f32.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn crk_global_avgpool_f32_gpu(
+    device: i32,
+    input: *const f32,
+    n: usize,
+    c: usize,
+    plane: usize,
+    output: *mut f32,
+) -> crk_status {
+    // SAFETY: forwarded from the caller.
+    guard(|| unsafe { global_pool(Target::Gpu(device), input, n, c, plane, output) })
+}
+
+/// Global average pooling on a GPU with `input` (n c plane floats) and `output` (n c) in
+/// DEVICE memory; as crk_conv2d_f32_gpu_device.
+///
+/// # Safety
+/// As crk_conv2d_f32_gpu_device.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn crk_global_avgpool_f32_gpu_device(
+    device: i32,
+    input: *const f32,
+    n: usize,
+    c: usize,
+    plane: usize,
+    output: *mut f32,
+) -> crk_status {
+    // SAFETY: forwarded from the caller.
+    guard(|| unsafe { global_pool(Target::GpuDevice(device), input, n, c, plane, output) })
 }
 
 /// Dense layer y = W x + b: input [n][n_in], weight [n_out][n_in] (PyTorch's Linear), bias

@@ -103,6 +103,44 @@ int main(void) {
     expect_error(crk_made_sample_given(made, context, given_dims, 2, N, 7, 1, again), CRK_ERR_INVALID_ARGUMENT,
                  "autoregressive order", "given dims not leading");
 
+    /* The GPU variants (issue 7): this library has no CUDA device (the C tests build it without the
+     * `cuda` feature), so every call that gets past the argument checks says CRK_ERR_NO_DEVICE;
+     * bad arguments are reported first, and nothing is written. */
+    {
+        int32_t devices = -1;
+        CHECK(crk_device_count(&devices) == CRK_OK && devices == 0, "device count %d", (int)devices);
+        lp3[0] = 123.0f;
+        expect_error(crk_made_log_prob_gpu(made, 0, context, x, N, lp3), CRK_ERR_NO_DEVICE, "GPU", "log_prob_gpu");
+        CHECK(lp3[0] == 123.0f, "log_prob_gpu wrote its output without a device");
+        expect_error(crk_made_sample_gpu(made, 0, context, N, 42, again), CRK_ERR_NO_DEVICE, "GPU", "sample_gpu");
+        given_dims[0] = order[0];
+        expect_error(crk_made_sample_given_gpu(made, 0, context, given_dims, 1, N, 42, again), CRK_ERR_NO_DEVICE,
+                     "GPU", "sample_given_gpu");
+        expect_error(crk_made_log_prob_gpu(made, -1, context, x, N, lp3), CRK_ERR_NO_DEVICE, "negative",
+                     "negative device");
+        /* Device pointers are never dereferenced on the host: any non-NULL address reaches the
+         * device check. */
+        expect_error(crk_made_log_prob_gpu_device(made, 0, context, x, N, lp3), CRK_ERR_NO_DEVICE, "GPU",
+                     "log_prob_gpu_device");
+        expect_error(crk_made_sample_gpu_device(made, 0, context, N, 42, again), CRK_ERR_NO_DEVICE, "GPU",
+                     "sample_gpu_device");
+        expect_error(crk_made_log_prob_gpu(NULL, 0, context, x, N, lp3), CRK_ERR_NULL_POINTER, "m", "GPU NULL model");
+        expect_error(crk_made_log_prob_gpu(made, 0, context, x, 0, lp3), CRK_ERR_INVALID_ARGUMENT, "n = 0",
+                     "GPU n = 0");
+        expect_error(crk_made_log_prob_gpu(made, 0, context, NULL, N, lp3), CRK_ERR_NULL_POINTER, "x", "GPU NULL x");
+        expect_error(crk_made_sample_gpu(made, 0, context, N, 42, NULL), CRK_ERR_NULL_POINTER, "x_out",
+                     "GPU NULL x_out");
+        expect_error(crk_made_log_prob_gpu_device(made, 0, context, NULL, N, lp3), CRK_ERR_NULL_POINTER, "x",
+                     "GPU device NULL x");
+        expect_error(crk_made_sample_gpu_device(made, 0, context, 0, 42, again), CRK_ERR_INVALID_ARGUMENT, "n = 0",
+                     "GPU device n = 0");
+        memcpy(again, x, sizeof(float) * N * n_dims);
+        again[2 * n_dims + 1] = (float)NAN;
+        expect_error(crk_made_log_prob_gpu(made, 0, context, again, N, lp3), CRK_ERR_INVALID_ARGUMENT, "x[2][1]",
+                     "GPU NaN in x");
+        CHECK(lp3[0] == 123.0f, "log_prob_gpu wrote its output on bad input");
+    }
+
     /* Bad input. */
     expect_error(crk_made_load(NULL, &bad), CRK_ERR_NULL_POINTER, "path", "NULL path");
     expect_error(crk_made_load(MODEL, NULL), CRK_ERR_NULL_POINTER, "out", "NULL out");

@@ -274,10 +274,59 @@ static void test_network(void) {
     free(out2);
 }
 
+/* The GPU variants (issue 7) where there is no usable device (this library is built without
+ * `cuda`, or has no CUDA driver, or the ordinal does not exist): CRK_ERR_NO_DEVICE and a
+ * message from every entry point, for host and device arrays; bad arguments are still
+ * reported first. */
+static void test_gpu_without_device(void) {
+    enum { N = 2, C = 3, H = 4, W = 5, CO = 4 };
+    crk_conv_params p = {{1, 1}, {1, 1}, {1, 1}, 1};
+    crk_pool_params pool = {{2, 2}, {2, 2}, {0, 0}, 1};
+    float x[N * C * H * W], wt[CO * C * 3 * 3], y[N * CO * H * W];
+    int32_t count = -1, device;
+    size_t i;
+    /* Never dereferenced: the calls fail before touching device memory. */
+    const float *device_in = (const float *)(uintptr_t)0x10000;
+    float *device_out = (float *)(uintptr_t)0x80000;
+    for (i = 0; i < sizeof x / sizeof x[0]; ++i) x[i] = value(i, 5);
+    for (i = 0; i < sizeof wt / sizeof wt[0]; ++i) wt[i] = value(i, 6);
+    CHECK(crk_device_count(&count) == CRK_OK, "device count: %s", crk_last_error_message());
+    device = count; /* one past the last device: never exists */
+    expect_error(crk_conv2d_f32_gpu(device, x, N, C, H, W, wt, NULL, CO, 3, 3, &p, y), CRK_ERR_NO_DEVICE, NULL,
+                 "conv2d gpu");
+    expect_error(crk_conv2d_f32_gpu_device(device, device_in, N, C, H, W, wt, NULL, CO, 3, 3, &p, device_out),
+                 CRK_ERR_NO_DEVICE, NULL, "conv2d gpu device arrays");
+    expect_error(crk_conv1d_f32_gpu(device, x, N, C, W, wt, NULL, CO, 3, &p, y), CRK_ERR_NO_DEVICE, NULL,
+                 "conv1d gpu");
+    expect_error(crk_conv1d_f32_gpu_device(device, device_in, N, C, W, wt, NULL, CO, 3, &p, device_out),
+                 CRK_ERR_NO_DEVICE, NULL, "conv1d gpu device arrays");
+    expect_error(crk_maxpool2d_f32_gpu(device, x, N, C, H, W, &pool, y), CRK_ERR_NO_DEVICE, NULL, "maxpool2d gpu");
+    expect_error(crk_avgpool2d_f32_gpu_device(device, device_in, N, C, H, W, &pool, device_out), CRK_ERR_NO_DEVICE,
+                 NULL, "avgpool2d gpu device arrays");
+    expect_error(crk_maxpool1d_f32_gpu(device, x, N, C, W, &pool, y), CRK_ERR_NO_DEVICE, NULL, "maxpool1d gpu");
+    expect_error(crk_avgpool1d_f32_gpu(device, x, N, C, W, &pool, y), CRK_ERR_NO_DEVICE, NULL, "avgpool1d gpu");
+    expect_error(crk_global_avgpool_f32_gpu(device, x, N, C, H * W, y), CRK_ERR_NO_DEVICE, NULL,
+                 "global avgpool gpu");
+    expect_error(crk_global_avgpool_f32_gpu_device(device, device_in, N, C, H * W, device_out), CRK_ERR_NO_DEVICE,
+                 NULL, "global avgpool gpu device arrays");
+    expect_error(crk_conv2d_f32_gpu(-1, x, N, C, H, W, wt, NULL, CO, 3, 3, &p, y), CRK_ERR_NO_DEVICE, "negative",
+                 "negative device");
+    /* Argument errors come first, as on the CPU. */
+    expect_error(crk_conv2d_f32_gpu(device, x, 0, C, H, W, wt, NULL, CO, 3, 3, &p, y), CRK_ERR_INVALID_ARGUMENT,
+                 "n", "gpu n = 0");
+    expect_error(crk_conv2d_f32_gpu(device, NULL, N, C, H, W, wt, NULL, CO, 3, 3, &p, y), CRK_ERR_NULL_POINTER,
+                 "input", "gpu NULL input");
+    expect_error(crk_conv2d_f32_gpu_device(device, NULL, N, C, H, W, wt, NULL, CO, 3, 3, &p, device_out),
+                 CRK_ERR_NULL_POINTER, "input", "gpu NULL device input");
+    expect_error(crk_maxpool2d_f32_gpu(device, x, N, C, H, W, NULL, y), CRK_ERR_NULL_POINTER, "params",
+                 "gpu NULL params");
+}
+
 int main(void) {
     test_convolutions();
     test_pooling_dense_activations();
     test_network();
+    test_gpu_without_device();
     if (failures > 0) {
         printf("%d failures\n", failures);
         return 1;

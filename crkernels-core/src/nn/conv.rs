@@ -333,6 +333,11 @@ impl Conv2d {
         self.c_out
     }
 
+    /// [h, w] of the input.
+    pub fn input_hw(&self) -> [usize; 2] {
+        self.input_hw
+    }
+
     /// [h_out, w_out].
     pub fn output_hw(&self) -> [usize; 2] {
         self.output_hw

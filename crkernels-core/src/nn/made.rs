@@ -200,6 +200,36 @@ pub struct MadeSpec {
     pub standardize: Standardize,
 }
 
+/// A compiled layer as seen from outside (see [`Made::stages`]): units sorted by degree.
+#[derive(Clone, Copy, Debug)]
+pub enum StageView<'a> {
+    /// y = act(W [c; in] + b) (+ the residual buffer); W's columns are the context (sorted)
+    /// when `uses_context`, then the input buffer's units.
+    Dense {
+        /// The masked weights, zero outside the mask.
+        layer: &'a MaskedDense,
+        /// The buffer read.
+        input: usize,
+        /// Whether the context columns come first.
+        uses_context: bool,
+        /// The nonlinearity.
+        activation: Activation,
+        /// The buffer added after the activation.
+        residual: Option<usize>,
+    },
+    /// y = act(scale * in + shift) per unit, rounded after the product and after the sum.
+    Affine {
+        /// The buffer read.
+        input: usize,
+        /// Per-unit factor.
+        scale: &'a [f32],
+        /// Per-unit offset.
+        shift: &'a [f32],
+        /// The nonlinearity.
+        activation: Activation,
+    },
+}
+
 /// A compiled layer: units sorted by degree.
 #[derive(Clone, Debug)]
 enum Stage {
@@ -497,6 +527,62 @@ impl Made {
     /// The data dimensions (user's indices) in the autoregressive order (increasing degree).
     pub fn order(&self) -> &[usize] {
         &self.data_order
+    }
+
+    /// The compiled layers in evaluation order (units sorted by degree): what a port of the
+    /// kernels (the GPU path) needs besides [`heads`](Self::heads).
+    pub fn stages(&self) -> impl Iterator<Item = StageView<'_>> {
+        self.stages.iter().map(|stage| match stage {
+            Stage::Dense { layer, input, uses_context, activation, residual } => StageView::Dense {
+                layer,
+                input: *input,
+                uses_context: *uses_context,
+                activation: *activation,
+                residual: *residual,
+            },
+            Stage::Affine { input, scale, shift, activation } => {
+                StageView::Affine { input: *input, scale, shift, activation: *activation }
+            }
+        })
+    }
+
+    /// The heads: rows t * 3K + (0: logits, K: means, 2K: raw scales) + k for internal
+    /// dimension t (the t-th of [`order`](Self::order)), reading the last buffer's units.
+    pub fn heads(&self) -> &MaskedDense {
+        &self.heads
+    }
+
+    /// How the raw scale output becomes sigma.
+    pub fn scale_head(&self) -> ScaleHead {
+        self.scale
+    }
+
+    /// Degrees of each buffer's units, sorted (buffer 0 is the data, buffer s + 1 the output
+    /// of stage s).
+    pub fn buffer_degrees(&self) -> &[Vec<i64>] {
+        &self.buffer_degrees
+    }
+
+    /// The context inputs (user's indices) in internal order (increasing degree).
+    pub fn context_order(&self) -> &[usize] {
+        &self.context_order
+    }
+
+    /// The standardisation in internal order: (x_mean, x_std) per internal dimension and
+    /// (context_mean, context_std) per internal context input.
+    pub fn standardization(&self) -> [&[f64]; 4] {
+        [&self.x_mean, &self.x_std, &self.context_mean, &self.context_std]
+    }
+
+    /// -sum_d ln x_std_d, the log-Jacobian of the standardisation.
+    pub fn log_jacobian(&self) -> f64 {
+        self.log_jacobian
+    }
+
+    /// For stage `s` and each internal dimension t, the number of the stage's units whose
+    /// degree is below dimension t's: those computed before t is drawn.
+    pub fn units_below_dimension(&self, s: usize) -> Vec<usize> {
+        self.data_degrees.iter().map(|&degree| self.units_below(s, degree)).collect()
     }
 
     /// A workspace for this model.

@@ -31,5 +31,5 @@ pub mod network_load;
 pub mod pool;
 
 pub use load::LoadOptions;
-pub use made::{Activation, Made, MadeWorkspace};
+pub use made::{Activation, Made, MadeWorkspace, ScaleHead, StageView};
 pub use network::Network;

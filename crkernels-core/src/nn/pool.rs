@@ -70,6 +70,36 @@ impl Pool2d {
         Ok(Self { kind, channels, input_hw, kernel, stride, padding, output_hw })
     }
 
+    /// The reduction.
+    pub fn kind(&self) -> PoolKind {
+        self.kind
+    }
+
+    /// Channels per sample.
+    pub fn channels(&self) -> usize {
+        self.channels
+    }
+
+    /// [h, w] of the input.
+    pub fn input_hw(&self) -> [usize; 2] {
+        self.input_hw
+    }
+
+    /// Window [kh, kw].
+    pub fn kernel(&self) -> [usize; 2] {
+        self.kernel
+    }
+
+    /// Step between windows [h, w].
+    pub fn stride(&self) -> [usize; 2] {
+        self.stride
+    }
+
+    /// Padding [[top, bottom], [left, right]].
+    pub fn padding(&self) -> [[usize; 2]; 2] {
+        self.padding
+    }
+
     /// [h_out, w_out].
     pub fn output_hw(&self) -> [usize; 2] {
         self.output_hw

@@ -31,6 +31,9 @@
 
 use alloc::vec::Vec;
 
+mod device_tables;
+pub use device_tables::{CellForm, DeviceCell, DeviceTables, NO_CELL, RealisationStart};
+
 use crate::batch::check_each;
 use crate::error::{Result, invalid, require_positive};
 use crate::math::simd::VectorIsa;
@@ -262,10 +265,27 @@ fn negligible_beyond(direct: &DirectProfile, oldest: f64) -> f64 {
     hi
 }
 
-/// Fits a and h on [left, left + width] and checks them halfway between the points; None
-/// where the tolerance is not met.
-fn fit_cell(direct: &DirectProfile, form: Form, left: f64, width: f64, nodes: &[f64]) -> Option<Polynomials> {
-    let at = |x: f64| direct.smooth_at(form, left + 0.5 * width * (1.0 + x));
+/// A cell's polynomials with their worst errors at the check points.
+#[derive(Clone, Debug)]
+struct Fit {
+    polynomials: Polynomials,
+    /// Worst |error of a|.
+    a_error: f64,
+    /// Worst |relative error of h|.
+    h_error: f64,
+    /// Largest ln A at the points and check points.
+    ln_amplitude_max: f64,
+}
+
+/// Fits a and h on [left, left + width] and measures the errors halfway between the points;
+/// None where a point's value is not finite.
+fn fit_with_errors(direct: &DirectProfile, form: Form, left: f64, width: f64, nodes: &[f64]) -> Option<Fit> {
+    let age_at = |x: f64| left + 0.5 * width * (1.0 + x);
+    let at = |x: f64| direct.smooth_at(form, age_at(x));
+    let ln_amplitude = |x: f64, a: f64| match form {
+        Form::Plain => a,
+        Form::LogAge => a - 1.5 * ln(age_at(x)),
+    };
     let samples: Vec<(f64, f64)> = nodes.iter().map(|&x| at(x)).collect();
     if samples.iter().any(|&(a, h)| !a.is_finite() || !h.is_finite()) {
         return None;
@@ -278,6 +298,16 @@ fn fit_cell(direct: &DirectProfile, form: Form, left: f64, width: f64, nodes: &[
     };
     let a_poly = monomial(samples.iter().map(|s| s.0).collect());
     let h_poly = monomial(samples.iter().map(|s| s.1).collect());
+    let mut fit = Fit {
+        polynomials: [a_poly, h_poly],
+        a_error: 0.0,
+        h_error: 0.0,
+        ln_amplitude_max: nodes
+            .iter()
+            .zip(&samples)
+            .map(|(&x, s)| ln_amplitude(x, s.0))
+            .fold(f64::MIN, f64::max),
+    };
     // Check halfway between consecutive points and between the outermost points and the ends
     // (not at the ends: t = 0 and t = T(E) are singular).
     let mut checks: Vec<f64> = nodes.windows(2).map(|w| 0.5 * (w[0] + w[1])).collect();
@@ -287,11 +317,19 @@ fn fit_cell(direct: &DirectProfile, form: Form, left: f64, width: f64, nodes: &[
         let (a, h) = at(x);
         let a_error = (estrin(&a_poly, x) - a).abs();
         let h_error = (estrin(&h_poly, x) - h).abs() / h;
-        if !(a_error <= CELL_TOLERANCE && h_error <= CELL_TOLERANCE) {
-            return None;
-        }
+        // NaN (a value that is not finite here) fails every tolerance.
+        fit.a_error = if a_error.is_nan() { f64::INFINITY } else { fit.a_error.max(a_error) };
+        fit.h_error = if h_error.is_nan() { f64::INFINITY } else { fit.h_error.max(h_error) };
+        fit.ln_amplitude_max = fit.ln_amplitude_max.max(ln_amplitude(x, a));
     }
-    Some([a_poly, h_poly])
+    Some(fit)
+}
+
+/// The polynomials of [`fit_with_errors`] where both errors are within CELL_TOLERANCE.
+fn fit_cell(direct: &DirectProfile, form: Form, left: f64, width: f64, nodes: &[f64]) -> Option<Polynomials> {
+    fit_with_errors(direct, form, left, width, nodes)
+        .filter(|fit| fit.a_error <= CELL_TOLERANCE && fit.h_error <= CELL_TOLERANCE)
+        .map(|fit| fit.polynomials)
 }
 
 const _: () = assert!(CELL_POINTS == 9, "estrin is written for degree 8");
@@ -419,16 +457,21 @@ impl Ensemble {
         self.young_age_myr
     }
 
+    /// The number of young sources: the first draw of a realisation's stream.
+    fn draw_count(&self, stream: &mut Stream) -> usize {
+        let fraction = self.young_age_myr / self.params.t_max_myr;
+        (if self.params.poisson_count {
+            stream.poisson(self.mean_sources * fraction)
+        } else {
+            stream.binomial(libm::round(self.mean_sources) as u64, fraction)
+        }) as usize
+    }
+
     /// Draws the young sources of realisation k into `drawn` (in draw order), with `uniforms`
     /// as scratch.
     fn draw(&self, seed: u64, realisation: u64, uniforms: &mut Vec<f64>, drawn: &mut Sources) {
         let mut stream = Stream::new(seed, realisation);
-        let fraction = self.young_age_myr / self.params.t_max_myr;
-        let count = if self.params.poisson_count {
-            stream.poisson(self.mean_sources * fraction)
-        } else {
-            stream.binomial(libm::round(self.mean_sources) as u64, fraction)
-        } as usize;
+        let count = self.draw_count(&mut stream);
         // Per source an age uniform, then a distance uniform.
         uniforms.clear();
         uniforms.resize(2 * count, 0.0);

@@ -280,13 +280,62 @@ impl SpatialDistribution {
     }
 }
 
+/// The draw s(u) of a [`SpatialDistribution`] as plain arrays, for code that reproduces
+/// [`SpatialDistribution::sample`] elsewhere (the GPU kernels): the same bits from the same
+/// operations. With w = sqrt(clamp(u, 0, 1)):
+/// - no pieces (the uniform disc): s = s_max w;
+/// - otherwise: cell = min(trunc((w - lo) guide_scale), cells - 1) (0 for a negative or NaN
+///   argument), i = guide[cell], then i += 1 while w > right[i] and i + 1 < pieces; with
+///   t = (w - center[i]) inv_half_width[i] (a product and a difference, not fused) and c =
+///   coefficients[i], s = low + high t^4 where low = (c0 + c1 t) + (c2 + c3 t) t^2 and high =
+///   (c4 + c5 t) + (c6 + c7 t) t^2 (every product rounded separately: no fused multiply-add),
+///   clamped to [0, s_max].
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct SamplerTables {
+    /// s_max [kpc].
+    pub s_max_kpc: f64,
+    /// Left end of the guide table's range in w.
+    pub lo: f64,
+    /// Guide cells per unit of w.
+    pub guide_scale: f64,
+    /// First piece of each guide cell.
+    pub guide: Vec<u32>,
+    /// Per piece: its right end in w, centre, 1 / half-width, and degree-7 coefficients.
+    pub right: Vec<f64>,
+    /// See `right`.
+    pub center: Vec<f64>,
+    /// See `right`.
+    pub inv_half_width: Vec<f64>,
+    /// See `right`: [pieces][8], lowest degree first.
+    pub coefficients: Vec<[f64; INV_N]>,
+}
+
+impl SpatialDistribution {
+    /// The inverse-CDF draw as plain arrays (see [`SamplerTables`]).
+    pub fn sampler_tables(&self) -> SamplerTables {
+        let Some(inverse) = &self.inverse else {
+            return SamplerTables { s_max_kpc: self.s_max, ..SamplerTables::default() };
+        };
+        SamplerTables {
+            s_max_kpc: self.s_max,
+            lo: inverse.lo,
+            guide_scale: inverse.guide_scale,
+            guide: inverse.guide.clone(),
+            right: inverse.pieces.iter().map(|p| p.right).collect(),
+            center: inverse.pieces.iter().map(|p| p.center).collect(),
+            inv_half_width: inverse.pieces.iter().map(|p| p.inv_half_width).collect(),
+            coefficients: inverse.pieces.iter().map(|p| p.coefficients).collect(),
+        }
+    }
+}
+
 // ---------------------------------------------------------------------------------------------
 // Piecewise Chebyshev tables.
 
 /// Points per piece of the CDF tables (degree 12).
 const FWD_N: usize = 13;
 /// Coefficients per piece of the inverse tables (degree 7).
-const INV_N: usize = 8;
+pub const INV_N: usize = 8;
 
 /// One piece: the interpolant through the Chebyshev-Lobatto points of [left, right], in
 /// monomial form in t = (x - center) / half_width.

@@ -1,0 +1,380 @@
+//! The ensemble as flat tables for an accelerator (the CUDA kernel kernels/ensemble.cu), and
+//! [`DeviceTables::realisation`], the same algorithm on the CPU: the kernel's specification and
+//! the test that its tables reproduce [`Ensemble::realisation`].
+//!
+//! A GPU cannot sort every realisation's sources by age cheaply, so each source looks up its own
+//! cell at each energy instead: `cell_of_bin[energy][bin]` gives the first cell of its age bin,
+//! and a short search along the cells that follow (needed only in refined bins) the cell that
+//! holds its age. The cells are the CPU's fitted segments, plus, where the CPU uses the direct
+//! formula (a bin where no fit passed, and the bin holding the energy's last contributing age),
+//! cells fitted on halves of that bin, halved again down to 2^-24 of a bin until the fit passes
+//! the CPU's check (3e-13 in the exponent). A cell that still fails is marked
+//! [`CellForm::Host`]: a realisation with a source in it is computed on the CPU instead. The
+//! accelerator thus needs no transport tables at all: two polynomials and one exp per source
+//! and energy, as on the CPU, and results that agree with the CPU's to rounding (1e-13 relative
+//! at worst, mostly far less; tests/ensemble.rs measures it).
+
+use alloc::vec::Vec;
+
+use super::{
+    AGE_BINS, CELL_POINTS, CELL_TOLERANCE, DirectProfile, Ensemble, Form, LOG_AGE_BINS, Polynomials, estrin,
+    fit_with_errors,
+};
+use crate::math::{chebyshev, exp_branchless, ln, mul_add};
+use crate::physics::green::SPEED_OF_LIGHT_KPC_PER_MYR;
+use crate::physics::sources::SamplerTables;
+use crate::rng::Stream;
+
+/// A bin the CPU evaluates by the direct formula is halved at most this many times.
+const MAX_REFINEMENT: u32 = 10;
+/// In the first bins (young sources), cells halved this often accept NOISE_TOLERANCE.
+const NOISE_DEPTH: u32 = 4;
+/// The young sources' direct formula carries rounding noise of 2e-13 to 4e-13 (E0 - E is
+/// quantised at the ulp of E, and l^2 is proportional to it), just above the CPU's tolerance, at
+/// any cell width (up to ~1e-12 in places): this tolerance lets the halving stop.
+const NOISE_TOLERANCE: f64 = 3e-12;
+/// Pilot realisations that set each energy's flux scale (see [`Refiner`]).
+const PILOT_REALISATIONS: u64 = 8;
+/// The flux floor of an energy: this fraction of the smallest pilot flux (the total of ~1e4
+/// positive terms has no heavy lower tail: 1e-2 is a wide margin).
+const FLOOR_OF_PILOT: f64 = 1e-2;
+/// A refined cell may err by at most this fraction of the floor per source.
+const ERROR_PER_SOURCE: f64 = 1e-15;
+
+/// `cell_of_bin` entry of a bin that contributes nothing at that energy.
+pub const NO_CELL: u32 = u32::MAX;
+
+/// How a cell's source adds to the flux.
+#[repr(u64)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum CellForm {
+    /// exp(a(x) - s^2 h(x)).
+    Plain = 0,
+    /// exp(a(x) - 1.5 ln t - s^2 h(x) / t) (the log-age form near t = 0).
+    LogAge = 1,
+    /// No polynomial passed the check: the realisation is computed on the host.
+    Host = 2,
+}
+
+/// One cell of ages [.., right): x = 2 fma(t, inverse_width, -index) - 1 in [-1, 1], and the
+/// degree-8 polynomials a(x), h(x) (lowest degree first) evaluated by Estrin's scheme with fused
+/// multiply-adds, as in `estrin` on the CPU. 176 bytes, C layout.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct DeviceCell {
+    /// Right end of the cell [Myr] (the left end is the previous cell's right end).
+    pub right: f64,
+    /// 1 / width [1/Myr].
+    pub inverse_width: f64,
+    /// left / width.
+    pub index: f64,
+    /// A [`CellForm`] as an integer.
+    pub form: u64,
+    /// a(x): ln A (plain) or ln A + 1.5 ln t (log-age).
+    pub a: [f64; CELL_POINTS],
+    /// h(x): 1 / (4 l^2) (plain) or t / (4 l^2) (log-age) [kpc^-2].
+    pub h: [f64; CELL_POINTS],
+}
+
+/// Where realisation k of seed s starts in its Philox stream (s, k).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct RealisationStart {
+    /// Number of young sources drawn.
+    pub young_sources: u64,
+    /// Word of the stream where the sources' uniforms start: source j takes words p + 4j ..
+    /// p + 4j + 3, two per uniform (the first one low), age first, then distance.
+    pub word_position: u64,
+}
+
+/// An [`Ensemble`] as flat arrays (see the module documentation).
+#[derive(Clone, Debug, PartialEq)]
+pub struct DeviceTables {
+    /// T_young [Myr]: a source's age is T_young u.
+    pub young_age_myr: f64,
+    /// 1 / (width of an age bin) [1/Myr]: bin = min(trunc(t / width), bins - 1).
+    pub inverse_bin_width: f64,
+    /// Number of age bins.
+    pub bins: usize,
+    /// Number of energies.
+    pub energies: usize,
+    /// Per energy: ages at or beyond this [Myr] add nothing.
+    pub max_age_myr: Vec<f64>,
+    /// [energies][bins]: the first cell of each bin, or [`NO_CELL`].
+    pub cell_of_bin: Vec<u32>,
+    /// The cells, energy after energy, in increasing age.
+    pub cells: Vec<DeviceCell>,
+    /// The distance draw.
+    pub sampler: SamplerTables,
+    /// Causal cut: a source adds only if s <= c t, c [kpc/Myr].
+    pub light_speed_kpc_per_myr: f64,
+}
+
+impl Ensemble {
+    /// The number of young sources of realisation k and where their uniforms start.
+    pub fn realisation_start(&self, seed: u64, realisation: u64) -> RealisationStart {
+        let mut stream = Stream::new(seed, realisation);
+        let young_sources = self.draw_count(&mut stream) as u64;
+        RealisationStart { young_sources, word_position: stream.word_position() }
+    }
+
+    /// The flat tables of this ensemble for an accelerator.
+    pub fn device_tables(&self) -> DeviceTables {
+        let bins = AGE_BINS;
+        let mut max_age_myr = Vec::with_capacity(self.profiles.len());
+        let mut cell_of_bin = Vec::with_capacity(self.profiles.len() * bins);
+        let mut cells = Vec::new();
+        let nodes = chebyshev::nodes(CELL_POINTS);
+        let floors = self.flux_floors();
+        for (profile, &flux_floor) in self.profiles.iter().zip(&floors) {
+            let direct = DirectProfile {
+                transport: &self.transport,
+                spectrum: &self.params.spectrum,
+                energy_gev: profile.energy_gev,
+                ln_rate: profile.ln_rate,
+            };
+            let covered =
+                profile.segments.last().map_or(0.0, |s| (s.first_bin + s.bins) as f64 * self.bin_width_myr);
+            let limit = profile.max_age_myr.min(covered);
+            max_age_myr.push(limit);
+            let first_of_energy = cell_of_bin.len();
+            let first_cell_of_energy = cells.len();
+            cell_of_bin.resize(first_of_energy + bins, NO_CELL);
+            for segment in &profile.segments {
+                let before = cells.len();
+                let left = segment.first_bin as f64 * self.bin_width_myr;
+                match &segment.polynomials {
+                    // The local coordinate exactly as the CPU's LocalCoordinate.
+                    Some(polynomials) => cells.push(DeviceCell::new(
+                        (segment.first_bin + segment.bins) as f64 * self.bin_width_myr,
+                        (1.0 / self.bin_width_myr) / segment.bins as f64,
+                        (segment.first_bin / segment.bins) as f64,
+                        segment.form,
+                        polynomials,
+                    )),
+                    None => {
+                        let right = (left + self.bin_width_myr).min(limit);
+                        let refiner = Refiner {
+                            direct: &direct,
+                            nodes: &nodes,
+                            log_age_allowed: segment.first_bin < LOG_AGE_BINS,
+                            ln_error_allowed: ln(ERROR_PER_SOURCE * flux_floor),
+                        };
+                        refiner.cover(left, right, 0, &mut cells);
+                    }
+                }
+                // The cell holding the segment's left end: a host cell of the bin before may
+                // have grown into it.
+                let grown = before > first_cell_of_energy && cells[before - 1].right > left;
+                let first = if grown { before - 1 } else { before };
+                cell_of_bin
+                    [first_of_energy + segment.first_bin..first_of_energy + segment.first_bin + segment.bins]
+                    .fill(first as u32);
+            }
+        }
+        DeviceTables {
+            young_age_myr: self.young_age_myr,
+            inverse_bin_width: 1.0 / self.bin_width_myr,
+            bins,
+            energies: self.profiles.len(),
+            max_age_myr,
+            cell_of_bin,
+            cells,
+            sampler: self.spatial.sampler_tables(),
+            light_speed_kpc_per_myr: SPEED_OF_LIGHT_KPC_PER_MYR,
+        }
+    }
+}
+
+impl Ensemble {
+    /// Per energy, FLOOR_OF_PILOT times the smallest flux of PILOT_REALISATIONS realisations
+    /// (of a fixed seed): the scale below which a refined cell's error cannot matter.
+    fn flux_floors(&self) -> Vec<f64> {
+        let mut floors = alloc::vec![f64::INFINITY; self.profiles.len()];
+        let mut flux = alloc::vec![0.0; self.profiles.len()];
+        let mut work = super::Workspace::default();
+        for k in 0..PILOT_REALISATIONS {
+            self.realisation_in(&mut work, 0x5eed_f100, k, &mut flux);
+            for (floor, &f) in floors.iter_mut().zip(&flux) {
+                *floor = floor.min(f);
+            }
+        }
+        floors.iter().map(|&f| FLOOR_OF_PILOT * f).collect()
+    }
+}
+
+impl DeviceCell {
+    fn new(right: f64, inverse_width: f64, index: f64, form: Form, polynomials: &Polynomials) -> Self {
+        DeviceCell {
+            right,
+            inverse_width,
+            index,
+            form: match form {
+                Form::Plain => CellForm::Plain,
+                Form::LogAge => CellForm::LogAge,
+            } as u64,
+            a: polynomials[0],
+            h: polynomials[1],
+        }
+    }
+}
+
+/// Fits cells on [left, right) of a bin that the CPU evaluates directly, halving on failure.
+///
+/// A cell is accepted where its fit meets the CPU's tolerance, or where the largest error it
+/// can put on one source's term, A_max (error of a + relative error of h) (the term is
+/// A exp(-s^2 h) and x e^-x <= 1), is below ERROR_PER_SOURCE of the energy's flux floor. The
+/// second test is what ends the halving near the last contributing age: there the direct
+/// formula's own rounding noise (E0 to ~1e-11 times ln A's slope in E0) exceeds the CPU's
+/// tolerance at any cell width, but A is tiny. In the first bins a cell halved NOISE_DEPTH times
+/// also passes at NOISE_TOLERANCE (see there).
+struct Refiner<'a> {
+    direct: &'a DirectProfile<'a>,
+    nodes: &'a [f64],
+    log_age_allowed: bool,
+    /// ln of the largest error allowed on one source's term.
+    ln_error_allowed: f64,
+}
+
+impl Refiner<'_> {
+    fn cover(&self, left: f64, right: f64, depth: u32, out: &mut Vec<DeviceCell>) {
+        if right <= left {
+            return;
+        }
+        let width = right - left;
+        let acceptable = |form| {
+            fit_with_errors(self.direct, form, left, width, self.nodes)
+                .filter(|fit| {
+                    let strict = fit.a_error <= CELL_TOLERANCE && fit.h_error <= CELL_TOLERANCE;
+                    let noise_limited = depth >= NOISE_DEPTH
+                        && self.log_age_allowed
+                        && fit.a_error <= NOISE_TOLERANCE
+                        && fit.h_error <= NOISE_TOLERANCE;
+                    strict
+                        || noise_limited
+                        || fit.ln_amplitude_max + ln(fit.a_error + fit.h_error) <= self.ln_error_allowed
+                })
+                .map(|fit| (fit.polynomials, form))
+        };
+        let fitted = acceptable(Form::Plain)
+            .or_else(|| if self.log_age_allowed { acceptable(Form::LogAge) } else { None });
+        match fitted {
+            Some((polynomials, form)) => {
+                out.push(DeviceCell::new(right, 1.0 / width, left / width, form, &polynomials))
+            }
+            None if depth < MAX_REFINEMENT => {
+                let middle = left + 0.5 * width;
+                self.cover(left, middle, depth + 1, out);
+                self.cover(middle, right, depth + 1, out);
+            }
+            // Consecutive host cells merge into one.
+            None => match out.last_mut() {
+                Some(previous) if previous.form == CellForm::Host as u64 && previous.right == left => {
+                    previous.right = right
+                }
+                _ => out.push(DeviceCell {
+                    right,
+                    inverse_width: 0.0,
+                    index: 0.0,
+                    form: CellForm::Host as u64,
+                    a: [0.0; CELL_POINTS],
+                    h: [0.0; CELL_POINTS],
+                }),
+            },
+        }
+    }
+}
+
+impl DeviceTables {
+    /// Cells that the accelerator cannot evaluate ([`CellForm::Host`]).
+    pub fn host_cells(&self) -> usize {
+        self.cells.iter().filter(|c| c.form == CellForm::Host as u64).count()
+    }
+
+    /// The distance [kpc] at the uniform u: [`SamplerTables`]' recipe, which is
+    /// [`crate::physics::sources::SpatialDistribution::sample`] operation for operation.
+    pub fn distance(&self, u: f64) -> f64 {
+        let tables = &self.sampler;
+        let w = crate::math::sqrt(u.clamp(0.0, 1.0));
+        if tables.guide.is_empty() {
+            return tables.s_max_kpc * w;
+        }
+        let cell = (((w - tables.lo) * tables.guide_scale) as usize).min(tables.guide.len() - 1);
+        let mut i = tables.guide[cell] as usize;
+        while w > tables.right[i] && i + 1 < tables.right.len() {
+            i += 1;
+        }
+        let t = (w - tables.center[i]) * tables.inv_half_width[i];
+        let c = &tables.coefficients[i];
+        let t2 = t * t;
+        let t4 = t2 * t2;
+        let low = (c[0] + c[1] * t) + (c[2] + c[3] * t) * t2;
+        let high = (c[4] + c[5] * t) + (c[6] + c[7] * t) * t2;
+        (low + high * t4).clamp(0.0, tables.s_max_kpc)
+    }
+
+    /// The contribution of a source of age t [Myr] and squared distance s2 [kpc^2] at energy
+    /// `energy`: Some(0) beyond the last contributing age, None where its cell is
+    /// [`CellForm::Host`].
+    pub fn term(&self, energy: usize, age_myr: f64, distance2: f64, bin: usize) -> Option<f64> {
+        if !(age_myr < self.max_age_myr[energy]) {
+            return Some(0.0);
+        }
+        let first = self.cell_of_bin[energy * self.bins + bin];
+        if first == NO_CELL {
+            return Some(0.0);
+        }
+        let mut i = first as usize;
+        while age_myr >= self.cells[i].right {
+            i += 1;
+        }
+        let cell = &self.cells[i];
+        let x = 2.0 * mul_add(age_myr, cell.inverse_width, -cell.index) - 1.0;
+        let a = estrin(&cell.a, x);
+        let h = estrin(&cell.h, x);
+        let exponent = match cell.form {
+            0 => mul_add(-distance2, h, a),
+            1 => mul_add(-1.5, ln(age_myr), a) - distance2 * h * (1.0 / age_myr),
+            _ => return None,
+        };
+        Some(exp_branchless(exponent))
+    }
+
+    /// Realisation k of seed s from these tables in draw order (what the kernel computes, up
+    /// to the order of the sum), into `flux` [energies]; false (flux unspecified) where it
+    /// needs the host: a source in a [`CellForm::Host`] cell, or a zero uniform (probability
+    /// 2^-53 each), which the CPU draws again.
+    pub fn realisation(
+        &self,
+        seed: u64,
+        realisation: u64,
+        start: RealisationStart,
+        flux: &mut [f64],
+    ) -> bool {
+        flux.fill(0.0);
+        let mut stream = Stream::new(seed, realisation);
+        stream.skip_to_block(start.word_position / 4);
+        for _ in 0..start.word_position % 4 {
+            stream.next_u32();
+        }
+        let mut uniform = || {
+            let m = stream.next_u64() >> 11;
+            (m != 0).then_some(m as f64 * (1.0 / 9_007_199_254_740_992.0))
+        };
+        for _ in 0..start.young_sources {
+            let (Some(u_age), Some(u_distance)) = (uniform(), uniform()) else { return false };
+            let age = self.young_age_myr * u_age;
+            let distance = self.distance(u_distance);
+            if !(age > 0.0 && distance <= self.light_speed_kpc_per_myr * age) {
+                continue;
+            }
+            let bin = ((age * self.inverse_bin_width) as usize).min(self.bins - 1);
+            for (energy, out) in flux.iter_mut().enumerate() {
+                match self.term(energy, age, distance * distance, bin) {
+                    Some(term) => *out += term,
+                    None => return false,
+                }
+            }
+        }
+        true
+    }
+}

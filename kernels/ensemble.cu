@@ -1,0 +1,316 @@
+// The stochastic ensemble of electron spectra on a GPU (issue 7; PHYSICS.md, "The stochastic
+// ensemble"). One block computes one realisation: it draws the realisation's young sources
+// from the same Philox4x32-10 stream as the CPU (Stream::new(seed, k)) and sums their
+// contributions at every energy of the pass. The algorithm is DeviceTables::realisation in
+// crkernels-core/src/physics/ensemble/device_tables.rs; the tables come from DeviceTables.
+// Floating-point operations that the CPU does unfused are written with __dmul_rn/__dadd_rn so
+// that nvcc cannot contract them: the sources (ages and distances) are the CPU's bit for bit.
+//
+// As on the CPU, the sources are sorted by age before they are summed: a counting sort over
+// the shared age bins (a histogram in shared memory, drawing the sources twice rather than
+// storing them unsorted), then each bin's few sources are put in increasing age (so that the
+// order, and the sum, do not depend on the order of the atomic increments). In age order the
+// threads of a warp share their cells (broadcast loads) and an energy's contributing sources,
+// those younger than its last contributing age, are a prefix.
+//
+// Sum order: per energy, thread i sums sorted sources i, i + BLOCK_THREADS, ...; then lanes and
+// warps are added in a fixed tree: the same bits on every run and GPU.
+
+#include <stdint.h>
+
+#define BLOCK_THREADS 256
+#define WARPS (BLOCK_THREADS / 32)
+#define MAX_BINS 8192
+#define BINS_PER_THREAD (MAX_BINS / BLOCK_THREADS)
+#define CELL_POINTS 9
+#define ENERGIES_PER_PASS 20
+#define NO_CELL 0xffffffffu
+#define FORM_PLAIN 0
+#define FORM_LOG_AGE 1
+
+// Philox4x32-10 (Salmon et al. 2011): multipliers and key increments.
+#define PHILOX_M0 0xD2511F53u
+#define PHILOX_M1 0xCD9E8D57u
+#define PHILOX_W0 0x9E3779B9u
+#define PHILOX_W1 0xBB67AE85u
+
+// One cell of DeviceTables (crkernels::physics::ensemble::DeviceCell, 176 bytes).
+struct Cell {
+    double right;
+    double inverse_width;
+    double index;
+    unsigned long long form;
+    double a[CELL_POINTS];
+    double h[CELL_POINTS];
+};
+
+// DeviceTables, with device pointers (crkernels::gpu::ensemble::KernelTables).
+struct Tables {
+    double young_age_myr;
+    double inverse_bin_width;
+    double light_speed;
+    double s_max;
+    double sampler_lo;
+    double guide_scale;
+    unsigned long long bins;
+    unsigned long long energies;
+    unsigned long long guide_cells;
+    unsigned long long pieces;
+    const double* max_age;
+    const unsigned int* cell_of_bin;
+    const Cell* cells;
+    const unsigned int* guide;
+    const double* piece_right;
+    const double* piece_center;
+    const double* piece_inv_half_width;
+    const double* piece_coefficients;  // [pieces][8]
+};
+
+__device__ __forceinline__ void philox(uint32_t x[4], uint32_t key0, uint32_t key1) {
+#pragma unroll
+    for (int round = 0; round < 10; ++round) {
+        uint32_t hi0 = __umulhi(PHILOX_M0, x[0]);
+        uint32_t lo0 = PHILOX_M0 * x[0];
+        uint32_t hi1 = __umulhi(PHILOX_M1, x[2]);
+        uint32_t lo1 = PHILOX_M1 * x[2];
+        uint32_t y0 = hi1 ^ x[1] ^ key0;
+        uint32_t y2 = hi0 ^ x[3] ^ key1;
+        x[0] = y0;
+        x[1] = lo1;
+        x[2] = y2;
+        x[3] = lo0;
+        key0 += PHILOX_W0;
+        key1 += PHILOX_W1;
+    }
+}
+
+// Words w .. w + 3 of stream `stream` under `seed` (word w is word w % 4 of block w / 4).
+__device__ __forceinline__ void stream_words(uint64_t seed, uint64_t stream, uint64_t w, uint32_t out[4]) {
+    const uint32_t key0 = (uint32_t)seed, key1 = (uint32_t)(seed >> 32);
+    const uint64_t block = w >> 2;
+    const unsigned offset = (unsigned)(w & 3);
+    uint32_t first[4] = {(uint32_t)block, (uint32_t)(block >> 32), (uint32_t)stream, (uint32_t)(stream >> 32)};
+    philox(first, key0, key1);
+    if (offset == 0) {
+        out[0] = first[0]; out[1] = first[1]; out[2] = first[2]; out[3] = first[3];
+        return;
+    }
+    const uint64_t next = block + 1;
+    uint32_t second[4] = {(uint32_t)next, (uint32_t)(next >> 32), (uint32_t)stream, (uint32_t)(stream >> 32)};
+    philox(second, key0, key1);
+    // Constant indices only (a run-time index would put the words in local memory).
+    if (offset == 1) {
+        out[0] = first[1]; out[1] = first[2]; out[2] = first[3]; out[3] = second[0];
+    } else if (offset == 2) {
+        out[0] = first[2]; out[1] = first[3]; out[2] = second[0]; out[3] = second[1];
+    } else {
+        out[0] = first[3]; out[1] = second[0]; out[2] = second[1]; out[3] = second[2];
+    }
+}
+
+// The top 53 bits of two words (low first); 0 where the CPU would draw again.
+__device__ __forceinline__ uint64_t mantissa(uint32_t low, uint32_t high) {
+    return (((uint64_t)high << 32) | low) >> 11;
+}
+
+// SpatialDistribution::sample through SamplerTables, operation for operation.
+__device__ double distance_at(const Tables& t, double u) {
+    const double w = __dsqrt_rn(fmin(fmax(u, 0.0), 1.0));
+    if (t.pieces == 0) return __dmul_rn(t.s_max, w);
+    const double scaled = __dmul_rn(__dsub_rn(w, t.sampler_lo), t.guide_scale);
+    uint64_t cell = scaled > 0.0 ? (uint64_t)scaled : 0;  // Rust's saturating `as usize`
+    if (cell > t.guide_cells - 1) cell = t.guide_cells - 1;
+    uint64_t i = t.guide[cell];
+    while (w > t.piece_right[i] && i + 1 < t.pieces) ++i;
+    const double x = __dmul_rn(__dsub_rn(w, t.piece_center[i]), t.piece_inv_half_width[i]);
+    const double* c = t.piece_coefficients + 8 * i;
+    const double x2 = __dmul_rn(x, x);
+    const double x4 = __dmul_rn(x2, x2);
+    const double low = __dadd_rn(__dadd_rn(c[0], __dmul_rn(c[1], x)),
+                                 __dmul_rn(__dadd_rn(c[2], __dmul_rn(c[3], x)), x2));
+    const double high = __dadd_rn(__dadd_rn(c[4], __dmul_rn(c[5], x)),
+                                  __dmul_rn(__dadd_rn(c[6], __dmul_rn(c[7], x)), x2));
+    const double s = __dadd_rn(low, __dmul_rn(high, x4));
+    return fmin(fmax(s, 0.0), t.s_max);
+}
+
+// A degree-8 polynomial by Estrin's scheme with fused multiply-adds (ensemble.rs, `estrin`).
+__device__ __forceinline__ double estrin(const double* c, double x) {
+    const double x2 = __dmul_rn(x, x);
+    const double x4 = __dmul_rn(x2, x2);
+    const double low = fma(fma(c[3], x, c[2]), x2, fma(c[1], x, c[0]));
+    const double high = fma(c[8], x4, fma(fma(c[7], x, c[6]), x2, fma(c[5], x, c[4])));
+    return fma(high, x4, low);
+}
+
+// DeviceTables::term for a source that contributes (age below the energy's limit, a cell).
+__device__ __forceinline__ double term(const Cell* cells, unsigned first, double age, double distance2,
+                                       bool& needs_host) {
+    unsigned i = first;
+    while (age >= cells[i].right) ++i;
+    const Cell* cell = cells + i;
+    const double x = __dsub_rn(__dmul_rn(2.0, fma(age, cell->inverse_width, -cell->index)), 1.0);
+    const double a = estrin(cell->a, x);
+    const double h = estrin(cell->h, x);
+    double exponent;
+    if (cell->form == FORM_PLAIN) {
+        exponent = fma(-distance2, h, a);
+    } else if (cell->form == FORM_LOG_AGE) {
+        exponent = __dsub_rn(fma(-1.5, log(age), a), __dmul_rn(__dmul_rn(distance2, h), __drcp_rn(age)));
+    } else {
+        needs_host = true;
+        return 0.0;
+    }
+    return exp(exponent);
+}
+
+// Source j of realisation k: age [Myr], squared distance [kpc^2] and age bin; false where it
+// adds nothing (outside the causal horizon). Sets needs_host where the CPU would draw again.
+__device__ __forceinline__ bool draw_source(const Tables& t, uint64_t seed, uint64_t k, uint64_t position,
+                                            uint64_t j, double& age, double& distance2, unsigned& bin,
+                                            bool& needs_host) {
+    uint32_t words[4];
+    stream_words(seed, k, position + 4 * j, words);
+    const uint64_t m_age = mantissa(words[0], words[1]);
+    const uint64_t m_distance = mantissa(words[2], words[3]);
+    if (m_age == 0 || m_distance == 0) needs_host = true;
+    const double a = __dmul_rn(t.young_age_myr, __dmul_rn((double)m_age, 0x1p-53));
+    const double s = distance_at(t, __dmul_rn((double)m_distance, 0x1p-53));
+    if (!(a > 0.0 && s <= __dmul_rn(t.light_speed, a))) return false;
+    age = a;
+    distance2 = __dmul_rn(s, s);
+    const uint64_t b = (uint64_t)__dmul_rn(a, t.inverse_bin_width);
+    bin = (unsigned)(b < t.bins - 1 ? b : t.bins - 1);
+    return true;
+}
+
+// Realisations first .. first + n of seed `seed`: young_sources[r] and word_position[r] from
+// Ensemble::realisation_start. Writes flux[r * flux_stride + first_energy + e] for the pass's
+// energies e < n_energies, and needs_host[r] = 1 where the host must compute realisation r.
+// Block b sorts its sources into scratch_age/scratch_distance2 + b * scratch_capacity, which
+// holds at least max_r young_sources[r] values. t.bins <= MAX_BINS.
+extern "C" __global__ void __launch_bounds__(BLOCK_THREADS, 4)
+ensemble_realisations(Tables t, uint64_t seed, uint64_t first_realisation,
+                      const unsigned long long* young_sources, const unsigned long long* word_position,
+                      unsigned int n_realisations, unsigned int first_energy, unsigned int n_energies,
+                      double* flux, unsigned long long flux_stride, unsigned int* needs_host,
+                      double* scratch_age, double* scratch_distance2, unsigned long long scratch_capacity) {
+    // Per bin: its count, then (after the scan) its first slot, then (after the scatter) its end.
+    __shared__ unsigned int bin_end[MAX_BINS];
+    __shared__ unsigned int warp_totals[WARPS];
+    __shared__ double warp_sums[WARPS][ENERGIES_PER_PASS];
+    __shared__ int host_flag;
+
+    const unsigned lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
+    double* sorted_age = scratch_age + blockIdx.x * scratch_capacity;
+    double* sorted_distance2 = scratch_distance2 + blockIdx.x * scratch_capacity;
+    const unsigned bins = (unsigned)t.bins;
+    for (unsigned r = blockIdx.x; r < n_realisations; r += gridDim.x) {
+        const uint64_t k = first_realisation + r;
+        const uint64_t count = young_sources[r];
+        const uint64_t position = word_position[r];
+        bool needs_host_here = false;
+
+        // 1. Histogram of the contributing sources over the age bins.
+        for (unsigned b = threadIdx.x; b < MAX_BINS; b += BLOCK_THREADS) bin_end[b] = 0;
+        if (threadIdx.x == 0) host_flag = 0;
+        __syncthreads();
+        for (uint64_t j = threadIdx.x; j < count; j += BLOCK_THREADS) {
+            double age, distance2;
+            unsigned bin;
+            if (draw_source(t, seed, k, position, j, age, distance2, bin, needs_host_here)) atomicAdd(&bin_end[bin], 1u);
+        }
+        __syncthreads();
+
+        // 2. Exclusive scan: each thread owns BINS_PER_THREAD consecutive bins.
+        {
+            const unsigned first_bin = threadIdx.x * BINS_PER_THREAD;
+            unsigned local = 0;
+#pragma unroll 8
+            for (int i = 0; i < BINS_PER_THREAD; ++i) local += bin_end[first_bin + i];
+            unsigned inclusive = local;
+#pragma unroll
+            for (int offset = 1; offset < 32; offset <<= 1) {
+                const unsigned other = __shfl_up_sync(0xffffffffu, inclusive, offset);
+                if (lane >= (unsigned)offset) inclusive += other;
+            }
+            if (lane == 31) warp_totals[warp] = inclusive;
+            __syncthreads();
+            unsigned before = inclusive - local;
+            for (unsigned w = 0; w < warp; ++w) before += warp_totals[w];
+#pragma unroll 8
+            for (int i = 0; i < BINS_PER_THREAD; ++i) {
+                const unsigned c = bin_end[first_bin + i];
+                bin_end[first_bin + i] = before;
+                before += c;
+            }
+        }
+        __syncthreads();
+
+        // 3. Scatter (the same draws again): bin_end[b] ends at the end of bin b.
+        for (uint64_t j = threadIdx.x; j < count; j += BLOCK_THREADS) {
+            double age, distance2;
+            unsigned bin;
+            if (draw_source(t, seed, k, position, j, age, distance2, bin, needs_host_here)) {
+                const unsigned slot = atomicAdd(&bin_end[bin], 1u);
+                sorted_age[slot] = age;
+                sorted_distance2[slot] = distance2;
+            }
+        }
+        __syncthreads();
+
+        // 4. Each bin's sources in increasing age (ties: increasing distance), by insertion.
+        for (unsigned b = threadIdx.x; b < bins; b += BLOCK_THREADS) {
+            const unsigned begin = b == 0 ? 0 : bin_end[b - 1], end = bin_end[b];
+            for (unsigned i = begin + 1; i < end; ++i) {
+                const double age = sorted_age[i], distance2 = sorted_distance2[i];
+                unsigned j = i;
+                while (j > begin && (sorted_age[j - 1] > age ||
+                                     (sorted_age[j - 1] == age && sorted_distance2[j - 1] > distance2))) {
+                    sorted_age[j] = sorted_age[j - 1];
+                    sorted_distance2[j] = sorted_distance2[j - 1];
+                    --j;
+                }
+                sorted_age[j] = age;
+                sorted_distance2[j] = distance2;
+            }
+        }
+        __syncthreads();
+
+        // 5. The sum, energy by energy, in age order: an energy's contributing sources are a
+        // prefix of the sorted ones (those below its last contributing age), so each thread
+        // keeps one accumulator and no lane waits on a source that adds nothing.
+        const unsigned n_sorted = bin_end[bins - 1];
+        for (unsigned e = 0; e < n_energies; ++e) {
+            const unsigned energy = first_energy + e;
+            const double limit = t.max_age[energy];
+            const unsigned* first_cell_of_bin = t.cell_of_bin + (uint64_t)energy * t.bins;
+            // Sources in the bins up to the one holding the limit (its own are checked below).
+            const uint64_t limit_bin = (uint64_t)__dmul_rn(limit, t.inverse_bin_width);
+            const unsigned n_candidates = limit_bin < t.bins ? bin_end[limit_bin] : n_sorted;
+            double sum = 0.0;
+            for (unsigned i = threadIdx.x; i < n_candidates; i += BLOCK_THREADS) {
+                const double age = sorted_age[i];
+                if (!(age < limit)) continue;
+                const uint64_t b = (uint64_t)__dmul_rn(age, t.inverse_bin_width);
+                const unsigned first_cell = first_cell_of_bin[b < t.bins - 1 ? b : t.bins - 1];
+                if (first_cell != NO_CELL) sum += term(t.cells, first_cell, age, sorted_distance2[i], needs_host_here);
+            }
+            // Fixed-order reduction: lanes by a butterfly, then (below) warps in order.
+#pragma unroll
+            for (int offset = 16; offset > 0; offset >>= 1) sum += __shfl_xor_sync(0xffffffffu, sum, offset);
+            if (lane == 0) warp_sums[warp][e] = sum;
+        }
+
+        // 6. The warps' sums in order.
+        if (needs_host_here) host_flag = 1;
+        __syncthreads();
+        if (threadIdx.x < n_energies) {
+            double total = 0.0;
+            for (int w = 0; w < WARPS; ++w) total += warp_sums[w][threadIdx.x];
+            flux[(uint64_t)r * flux_stride + first_energy + threadIdx.x] = total;
+        }
+        if (threadIdx.x == 0) needs_host[r] = host_flag;
+        __syncthreads();  // shared arrays are reused by the next realisation
+    }
+}

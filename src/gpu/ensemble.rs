@@ -1,0 +1,354 @@
+//! The stochastic ensemble on a GPU (kernels/ensemble.cu): realisation k of seed s is the
+//! CPU's realisation k (the same sources from the same Philox stream), summed from the flat
+//! tables of [`DeviceTables`]; it agrees with [`Ensemble::realisation`] to about 1e-13
+//! relative (tests/ensemble_gpu.rs).
+//!
+//! The host draws each realisation's number of young sources (one Poisson or binomial draw,
+//! [`Ensemble::realisation_start`]) while the GPU sums the previous chunk; the GPU draws the
+//! sources and sums them. A realisation the GPU cannot finish (a source in a
+//! [`crate::physics::ensemble::CellForm::Host`] cell, or a uniform that the CPU would draw
+//! again: together well under 1 in 200 realisations in the tests) is flagged and computed on
+//! the CPU. Realisations stream through the device in chunks, so the device memory needed
+//! does not grow with their number.
+
+use std::sync::OnceLock;
+
+use crate::physics::ensemble::{DeviceTables, Ensemble};
+use crate::{Error, Result};
+
+#[cfg(feature = "cuda")]
+use super::Gpu;
+
+/// Realisations per chunk (at most; 19 energies take 10 MB of flux per chunk).
+#[cfg_attr(not(feature = "cuda"), allow(dead_code))]
+const CHUNK_REALISATIONS: usize = 1 << 16;
+/// Blocks of a launch (each loops over realisations): enough to fill an H100 several times;
+/// each holds scratch for one realisation's sources.
+#[cfg_attr(not(feature = "cuda"), allow(dead_code))]
+const MAX_BLOCKS: usize = 2048;
+/// Age bins the kernel's shared histogram holds (MAX_BINS in kernels/ensemble.cu).
+#[cfg_attr(not(feature = "cuda"), allow(dead_code))]
+const MAX_BINS: usize = 8192;
+/// Energies per kernel pass (ENERGIES_PER_PASS in kernels/ensemble.cu).
+#[cfg_attr(not(feature = "cuda"), allow(dead_code))]
+const ENERGIES_PER_PASS: usize = 20;
+
+/// An [`Ensemble`] with its GPU tables, built on first use and kept for later calls.
+#[derive(Debug)]
+pub struct GpuEnsemble {
+    ensemble: Ensemble,
+    tables: OnceLock<DeviceTables>,
+}
+
+/// What a GPU run did.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct GpuRun {
+    /// Realisations computed on the CPU instead (see the module documentation).
+    pub on_host: usize,
+}
+
+impl GpuEnsemble {
+    /// Wraps an ensemble; its tables are built on first use (tens of milliseconds).
+    pub fn new(ensemble: Ensemble) -> Self {
+        GpuEnsemble { ensemble, tables: OnceLock::new() }
+    }
+
+    /// The ensemble.
+    pub fn ensemble(&self) -> &Ensemble {
+        &self.ensemble
+    }
+
+    /// The flat tables the kernel reads.
+    pub fn tables(&self) -> &DeviceTables {
+        self.tables.get_or_init(|| self.ensemble.device_tables())
+    }
+
+    /// Realisations first..first + n of seed `seed` on GPU `device` into `flux`
+    /// ([n][energies], row-major), as [`crate::parallel::ParallelEnsemble::generate`] computes
+    /// them on the CPU.
+    ///
+    /// Errors: `flux` of the wrong length (InvalidArgument); no such device or no GPU support
+    /// (NoDevice); a driver error or out of device memory (Device).
+    pub fn generate(
+        &self,
+        device: usize,
+        seed: u64,
+        first: u64,
+        n: usize,
+        flux: &mut [f64],
+    ) -> Result<GpuRun> {
+        let energies = self.ensemble.energies_gev().len();
+        let expected = n
+            .checked_mul(energies)
+            .ok_or_else(|| Error::InvalidArgument("n_realisations * n_energies overflows".into()))?;
+        if flux.len() != expected {
+            return Err(Error::InvalidArgument(format!(
+                "flux has {} values, expected {n} realisations x {energies} energies = {expected}",
+                flux.len()
+            )));
+        }
+        first.checked_add(n as u64).ok_or_else(|| {
+            Error::InvalidArgument(format!("realisations {first} + {n} pass the end of the stream numbers"))
+        })?;
+        #[cfg(feature = "cuda")]
+        {
+            let gpu = Gpu::get(device)?;
+            let tables = self.tables();
+            gpu.with(|state| cuda::generate(state, &self.ensemble, tables, seed, first, n, flux))
+        }
+        #[cfg(not(feature = "cuda"))]
+        {
+            let _ = (seed, flux);
+            super::Gpu::get(device).map(|_| GpuRun::default())
+        }
+    }
+}
+
+#[cfg(feature = "cuda")]
+mod cuda {
+    use cudarc::driver::{CudaSlice, DeviceRepr, LaunchConfig, PushKernelArg};
+
+    use super::{CHUNK_REALISATIONS, ENERGIES_PER_PASS, GpuRun, MAX_BINS, MAX_BLOCKS};
+    use crate::Result;
+    use crate::gpu::cuda::device_error;
+    use crate::gpu::{DeviceState, Kernels};
+    use crate::physics::ensemble::{DeviceTables, Ensemble, RealisationStart};
+
+    /// `Tables` of kernels/ensemble.cu: the same fields in the same order.
+    #[repr(C)]
+    #[derive(Clone, Copy, Debug)]
+    struct KernelTables {
+        young_age_myr: f64,
+        inverse_bin_width: f64,
+        light_speed: f64,
+        s_max: f64,
+        sampler_lo: f64,
+        guide_scale: f64,
+        bins: u64,
+        energies: u64,
+        guide_cells: u64,
+        pieces: u64,
+        max_age: u64,
+        cell_of_bin: u64,
+        cells: u64,
+        guide: u64,
+        piece_right: u64,
+        piece_center: u64,
+        piece_inv_half_width: u64,
+        piece_coefficients: u64,
+    }
+
+    // SAFETY: plain old data in C layout, as the kernel declares it.
+    unsafe impl DeviceRepr for KernelTables {}
+
+    /// The tables on the device (kept alive for the kernel's run).
+    struct Uploaded {
+        max_age: CudaSlice<f64>,
+        cell_of_bin: CudaSlice<u32>,
+        cells: CudaSlice<f64>,
+        guide: CudaSlice<u32>,
+        piece_right: CudaSlice<f64>,
+        piece_center: CudaSlice<f64>,
+        piece_inv_half_width: CudaSlice<f64>,
+        piece_coefficients: CudaSlice<f64>,
+    }
+
+    /// A device buffer of at least one element (the driver cannot allocate zero bytes).
+    fn upload<T: DeviceRepr + Copy + Default>(state: &DeviceState, values: &[T]) -> Result<CudaSlice<T>> {
+        let padded;
+        let values = if values.is_empty() {
+            padded = [T::default()];
+            &padded[..]
+        } else {
+            values
+        };
+        state.stream.clone_htod(values).map_err(device_error("uploading the ensemble tables"))
+    }
+
+    fn upload_tables(state: &DeviceState, tables: &DeviceTables) -> Result<Uploaded> {
+        // DeviceCell is 22 words of 8 bytes: 4 scalars (form as its bits), then a and h.
+        let cells: Vec<f64> = tables
+            .cells
+            .iter()
+            .flat_map(|c| {
+                [c.right, c.inverse_width, c.index, f64::from_bits(c.form)].into_iter().chain(c.a).chain(c.h)
+            })
+            .collect();
+        let sampler = &tables.sampler;
+        let coefficients: Vec<f64> = sampler.coefficients.iter().flatten().copied().collect();
+        Ok(Uploaded {
+            max_age: upload(state, &tables.max_age_myr)?,
+            cell_of_bin: upload(state, &tables.cell_of_bin)?,
+            cells: upload(state, &cells)?,
+            guide: upload(state, &sampler.guide)?,
+            piece_right: upload(state, &sampler.right)?,
+            piece_center: upload(state, &sampler.center)?,
+            piece_inv_half_width: upload(state, &sampler.inv_half_width)?,
+            piece_coefficients: upload(state, &coefficients)?,
+        })
+    }
+
+    pub(super) fn generate(
+        state: &mut DeviceState,
+        ensemble: &Ensemble,
+        tables: &DeviceTables,
+        seed: u64,
+        first: u64,
+        n: usize,
+        flux: &mut [f64],
+    ) -> Result<GpuRun> {
+        if n == 0 {
+            return Ok(GpuRun::default());
+        }
+        assert!(tables.bins <= MAX_BINS, "the kernel's histogram holds {MAX_BINS} age bins");
+        let function = state.function(Kernels::Ensemble, "ensemble_realisations")?;
+        let uploaded = upload_tables(state, tables)?;
+        let stream = state.stream.clone();
+        let kernel_tables = KernelTables {
+            young_age_myr: tables.young_age_myr,
+            inverse_bin_width: tables.inverse_bin_width,
+            light_speed: tables.light_speed_kpc_per_myr,
+            s_max: tables.sampler.s_max_kpc,
+            sampler_lo: tables.sampler.lo,
+            guide_scale: tables.sampler.guide_scale,
+            bins: tables.bins as u64,
+            energies: tables.energies as u64,
+            guide_cells: tables.sampler.guide.len() as u64,
+            pieces: tables.sampler.right.len() as u64,
+            max_age: device_address(&stream, &uploaded.max_age),
+            cell_of_bin: device_address(&stream, &uploaded.cell_of_bin),
+            cells: device_address(&stream, &uploaded.cells),
+            guide: device_address(&stream, &uploaded.guide),
+            piece_right: device_address(&stream, &uploaded.piece_right),
+            piece_center: device_address(&stream, &uploaded.piece_center),
+            piece_inv_half_width: device_address(&stream, &uploaded.piece_inv_half_width),
+            piece_coefficients: device_address(&stream, &uploaded.piece_coefficients),
+        };
+        let energies = tables.energies;
+        let chunk = n.min(CHUNK_REALISATIONS);
+        let mut young =
+            stream.alloc_zeros::<u64>(chunk).map_err(device_error("allocating the source counts"))?;
+        let mut position =
+            stream.alloc_zeros::<u64>(chunk).map_err(device_error("allocating the stream positions"))?;
+        let mut flux_device =
+            stream.alloc_zeros::<f64>(chunk * energies).map_err(device_error("allocating the flux"))?;
+        let mut needs_host_device =
+            stream.alloc_zeros::<u32>(chunk).map_err(device_error("allocating the host flags"))?;
+        let mut needs_host = vec![0u32; chunk];
+        let mut run = GpuRun::default();
+        // Each block sorts its realisation's sources in its own slice of the scratch arrays.
+        let blocks = chunk.min(MAX_BLOCKS);
+        let mut scratch_capacity = 0usize;
+        let mut scratch_age = stream.alloc_zeros::<f64>(1).map_err(device_error("allocating scratch"))?;
+        let mut scratch_distance2 =
+            stream.alloc_zeros::<f64>(1).map_err(device_error("allocating scratch"))?;
+
+        let mut starts = realisation_starts(ensemble, seed, first, chunk);
+        for (chunk_index, rows) in flux.chunks_mut(chunk * energies).enumerate() {
+            let count = rows.len() / energies;
+            let chunk_first = first + (chunk_index * chunk) as u64;
+            let young_host: Vec<u64> = starts.iter().map(|s| s.young_sources).collect();
+            let most = young_host.iter().copied().max().unwrap_or(0) as usize;
+            if most > scratch_capacity {
+                // A quarter more than needed, so that a slowly rising maximum does not
+                // reallocate every chunk.
+                scratch_capacity = most + most / 4 + 1;
+                let values = scratch_capacity * blocks;
+                let needed = 2 * values * std::mem::size_of::<f64>();
+                let free = state.free_bytes()?;
+                if needed > free {
+                    return Err(crate::Error::Device(format!(
+                        "the ensemble kernel needs {needed} bytes of scratch for {most} sources per \
+                         realisation, and the device has {free} free"
+                    )));
+                }
+                scratch_age =
+                    stream.alloc_zeros::<f64>(values).map_err(device_error("allocating scratch"))?;
+                scratch_distance2 =
+                    stream.alloc_zeros::<f64>(values).map_err(device_error("allocating scratch"))?;
+            }
+            let position_host: Vec<u64> = starts.iter().map(|s| s.word_position).collect();
+            stream
+                .memcpy_htod(&young_host, &mut young.slice_mut(..count))
+                .map_err(device_error("uploading the source counts"))?;
+            stream
+                .memcpy_htod(&position_host, &mut position.slice_mut(..count))
+                .map_err(device_error("uploading the stream positions"))?;
+            for first_energy in (0..energies).step_by(ENERGIES_PER_PASS) {
+                let pass_energies = (energies - first_energy).min(ENERGIES_PER_PASS) as u32;
+                let config = LaunchConfig {
+                    grid_dim: (count.min(blocks) as u32, 1, 1),
+                    block_dim: (256, 1, 1),
+                    shared_mem_bytes: 0,
+                };
+                let scratch_capacity_u64 = scratch_capacity as u64;
+                let (count_u32, first_energy_u32, stride) =
+                    (count as u32, first_energy as u32, energies as u64);
+                let mut launch = stream.launch_builder(&function);
+                launch
+                    .arg(&kernel_tables)
+                    .arg(&seed)
+                    .arg(&chunk_first)
+                    .arg(&young)
+                    .arg(&position)
+                    .arg(&count_u32)
+                    .arg(&first_energy_u32)
+                    .arg(&pass_energies)
+                    .arg(&mut flux_device)
+                    .arg(&stride)
+                    .arg(&mut needs_host_device)
+                    .arg(&mut scratch_age)
+                    .arg(&mut scratch_distance2)
+                    .arg(&scratch_capacity_u64);
+                // SAFETY: the arguments match ensemble_realisations' parameters in type and
+                // order; every buffer holds at least `count` rows.
+                unsafe { launch.launch(config) }.map_err(device_error("launching the ensemble kernel"))?;
+            }
+            // The next chunk's source counts on the host while the GPU works.
+            let next_first = chunk_first + count as u64;
+            let remaining = n - chunk_index * chunk - count;
+            starts = realisation_starts(ensemble, seed, next_first, remaining.min(chunk));
+            stream
+                .memcpy_dtoh(&flux_device.slice(..count * energies), rows)
+                .map_err(device_error("downloading the flux"))?;
+            stream
+                .memcpy_dtoh(&needs_host_device.slice(..count), &mut needs_host[..count])
+                .map_err(device_error("downloading the host flags"))?;
+            state.synchronize("running the ensemble kernel")?;
+            for r in (0..count).filter(|&r| needs_host[r] != 0) {
+                ensemble.realisation(
+                    seed,
+                    chunk_first + r as u64,
+                    &mut rows[r * energies..(r + 1) * energies],
+                );
+                run.on_host += 1;
+            }
+        }
+        drop(uploaded);
+        Ok(run)
+    }
+
+    /// The device address of a buffer, for the kernel's table of pointers.
+    fn device_address<T>(stream: &cudarc::driver::CudaStream, slice: &CudaSlice<T>) -> u64 {
+        use cudarc::driver::DevicePtr;
+        let (address, _sync) = slice.device_ptr(stream);
+        address
+    }
+
+    /// Where realisations first..first + n start, on all host cores.
+    fn realisation_starts(ensemble: &Ensemble, seed: u64, first: u64, n: usize) -> Vec<RealisationStart> {
+        let threads = std::thread::available_parallelism().map_or(1, |p| p.get()).min(n.max(1));
+        let mut starts = vec![RealisationStart { young_sources: 0, word_position: 0 }; n];
+        let per_thread = n.div_ceil(threads).max(1);
+        std::thread::scope(|scope| {
+            for (t, part) in starts.chunks_mut(per_thread).enumerate() {
+                scope.spawn(move || {
+                    for (i, start) in part.iter_mut().enumerate() {
+                        *start = ensemble.realisation_start(seed, first + (t * per_thread + i) as u64);
+                    }
+                });
+            }
+        });
+        starts
+    }
+}
