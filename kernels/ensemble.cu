@@ -7,8 +7,7 @@
 // that nvcc cannot contract them: the sources (ages and distances) are the CPU's bit for bit.
 //
 // As on the CPU, the sources are sorted by age before they are summed: a counting sort over
-// the shared age bins (a histogram in shared memory, drawing the sources twice rather than
-// storing them unsorted), then each bin's few sources are put in increasing age (so that the
+// the shared age bins (a histogram in shared memory), then each bin's few sources are put in increasing age (so that the
 // order, and the sum, do not depend on the order of the atomic increments). In age order the
 // threads of a warp share their cells (broadcast loads) and an energy's contributing sources,
 // those younger than its last contributing age, are a prefix.
@@ -134,13 +133,42 @@ __device__ double distance_at(const Tables& t, double u) {
     return fmin(fmax(s, 0.0), t.s_max);
 }
 
-// A degree-8 polynomial by Estrin's scheme with fused multiply-adds (ensemble.rs, `estrin`).
-__device__ __forceinline__ double estrin(const double* c, double x) {
+// A degree-8 polynomial by Estrin's scheme with fused multiply-adds (ensemble.rs, `estrin`);
+// the coefficients are read through the read-only cache.
+__device__ __forceinline__ double estrin(const double* __restrict__ coefficients, double x) {
+    double c[CELL_POINTS];
+#pragma unroll
+    for (int i = 0; i < CELL_POINTS; ++i) c[i] = __ldg(coefficients + i);
     const double x2 = __dmul_rn(x, x);
     const double x4 = __dmul_rn(x2, x2);
     const double low = fma(fma(c[3], x, c[2]), x2, fma(c[1], x, c[0]));
     const double high = fma(c[8], x4, fma(fma(c[7], x, c[6]), x2, fma(c[5], x, c[4])));
     return fma(high, x4, low);
+}
+
+// crkernels_core::math::exp_branchless, operation for operation (the CPU's exp in the ensemble):
+// Cody-Waite reduction, the degree-12 Taylor polynomial by Estrin's scheme, 2^k in the exponent
+// bits; about 20 instructions and no branches (CUDA's exp has a slow path).
+__device__ __forceinline__ double exp_branchless(double x) {
+    const double LOG2_E = 1.4426950408889634;
+    const double LN2_HI = __longlong_as_double(0x3fe62e42fee00000LL);
+    const double LN2_LO = __longlong_as_double(0x3dea39ef35793c76LL);
+    const double SHIFTER = 6755399441055744.0;
+    const double clamped = fmin(fmax(x, -708.0), 709.0);
+    const double shifted = fma(clamped, LOG2_E, SHIFTER);
+    const double k = __dsub_rn(shifted, SHIFTER);
+    const double r = fma(-k, LN2_LO, fma(-k, LN2_HI, clamped));
+    const double r2 = __dmul_rn(r, r);
+    const double r4 = __dmul_rn(r2, r2);
+    const double low = fma(fma(1.0 / 6.0, r, 0.5), r2, fma(1.0, r, 1.0));
+    const double middle = fma(fma(1.0 / 5040.0, r, 1.0 / 720.0), r2, fma(1.0 / 120.0, r, 1.0 / 24.0));
+    const double high = fma(1.0 / 479001600.0, r4,
+                            fma(fma(1.0 / 39916800.0, r, 1.0 / 3628800.0), r2, fma(1.0 / 362880.0, r, 1.0 / 40320.0)));
+    const double p = fma(r4, fma(r4, high, middle), low);
+    const unsigned long long exponent =
+        ((unsigned long long)__double_as_longlong(shifted) - (unsigned long long)__double_as_longlong(SHIFTER)) << 52;
+    const double value = __longlong_as_double((long long)((unsigned long long)__double_as_longlong(p) + exponent));
+    return x < -708.0 ? 0.0 : value;
 }
 
 // DeviceTables::term for a source that contributes (age below the energy's limit, a cell).
@@ -161,7 +189,7 @@ __device__ __forceinline__ double term(const Cell* cells, unsigned first, double
         needs_host = true;
         return 0.0;
     }
-    return exp(exponent);
+    return exp_branchless(exponent);
 }
 
 // Source j of realisation k: age [Myr], squared distance [kpc^2] and age bin; false where it
@@ -187,14 +215,14 @@ __device__ __forceinline__ bool draw_source(const Tables& t, uint64_t seed, uint
 // Realisations first .. first + n of seed `seed`: young_sources[r] and word_position[r] from
 // Ensemble::realisation_start. Writes flux[r * flux_stride + first_energy + e] for the pass's
 // energies e < n_energies, and needs_host[r] = 1 where the host must compute realisation r.
-// Block b sorts its sources into scratch_age/scratch_distance2 + b * scratch_capacity, which
-// holds at least max_r young_sources[r] values. t.bins <= MAX_BINS.
+// Block b works in scratch + 4 b scratch_capacity (4 scratch_capacity values), and
+// scratch_capacity >= max_r young_sources[r]. t.bins <= MAX_BINS.
 extern "C" __global__ void __launch_bounds__(BLOCK_THREADS, 4)
 ensemble_realisations(Tables t, uint64_t seed, uint64_t first_realisation,
                       const unsigned long long* young_sources, const unsigned long long* word_position,
                       unsigned int n_realisations, unsigned int first_energy, unsigned int n_energies,
                       double* flux, unsigned long long flux_stride, unsigned int* needs_host,
-                      double* scratch_age, double* scratch_distance2, unsigned long long scratch_capacity) {
+                      double* scratch, unsigned long long scratch_capacity) {
     // Per bin: its count, then (after the scan) its first slot, then (after the scatter) its end.
     __shared__ unsigned int bin_end[MAX_BINS];
     __shared__ unsigned int warp_totals[WARPS];
@@ -202,8 +230,11 @@ ensemble_realisations(Tables t, uint64_t seed, uint64_t first_realisation,
     __shared__ int host_flag;
 
     const unsigned lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
-    double* sorted_age = scratch_age + blockIdx.x * scratch_capacity;
-    double* sorted_distance2 = scratch_distance2 + blockIdx.x * scratch_capacity;
+    // Four arrays of scratch_capacity values per block: drawn (in draw order) and sorted.
+    double* drawn_age = scratch + 4 * blockIdx.x * scratch_capacity;
+    double* drawn_distance2 = drawn_age + scratch_capacity;
+    double* sorted_age = drawn_distance2 + scratch_capacity;
+    double* sorted_distance2 = sorted_age + scratch_capacity;
     const unsigned bins = (unsigned)t.bins;
     for (unsigned r = blockIdx.x; r < n_realisations; r += gridDim.x) {
         const uint64_t k = first_realisation + r;
@@ -216,9 +247,11 @@ ensemble_realisations(Tables t, uint64_t seed, uint64_t first_realisation,
         if (threadIdx.x == 0) host_flag = 0;
         __syncthreads();
         for (uint64_t j = threadIdx.x; j < count; j += BLOCK_THREADS) {
-            double age, distance2;
+            double age = -1.0, distance2 = 0.0;  // age -1: adds nothing
             unsigned bin;
             if (draw_source(t, seed, k, position, j, age, distance2, bin, needs_host_here)) atomicAdd(&bin_end[bin], 1u);
+            drawn_age[j] = age;
+            drawn_distance2[j] = distance2;
         }
         __syncthreads();
 
@@ -247,14 +280,14 @@ ensemble_realisations(Tables t, uint64_t seed, uint64_t first_realisation,
         }
         __syncthreads();
 
-        // 3. Scatter (the same draws again): bin_end[b] ends at the end of bin b.
+        // 3. Scatter: afterwards bin_end[b] is the end of bin b.
         for (uint64_t j = threadIdx.x; j < count; j += BLOCK_THREADS) {
-            double age, distance2;
-            unsigned bin;
-            if (draw_source(t, seed, k, position, j, age, distance2, bin, needs_host_here)) {
-                const unsigned slot = atomicAdd(&bin_end[bin], 1u);
+            const double age = drawn_age[j];
+            if (age > 0.0) {
+                const uint64_t b = (uint64_t)__dmul_rn(age, t.inverse_bin_width);
+                const unsigned slot = atomicAdd(&bin_end[b < t.bins - 1 ? b : t.bins - 1], 1u);
                 sorted_age[slot] = age;
-                sorted_distance2[slot] = distance2;
+                sorted_distance2[slot] = drawn_distance2[j];
             }
         }
         __syncthreads();

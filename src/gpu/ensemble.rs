@@ -239,9 +239,7 @@ mod cuda {
         // Each block sorts its realisation's sources in its own slice of the scratch arrays.
         let blocks = chunk.min(MAX_BLOCKS);
         let mut scratch_capacity = 0usize;
-        let mut scratch_age = stream.alloc_zeros::<f64>(1).map_err(device_error("allocating scratch"))?;
-        let mut scratch_distance2 =
-            stream.alloc_zeros::<f64>(1).map_err(device_error("allocating scratch"))?;
+        let mut scratch = stream.alloc_zeros::<f64>(1).map_err(device_error("allocating scratch"))?;
 
         let mut starts = realisation_starts(ensemble, seed, first, chunk);
         for (chunk_index, rows) in flux.chunks_mut(chunk * energies).enumerate() {
@@ -253,8 +251,14 @@ mod cuda {
                 // A quarter more than needed, so that a slowly rising maximum does not
                 // reallocate every chunk.
                 scratch_capacity = most + most / 4 + 1;
-                let values = scratch_capacity * blocks;
-                let needed = 2 * values * std::mem::size_of::<f64>();
+                // Drawn and sorted ages and squared distances: 4 arrays per block. The old
+                // scratch is freed before the free memory is read.
+                let values = 4 * scratch_capacity * blocks;
+                let needed = values * std::mem::size_of::<f64>();
+                drop(std::mem::replace(
+                    &mut scratch,
+                    stream.null().map_err(device_error("freeing scratch"))?,
+                ));
                 let free = state.free_bytes()?;
                 if needed > free {
                     return Err(crate::Error::Device(format!(
@@ -262,10 +266,7 @@ mod cuda {
                          realisation, and the device has {free} free"
                     )));
                 }
-                scratch_age =
-                    stream.alloc_zeros::<f64>(values).map_err(device_error("allocating scratch"))?;
-                scratch_distance2 =
-                    stream.alloc_zeros::<f64>(values).map_err(device_error("allocating scratch"))?;
+                scratch = stream.alloc_zeros::<f64>(values).map_err(device_error("allocating scratch"))?;
             }
             let position_host: Vec<u64> = starts.iter().map(|s| s.word_position).collect();
             stream
@@ -297,8 +298,7 @@ mod cuda {
                     .arg(&mut flux_device)
                     .arg(&stride)
                     .arg(&mut needs_host_device)
-                    .arg(&mut scratch_age)
-                    .arg(&mut scratch_distance2)
+                    .arg(&mut scratch)
                     .arg(&scratch_capacity_u64);
                 // SAFETY: the arguments match ensemble_realisations' parameters in type and
                 // order; every buffer holds at least `count` rows.
