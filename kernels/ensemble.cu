@@ -6,11 +6,11 @@
 // Floating-point operations that the CPU does unfused are written with __dmul_rn/__dadd_rn so
 // that nvcc cannot contract them: the sources (ages and distances) are the CPU's bit for bit.
 //
-// As on the CPU, the sources are sorted by age before they are summed: a counting sort over
-// the shared age bins (a histogram in shared memory), then each bin's few sources are put in increasing age (so that the
-// order, and the sum, do not depend on the order of the atomic increments). In age order the
-// threads of a warp share their cells (broadcast loads) and an energy's contributing sources,
-// those younger than its last contributing age, are a prefix.
+// As on the CPU, the sources are sorted by age bin before they are summed: a counting sort over
+// the shared age bins (a histogram in shared memory, then a stable scatter: each bin's sources
+// in draw order, as on the CPU). In bin order the threads of a warp share their cells
+// (broadcast loads), and an energy's contributing sources, those younger than its last
+// contributing age, are a prefix.
 //
 // Sum order: per energy, thread i sums sorted sources i, i + BLOCK_THREADS, ...; then lanes and
 // warps are added in a fixed tree: the same bits on every run and GPU.
@@ -20,6 +20,7 @@
 #define BLOCK_THREADS 256
 #define WARPS (BLOCK_THREADS / 32)
 #define MAX_BINS 8192
+#define SOURCES_IN_FLIGHT 4
 #define BINS_PER_THREAD (MAX_BINS / BLOCK_THREADS)
 #define CELL_POINTS 9
 #define ENERGIES_PER_PASS 20
@@ -119,10 +120,12 @@ __device__ double distance_at(const Tables& t, double u) {
     const double scaled = __dmul_rn(__dsub_rn(w, t.sampler_lo), t.guide_scale);
     uint64_t cell = scaled > 0.0 ? (uint64_t)scaled : 0;  // Rust's saturating `as usize`
     if (cell > t.guide_cells - 1) cell = t.guide_cells - 1;
-    uint64_t i = t.guide[cell];
-    while (w > t.piece_right[i] && i + 1 < t.pieces) ++i;
-    const double x = __dmul_rn(__dsub_rn(w, t.piece_center[i]), t.piece_inv_half_width[i]);
-    const double* c = t.piece_coefficients + 8 * i;
+    uint64_t i = __ldg(t.guide + cell);
+    while (w > __ldg(t.piece_right + i) && i + 1 < t.pieces) ++i;
+    const double x = __dmul_rn(__dsub_rn(w, __ldg(t.piece_center + i)), __ldg(t.piece_inv_half_width + i));
+    double c[8];
+#pragma unroll
+    for (int n = 0; n < 8; ++n) c[n] = __ldg(t.piece_coefficients + 8 * i + n);
     const double x2 = __dmul_rn(x, x);
     const double x4 = __dmul_rn(x2, x2);
     const double low = __dadd_rn(__dadd_rn(c[0], __dmul_rn(c[1], x)),
@@ -280,37 +283,33 @@ ensemble_realisations(Tables t, uint64_t seed, uint64_t first_realisation,
         }
         __syncthreads();
 
-        // 3. Scatter: afterwards bin_end[b] is the end of bin b.
-        for (uint64_t j = threadIdx.x; j < count; j += BLOCK_THREADS) {
-            const double age = drawn_age[j];
-            if (age > 0.0) {
-                const uint64_t b = (uint64_t)__dmul_rn(age, t.inverse_bin_width);
-                const unsigned slot = atomicAdd(&bin_end[b < t.bins - 1 ? b : t.bins - 1], 1u);
-                sorted_age[slot] = age;
-                sorted_distance2[slot] = drawn_distance2[j];
-            }
-        }
-        __syncthreads();
-
-        // 4. Each bin's sources in increasing age (ties: increasing distance), by insertion.
-        for (unsigned b = threadIdx.x; b < bins; b += BLOCK_THREADS) {
-            const unsigned begin = b == 0 ? 0 : bin_end[b - 1], end = bin_end[b];
-            for (unsigned i = begin + 1; i < end; ++i) {
-                const double age = sorted_age[i], distance2 = sorted_distance2[i];
-                unsigned j = i;
-                while (j > begin && (sorted_age[j - 1] > age ||
-                                     (sorted_age[j - 1] == age && sorted_distance2[j - 1] > distance2))) {
-                    sorted_age[j] = sorted_age[j - 1];
-                    sorted_distance2[j] = sorted_distance2[j - 1];
-                    --j;
+        // 3. Stable scatter by one warp, 32 sources at a time in draw order: each bin keeps its
+        // sources in draw order, as the CPU's counting sort does (so the sum's order, and its
+        // bits, do not depend on the scheduling). Afterwards bin_end[b] is the end of bin b.
+        if (warp == 0) {
+            for (uint64_t base = 0; base < count; base += 32) {
+                const uint64_t j = base + lane;
+                const double age = j < count ? drawn_age[j] : -1.0;
+                const double distance2 = j < count ? drawn_distance2[j] : 0.0;
+                const bool valid = age > 0.0;
+                const uint64_t b = valid ? (uint64_t)__dmul_rn(age, t.inverse_bin_width) : 0;
+                const unsigned bin = (unsigned)(b < t.bins - 1 ? b : t.bins - 1);
+                const unsigned peers = __match_any_sync(0xffffffffu, valid ? bin : 0xffffffffu);
+                const unsigned start = valid ? bin_end[bin] : 0;
+                __syncwarp();
+                const unsigned leader = __ffs(peers) - 1;
+                if (valid && lane == leader) bin_end[bin] = start + __popc(peers);
+                __syncwarp();
+                if (valid) {
+                    const unsigned slot = start + __popc(peers & ((1u << lane) - 1));
+                    sorted_age[slot] = age;
+                    sorted_distance2[slot] = distance2;
                 }
-                sorted_age[j] = age;
-                sorted_distance2[j] = distance2;
             }
         }
         __syncthreads();
 
-        // 5. The sum, energy by energy, in age order: an energy's contributing sources are a
+        // 4. The sum, energy by energy, in age order: an energy's contributing sources are a
         // prefix of the sorted ones (those below its last contributing age), so each thread
         // keeps one accumulator and no lane waits on a source that adds nothing.
         const unsigned n_sorted = bin_end[bins - 1];
@@ -321,13 +320,27 @@ ensemble_realisations(Tables t, uint64_t seed, uint64_t first_realisation,
             // Sources in the bins up to the one holding the limit (its own are checked below).
             const uint64_t limit_bin = (uint64_t)__dmul_rn(limit, t.inverse_bin_width);
             const unsigned n_candidates = limit_bin < t.bins ? bin_end[limit_bin] : n_sorted;
+            // SOURCES_IN_FLIGHT sources per thread and step: their loads are issued together
+            // (each term is a chain of dependent loads: age, cell index, cell).
             double sum = 0.0;
-            for (unsigned i = threadIdx.x; i < n_candidates; i += BLOCK_THREADS) {
-                const double age = sorted_age[i];
-                if (!(age < limit)) continue;
-                const uint64_t b = (uint64_t)__dmul_rn(age, t.inverse_bin_width);
-                const unsigned first_cell = first_cell_of_bin[b < t.bins - 1 ? b : t.bins - 1];
-                if (first_cell != NO_CELL) sum += term(t.cells, first_cell, age, sorted_distance2[i], needs_host_here);
+            for (unsigned base = threadIdx.x; base < n_candidates; base += SOURCES_IN_FLIGHT * BLOCK_THREADS) {
+                double age[SOURCES_IN_FLIGHT], distance2[SOURCES_IN_FLIGHT];
+                unsigned first_cell[SOURCES_IN_FLIGHT];
+#pragma unroll
+                for (int u = 0; u < SOURCES_IN_FLIGHT; ++u) {
+                    const unsigned i = base + u * BLOCK_THREADS;
+                    age[u] = i < n_candidates ? sorted_age[i] : limit;
+                    distance2[u] = i < n_candidates ? sorted_distance2[i] : 0.0;
+                }
+#pragma unroll
+                for (int u = 0; u < SOURCES_IN_FLIGHT; ++u) {
+                    const uint64_t b = (uint64_t)__dmul_rn(age[u], t.inverse_bin_width);
+                    first_cell[u] = age[u] < limit ? __ldg(first_cell_of_bin + (b < t.bins - 1 ? b : t.bins - 1)) : NO_CELL;
+                }
+#pragma unroll
+                for (int u = 0; u < SOURCES_IN_FLIGHT; ++u) {
+                    if (first_cell[u] != NO_CELL) sum += term(t.cells, first_cell[u], age[u], distance2[u], needs_host_here);
+                }
             }
             // Fixed-order reduction: lanes by a butterfly, then (below) warps in order.
 #pragma unroll
@@ -335,7 +348,7 @@ ensemble_realisations(Tables t, uint64_t seed, uint64_t first_realisation,
             if (lane == 0) warp_sums[warp][e] = sum;
         }
 
-        // 6. The warps' sums in order.
+        // 5. The warps' sums in order.
         if (needs_host_here) host_flag = 1;
         __syncthreads();
         if (threadIdx.x < n_energies) {
