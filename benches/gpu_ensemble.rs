@@ -4,11 +4,13 @@
 //!
 //! cargo bench --features cuda --bench gpu_ensemble
 //!
-//! Floor (H100 SXM: 33.5e12 FP64 fused multiply-adds/s without tensor cores): a contributing
-//! source-energy pair costs two degree-8 Estrin polynomials (16 FMA), the exponent, and an exp
-//! (about 20 FP64 operations in CUDA's exp), about 40 FP64 operations; the draws (Philox, in
-//! integers, and the inverse-CDF polynomial) add a few per source. Bytes to device memory are
-//! only the counts in and the fluxes out (~170 bytes per realisation): arithmetic-bound.
+//! Floor (H100 SXM: 16.7e12 FP64 instructions/s without tensor cores, an FMA counted once): a
+//! contributing source-energy pair costs two degree-8 Estrin polynomials (16 FMA), the
+//! exponent, and the exp (about 20 FP64 instructions, the CPU's branchless one): about 40 FP64
+//! instructions (Nsight Compute counted 51 with CUDA's exp). The draws (Philox in integers,
+//! the inverse-CDF polynomial) add a few per source. Device memory traffic is the counts in,
+//! the fluxes out and the sort's scratch (~64 bytes per source, L2-resident in part): the floor
+//! is arithmetic.
 
 use std::time::Instant;
 
@@ -23,8 +25,9 @@ use crkernels::physics::transport::Transport;
 
 /// FP64 operations per contributing source-energy pair (see the module documentation).
 const OPERATIONS_PER_TERM: f64 = 40.0;
-/// FP64 operations per second of an H100 SXM without tensor cores (FMA counted as one).
-const H100_FP64_OPERATIONS: f64 = 33.5e12;
+/// FP64 instructions per second of an H100 SXM without tensor cores (an FMA counted once): 64
+/// FP64 lanes x 132 multiprocessors x 1.98 GHz.
+const H100_FP64_OPERATIONS: f64 = 16.7e12;
 
 fn secret(energies: Vec<f64>) -> (Ensemble, Vec<f64>) {
     let losses = EnergyLosses::new(LossModel::KleinNishina, &PhotonField::default_field());

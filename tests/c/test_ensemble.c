@@ -130,6 +130,33 @@ int main(void) {
     CHECK(crk_flux_from_sources(tr, &params.spectrum, NULL, NULL, 0, energy, N_E, row) == CRK_OK && row[0] == 0.0,
           "no sources: zero flux");
 
+    /* The GPU path: with no device (no driver, no GPU, or a build without `cuda`) the count
+       is 0 and every GPU call says why; with one, the GPU's realisations are the CPU's. */
+    {
+        int32_t count = -1;
+        char name[64];
+        double gpu[4 * N_E];
+        CHECK(crk_device_count(&count) == CRK_OK && count >= 0, "device count");
+        expect_error(crk_device_count(NULL), CRK_ERR_NULL_POINTER, "device count into NULL");
+        expect_error(crk_device_info(-1, name, sizeof name, NULL, NULL, NULL, NULL), CRK_ERR_NO_DEVICE,
+                     "negative device");
+        expect_error(crk_ensemble_run_gpu(NULL, 0, 42, 10, 4, gpu), CRK_ERR_NULL_POINTER, "GPU run, no ensemble");
+        if (count == 0) {
+            expect_error(crk_device_info(0, name, sizeof name, NULL, NULL, NULL, NULL), CRK_ERR_NO_DEVICE,
+                         "device info without a device");
+            expect_error(crk_ensemble_run_gpu(ensemble, 0, 42, 10, 4, gpu), CRK_ERR_NO_DEVICE, "GPU run without a device");
+            expect_error(crk_ensemble_generate_gpu(tr, &params, energy, N_E, 42, 10, 4, 0, gpu), CRK_ERR_NO_DEVICE,
+                         "GPU generate without a device");
+        } else {
+            uint64_t total = 0;
+            CHECK(crk_device_info(0, name, sizeof name, &total, NULL, NULL, NULL) == CRK_OK && total > 0, "device info");
+            CHECK(crk_ensemble_run_gpu(ensemble, 0, 42, 10, 4, gpu) == CRK_OK, "GPU run: %s", crk_last_error_message());
+            for (i = 0; i < 4 * N_E; ++i)
+                CHECK(fabs(gpu[i] / flux[i] - 1.0) < 1e-12, "GPU value %zu: %.17g vs %.17g", i, gpu[i], flux[i]);
+        }
+        expect_error(crk_ensemble_run_gpu(ensemble, count + 5, 42, 10, 4, gpu), CRK_ERR_NO_DEVICE, "missing device");
+    }
+
     free(distance);
     free(age);
     crk_ensemble_free(ensemble);

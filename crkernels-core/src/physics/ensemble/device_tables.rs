@@ -316,7 +316,8 @@ impl DeviceTables {
     /// `energy`: Some(0) beyond the last contributing age, None where its cell is
     /// [`CellForm::Host`].
     pub fn term(&self, energy: usize, age_myr: f64, distance2: f64, bin: usize) -> Option<f64> {
-        if !(age_myr < self.max_age_myr[energy]) {
+        // NaN ages fail the comparison and add nothing, as beyond the limit.
+        if age_myr.partial_cmp(&self.max_age_myr[energy]) != Some(core::cmp::Ordering::Less) {
             return Some(0.0);
         }
         let first = self.cell_of_bin[energy * self.bins + bin];
