@@ -21,7 +21,6 @@
 #define WARPS (BLOCK_THREADS / 32)
 #define MAX_BINS 8192
 #define SOURCES_IN_FLIGHT 4
-#define SCATTER_PREFETCH 8
 #define BINS_PER_THREAD (MAX_BINS / BLOCK_THREADS)
 #define CELL_POINTS 9
 #define ENERGIES_PER_PASS 20
@@ -287,27 +286,11 @@ ensemble_realisations(Tables t, uint64_t seed, uint64_t first_realisation,
         // 3. Stable scatter by one warp, 32 sources at a time in draw order: each bin keeps its
         // sources in draw order, as the CPU's counting sort does (so the sum's order, and its
         // bits, do not depend on the scheduling). Afterwards bin_end[b] is the end of bin b.
-        // The warp's loads run SCATTER_PREFETCH rounds ahead of its scatter, so that their
-        // latency is hidden (the other warps wait at the barrier).
         if (warp == 0) {
-            double age_ahead[SCATTER_PREFETCH], distance2_ahead[SCATTER_PREFETCH];
-#pragma unroll
-            for (int d = 0; d < SCATTER_PREFETCH; ++d) {
-                const uint64_t j = (uint64_t)d * 32 + lane;
-                age_ahead[d] = j < count ? drawn_age[j] : -1.0;
-                distance2_ahead[d] = j < count ? drawn_distance2[j] : 0.0;
-            }
             for (uint64_t base = 0; base < count; base += 32) {
-                const double age = age_ahead[0];
-                const double distance2 = distance2_ahead[0];
-#pragma unroll
-                for (int d = 0; d + 1 < SCATTER_PREFETCH; ++d) {
-                    age_ahead[d] = age_ahead[d + 1];
-                    distance2_ahead[d] = distance2_ahead[d + 1];
-                }
-                const uint64_t ahead = base + SCATTER_PREFETCH * 32 + lane;
-                age_ahead[SCATTER_PREFETCH - 1] = ahead < count ? drawn_age[ahead] : -1.0;
-                distance2_ahead[SCATTER_PREFETCH - 1] = ahead < count ? drawn_distance2[ahead] : 0.0;
+                const uint64_t j = base + lane;
+                const double age = j < count ? drawn_age[j] : -1.0;
+                const double distance2 = j < count ? drawn_distance2[j] : 0.0;
                 const bool valid = age > 0.0;
                 const uint64_t b = valid ? (uint64_t)__dmul_rn(age, t.inverse_bin_width) : 0;
                 const unsigned bin = (unsigned)(b < t.bins - 1 ? b : t.bins - 1);
