@@ -942,6 +942,25 @@ crk_status crk_ensemble_run_gpu(const struct crk_ensemble *ensemble,
                                 double *flux);
 
 /*
+ crk_ensemble_run_gpu into device memory: `flux_device` is a device pointer (from cudaMalloc
+ or cuMemAlloc in the device's primary context) to n_realisations * n_energies doubles.
+ Synchronous: the values are in place when it returns.
+
+ Errors: those of crk_ensemble_run_gpu; CRK_ERR_NULL_POINTER (flux_device NULL with
+ n_realisations > 0). A pointer that is not such an allocation cannot be detected: the
+ device faults, and every later GPU call in the process returns CRK_ERR_DEVICE.
+
+ # Safety
+ `ensemble` a live handle; `flux_device` as above, not in use by other work during the call.
+ */
+crk_status crk_ensemble_run_gpu_device(const struct crk_ensemble *ensemble,
+                                       int32_t device,
+                                       uint64_t seed,
+                                       uint64_t first_realisation,
+                                       size_t n_realisations,
+                                       double *flux_device);
+
+/*
  crk_ensemble_generate on GPU `device`: the same arguments with the device ordinal in place
  of n_threads. Builds the age and GPU tables each call: for repeated calls use
  crk_ensemble_new and crk_ensemble_run_gpu.

@@ -175,3 +175,31 @@ fn gpu_runs_stream_in_chunks() {
     let error = gpu.generate(1000, 9, 0, 1, &mut flux[..energies.len()]).unwrap_err();
     assert!(matches!(error, Error::NoDevice(_)), "{error}");
 }
+
+/// Into device memory: the same bits as the host-array path, also for the rows of a chunk
+/// boundary, and realisations that the host computes are written to the device too.
+#[cfg(feature = "cuda")]
+#[test]
+fn gpu_runs_into_device_memory() {
+    use cudarc::driver::{CudaContext, DevicePtr};
+    let Some(device) = device() else { return };
+    let (_, transport, params, energies) = setups().remove(3);
+    let gpu = GpuEnsemble::new(Ensemble::new(&transport, &params, &energies).unwrap());
+    let n = 66_000;
+    let mut host = vec![f64::NAN; n * energies.len()];
+    let run = gpu.generate(device, 5, 12_345, n, &mut host).unwrap();
+    let context = CudaContext::new(device).unwrap();
+    let stream = context.default_stream();
+    let on_device = stream.clone_htod(&vec![f64::NAN; n * energies.len()]).unwrap();
+    let address = on_device.device_ptr(&stream).0;
+    stream.synchronize().unwrap();
+    // SAFETY: n x energies f64 on this device, unused during the call.
+    let run_device = unsafe { gpu.generate_device(device, 5, 12_345, n, address) }.unwrap();
+    let back = stream.clone_dtoh(&on_device).unwrap();
+    println!("{n} realisations into device memory, {} on the host", run_device.on_host);
+    assert_eq!(run, run_device);
+    assert!(back.iter().zip(&host).all(|(a, b)| a.to_bits() == b.to_bits()), "device rows differ");
+    // SAFETY: a null address is rejected before use.
+    let error = unsafe { gpu.generate_device(device, 5, 0, 3, 0) }.unwrap_err();
+    assert!(matches!(error, Error::NullPointer(_)), "{error}");
+}

@@ -390,6 +390,35 @@ pub unsafe extern "C" fn crk_ensemble_run_gpu(
     })
 }
 
+/// crk_ensemble_run_gpu into device memory: `flux_device` is a device pointer (from cudaMalloc
+/// or cuMemAlloc in the device's primary context) to n_realisations * n_energies doubles.
+/// Synchronous: the values are in place when it returns.
+///
+/// Errors: those of crk_ensemble_run_gpu; CRK_ERR_NULL_POINTER (flux_device NULL with
+/// n_realisations > 0). A pointer that is not such an allocation cannot be detected: the
+/// device faults, and every later GPU call in the process returns CRK_ERR_DEVICE.
+///
+/// # Safety
+/// `ensemble` a live handle; `flux_device` as above, not in use by other work during the call.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn crk_ensemble_run_gpu_device(
+    ensemble: *const crk_ensemble,
+    device: i32,
+    seed: u64,
+    first_realisation: u64,
+    n_realisations: usize,
+    flux_device: *mut f64,
+) -> crk_status {
+    guard(|| {
+        // SAFETY: forwarded from the caller.
+        let gpu = unsafe { &handle(ensemble, "ensemble")?.inner };
+        let device = crate::ffi::gpu::ordinal(device)?;
+        // SAFETY: the caller's promise on flux_device.
+        unsafe { gpu.generate_device(device, seed, first_realisation, n_realisations, flux_device as u64) }
+            .map(|_| ())
+    })
+}
+
 /// crk_ensemble_generate on GPU `device`: the same arguments with the device ordinal in place
 /// of n_threads. Builds the age and GPU tables each call: for repeated calls use
 /// crk_ensemble_new and crk_ensemble_run_gpu.

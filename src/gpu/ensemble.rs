@@ -87,6 +87,35 @@ impl GpuEnsemble {
                 flux.len()
             )));
         }
+        self.run(device, seed, first, n, Output::Host(flux))
+    }
+
+    /// [`GpuEnsemble::generate`] into device memory: `flux_device` is the device address (a
+    /// CUdeviceptr from cuMemAlloc/cudaMalloc in the device's primary context) of n x energies
+    /// f64 values, row-major. Synchronous: the values are there when it returns.
+    ///
+    /// # Safety
+    /// `flux_device` must be such an allocation, of at least n x energies f64, not in use by
+    /// other work during the call. The driver cannot check it: a wrong address faults the
+    /// device's context for the rest of the process (every later call returns Device).
+    pub unsafe fn generate_device(
+        &self,
+        device: usize,
+        seed: u64,
+        first: u64,
+        n: usize,
+        flux_device: u64,
+    ) -> Result<GpuRun> {
+        n.checked_mul(self.ensemble.energies_gev().len())
+            .and_then(|values| values.checked_mul(8))
+            .ok_or_else(|| Error::InvalidArgument("n_realisations * n_energies overflows".into()))?;
+        if flux_device == 0 && n > 0 {
+            return Err(Error::NullPointer("flux_device is NULL".into()));
+        }
+        self.run(device, seed, first, n, Output::Device(flux_device))
+    }
+
+    fn run(&self, device: usize, seed: u64, first: u64, n: usize, output: Output) -> Result<GpuRun> {
         first.checked_add(n as u64).ok_or_else(|| {
             Error::InvalidArgument(format!("realisations {first} + {n} pass the end of the stream numbers"))
         })?;
@@ -94,21 +123,30 @@ impl GpuEnsemble {
         {
             let gpu = Gpu::get(device)?;
             let tables = self.tables();
-            gpu.with(|state| cuda::generate(state, &self.ensemble, tables, seed, first, n, flux))
+            gpu.with(|state| cuda::generate(state, &self.ensemble, tables, seed, first, n, output))
         }
         #[cfg(not(feature = "cuda"))]
         {
-            let _ = (seed, flux);
+            let _ = (seed, output);
             super::Gpu::get(device).map(|_| GpuRun::default())
         }
     }
+}
+
+/// Where a run's fluxes go.
+enum Output<'a> {
+    /// Host memory, [n][energies].
+    Host(&'a mut [f64]),
+    /// A device address of [n][energies] f64.
+    #[cfg_attr(not(feature = "cuda"), allow(dead_code))]
+    Device(u64),
 }
 
 #[cfg(feature = "cuda")]
 mod cuda {
     use cudarc::driver::{CudaSlice, DeviceRepr, LaunchConfig, PushKernelArg};
 
-    use super::{CHUNK_REALISATIONS, ENERGIES_PER_PASS, GpuRun, MAX_BINS, MAX_BLOCKS};
+    use super::{CHUNK_REALISATIONS, ENERGIES_PER_PASS, GpuRun, MAX_BINS, MAX_BLOCKS, Output};
     use crate::Result;
     use crate::gpu::cuda::device_error;
     use crate::gpu::{DeviceState, Kernels};
@@ -195,7 +233,7 @@ mod cuda {
         seed: u64,
         first: u64,
         n: usize,
-        flux: &mut [f64],
+        mut output: Output,
     ) -> Result<GpuRun> {
         if n == 0 {
             return Ok(GpuRun::default());
@@ -230,7 +268,7 @@ mod cuda {
             stream.alloc_zeros::<u64>(chunk).map_err(device_error("allocating the source counts"))?;
         let mut position =
             stream.alloc_zeros::<u64>(chunk).map_err(device_error("allocating the stream positions"))?;
-        let mut flux_device =
+        let flux_device =
             stream.alloc_zeros::<f64>(chunk * energies).map_err(device_error("allocating the flux"))?;
         let mut needs_host_device =
             stream.alloc_zeros::<u32>(chunk).map_err(device_error("allocating the host flags"))?;
@@ -242,9 +280,15 @@ mod cuda {
         let mut scratch = stream.alloc_zeros::<f64>(1).map_err(device_error("allocating scratch"))?;
 
         let mut starts = realisation_starts(ensemble, seed, first, chunk);
-        for (chunk_index, rows) in flux.chunks_mut(chunk * energies).enumerate() {
-            let count = rows.len() / energies;
-            let chunk_first = first + (chunk_index * chunk) as u64;
+        for chunk_index in 0..n.div_ceil(chunk) {
+            let done = chunk_index * chunk;
+            let count = (n - done).min(chunk);
+            let chunk_first = first + done as u64;
+            // The kernel writes the host path's chunk buffer, or the caller's device rows.
+            let flux_address = match &output {
+                Output::Host(_) => device_address(&stream, &flux_device),
+                Output::Device(address) => address + (done * energies * std::mem::size_of::<f64>()) as u64,
+            };
             let young_host: Vec<u64> = starts.iter().map(|s| s.young_sources).collect();
             let most = young_host.iter().copied().max().unwrap_or(0) as usize;
             if most > scratch_capacity {
@@ -295,7 +339,7 @@ mod cuda {
                     .arg(&count_u32)
                     .arg(&first_energy_u32)
                     .arg(&pass_energies)
-                    .arg(&mut flux_device)
+                    .arg(&flux_address)
                     .arg(&stride)
                     .arg(&mut needs_host_device)
                     .arg(&mut scratch)
@@ -306,21 +350,36 @@ mod cuda {
             }
             // The next chunk's source counts on the host while the GPU works.
             let next_first = chunk_first + count as u64;
-            let remaining = n - chunk_index * chunk - count;
+            let remaining = n - done - count;
             starts = realisation_starts(ensemble, seed, next_first, remaining.min(chunk));
-            stream
-                .memcpy_dtoh(&flux_device.slice(..count * energies), rows)
-                .map_err(device_error("downloading the flux"))?;
+            if let Output::Host(flux) = &mut output {
+                stream
+                    .memcpy_dtoh(
+                        &flux_device.slice(..count * energies),
+                        &mut flux[done * energies..(done + count) * energies],
+                    )
+                    .map_err(device_error("downloading the flux"))?;
+            }
             stream
                 .memcpy_dtoh(&needs_host_device.slice(..count), &mut needs_host[..count])
                 .map_err(device_error("downloading the host flags"))?;
             state.synchronize("running the ensemble kernel")?;
             for r in (0..count).filter(|&r| needs_host[r] != 0) {
-                ensemble.realisation(
-                    seed,
-                    chunk_first + r as u64,
-                    &mut rows[r * energies..(r + 1) * energies],
-                );
+                let mut row = vec![0.0; energies];
+                ensemble.realisation(seed, chunk_first + r as u64, &mut row);
+                match &mut output {
+                    Output::Host(flux) => {
+                        flux[(done + r) * energies..(done + r + 1) * energies].copy_from_slice(&row)
+                    }
+                    Output::Device(address) => {
+                        let destination =
+                            *address + (((done + r) * energies) * std::mem::size_of::<f64>()) as u64;
+                        // SAFETY: inside the caller's allocation of n x energies f64 (the
+                        // contract of generate_device); a synchronous copy, so `row` outlives it.
+                        unsafe { cudarc::driver::result::memcpy_htod_sync(destination, &row) }
+                            .map_err(device_error("writing a realisation computed on the host"))?;
+                    }
+                }
                 run.on_host += 1;
             }
         }

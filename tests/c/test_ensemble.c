@@ -141,6 +141,8 @@ int main(void) {
         expect_error(crk_device_info(-1, name, sizeof name, NULL, NULL, NULL, NULL), CRK_ERR_NO_DEVICE,
                      "negative device");
         expect_error(crk_ensemble_run_gpu(NULL, 0, 42, 10, 4, gpu), CRK_ERR_NULL_POINTER, "GPU run, no ensemble");
+        expect_error(crk_ensemble_run_gpu_device(ensemble, 0, 42, 10, 4, NULL), CRK_ERR_NULL_POINTER,
+                     "GPU run into a NULL device pointer");
         if (count == 0) {
             expect_error(crk_device_info(0, name, sizeof name, NULL, NULL, NULL, NULL), CRK_ERR_NO_DEVICE,
                          "device info without a device");
