@@ -15,7 +15,9 @@
 
 #include <cstdint>
 
-namespace {
+// A named namespace, not an anonymous one: nvcc names internal-linkage symbols after a hash of
+// the source path, which would make the PTX differ between checkouts.
+namespace crk_conv {
 
 // One aligned 16-byte store with the streaming hint (the output is not read again): an
 // intrinsic, because a plain float4 assignment here was split into 4 scalar stores by NVVM.
@@ -195,7 +197,9 @@ __device__ __forceinline__ void conv_igemm(
     }
 }
 
-}  // namespace
+}  // namespace crk_conv
+
+using namespace crk_conv;
 
 // 64 output channels x 128 positions per block, 8 x 8 per thread, 128 threads: for groups of
 // more than 32 output channels.
