@@ -133,12 +133,12 @@ impl GpuEnsemble {
     }
 }
 
-/// Where a run's fluxes go.
+/// Where a run's fluxes go (read only by the `cuda` build).
+#[cfg_attr(not(feature = "cuda"), allow(dead_code))]
 enum Output<'a> {
     /// Host memory, [n][energies].
     Host(&'a mut [f64]),
     /// A device address of [n][energies] f64.
-    #[cfg_attr(not(feature = "cuda"), allow(dead_code))]
     Device(u64),
 }
 
@@ -275,7 +275,7 @@ mod cuda {
         let mut needs_host = vec![0u32; chunk];
         let mut run = GpuRun::default();
         // Each block sorts its realisation's sources in its own slice of the scratch arrays.
-        let blocks = chunk.min(MAX_BLOCKS);
+        let mut blocks = chunk.min(MAX_BLOCKS);
         let mut scratch_capacity = 0usize;
         let mut scratch = stream.alloc_zeros::<f64>(1).map_err(device_error("allocating scratch"))?;
 
@@ -296,20 +296,23 @@ mod cuda {
                 // reallocate every chunk.
                 scratch_capacity = most + most / 4 + 1;
                 // Drawn and sorted ages and squared distances: 4 arrays per block. The old
-                // scratch is freed before the free memory is read.
-                let values = 4 * scratch_capacity * blocks;
-                let needed = values * std::mem::size_of::<f64>();
+                // scratch is freed before the free memory is read; where it is short, fewer
+                // blocks run (each loops over more realisations), down to one.
                 drop(std::mem::replace(
                     &mut scratch,
                     stream.null().map_err(device_error("freeing scratch"))?,
                 ));
+                let per_block = 4 * scratch_capacity * std::mem::size_of::<f64>();
                 let free = state.free_bytes()?;
-                if needed > free {
+                // Leave a quarter of the free memory to the driver and other allocations.
+                blocks = blocks.min(free / 4 * 3 / per_block);
+                if blocks == 0 {
                     return Err(crate::Error::Device(format!(
-                        "the ensemble kernel needs {needed} bytes of scratch for {most} sources per \
-                         realisation, and the device has {free} free"
+                        "the ensemble kernel needs {per_block} bytes of scratch for a realisation of {most} \
+                         sources, and the device has {free} free"
                     )));
                 }
+                let values = 4 * scratch_capacity * blocks;
                 scratch = stream.alloc_zeros::<f64>(values).map_err(device_error("allocating scratch"))?;
             }
             let position_host: Vec<u64> = starts.iter().map(|s| s.word_position).collect();
