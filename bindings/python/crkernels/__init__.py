@@ -1,0 +1,61 @@
+"""crkernels: Python (ctypes + NumPy) bindings of the crkernels C ABI.
+
+Units follow include/crkernels.h: energy GeV, time Myr, distance kpc, diffusion cm^2/s,
+energy density eV/cm^3, temperature K, magnetic field microgauss, loss rates GeV/s, flux
+GeV^-1 m^-2 s^-1 sr^-1. Every failing call raises a subclass of ``crkernels.Error`` carrying
+crk_last_error_message(). The library is found through CRKERNELS_LIB, then
+../../target/release relative to bindings/python, then the system loader.
+"""
+
+from ._native import (
+    LIBRARY_PATH,
+    Cancelled,
+    Device,
+    Error,
+    Format,
+    InvalidArgument,
+    Io,
+    NoDevice,
+    NullPointer,
+    OutOfDomain,
+    Panic,
+    last_error_message,
+    version,
+)
+from .conv import (
+    avgpool1d,
+    avgpool2d,
+    conv1d,
+    conv1d_gpu,
+    conv1d_output_length,
+    conv2d,
+    conv2d_gpu,
+    conv2d_output_shape,
+    global_avgpool,
+    maxpool1d,
+    maxpool2d,
+    pool2d_output_shape,
+)
+from .ensemble import (
+    Ensemble,
+    SourceSpectrum,
+    device_count,
+    device_info,
+    flux_from_sources,
+    generate,
+    generate_gpu,
+)
+from .losses import Losses, isrf_preset_components
+from .made import Made
+from .transport import Transport
+
+__version__ = version()
+
+__all__ = [
+    "LIBRARY_PATH", "Cancelled", "Device", "Error", "Format", "InvalidArgument", "Io", "NoDevice",
+    "NullPointer", "OutOfDomain", "Panic", "last_error_message", "version",
+    "avgpool1d", "avgpool2d", "conv1d", "conv1d_gpu", "conv1d_output_length", "conv2d", "conv2d_gpu",
+    "conv2d_output_shape", "global_avgpool", "maxpool1d", "maxpool2d", "pool2d_output_shape",
+    "Ensemble", "SourceSpectrum", "device_count", "device_info", "flux_from_sources", "generate",
+    "generate_gpu", "Losses", "isrf_preset_components", "Made", "Transport",
+]

@@ -1,0 +1,122 @@
+import glob
+import os
+
+import numpy as np
+import pytest
+
+import crkernels as crk
+from conftest import MADE_DATA
+from safetensors_np import read
+
+CASES = sorted(
+    os.path.basename(p)[: -len(".expected.safetensors")]
+    for p in glob.glob(os.path.join(MADE_DATA, "*.expected.safetensors"))
+)
+
+
+def load(name):
+    expected, meta = read(os.path.join(MADE_DATA, name + ".expected.safetensors"))
+    kwargs = {}
+    if "activation" in meta:
+        kwargs["activation"] = meta["activation"]
+    if "epsilon" in meta:
+        kwargs["epsilon"] = float(meta["epsilon"])
+    if "sbi_dummy_input" in meta:
+        kwargs["sbi_dummy_input"] = meta["sbi_dummy_input"] == "true"
+    return crk.Made(os.path.join(MADE_DATA, name + ".safetensors"), **kwargs), expected
+
+
+def test_reference_cases_present():
+    assert len(CASES) >= 10
+
+
+@pytest.mark.parametrize("name", CASES)
+def test_log_prob_matches_float64_reference(name):
+    made, expected = load(name)
+    with made:
+        x = expected["x"].astype(np.float32)
+        context = expected["context"].astype(np.float32) if "context" in expected else None
+        ref = expected["log_prob"]
+        assert made.n_dims == x.shape[1]
+        assert made.n_context == (0 if context is None else context.shape[1])
+        one = made.log_prob(x, context, n_threads=1)
+        two = made.log_prob(x, context, n_threads=2)
+        assert one.dtype == np.float32 and one.shape == ref.shape
+        assert np.array_equal(one, two)
+        err = np.abs(one.astype(np.float64) - ref) / np.maximum(np.abs(ref), 1.0)
+        assert err.max() <= 1e-5, f"{name}: worst scaled error {err.max():.2e}"
+
+
+def test_load_from_bytes_equals_file():
+    name = "plain_h1_sigmoid_k10_ctxsecret_std"
+    made, expected = load(name)
+    with open(os.path.join(MADE_DATA, name + ".safetensors"), "rb") as f:
+        other = crk.Made.from_bytes(f.read())
+    with made, other:
+        assert other.dims == made.dims
+        x, c = expected["x"], expected["context"]
+        assert np.array_equal(made.log_prob(x, c), other.log_prob(x, c))
+
+
+def test_sample_and_sample_given():
+    made, expected = load("plain_h2_sigmoid_k3_ctx0_samples")
+    with made:
+        c = np.repeat(expected["context"][:1], 500, axis=0)
+        s1 = made.sample(context=c, seed=3, n_threads=1)
+        s2 = made.sample(context=c, seed=3, n_threads=2)
+        assert s1.shape == (500, made.n_dims) and s1.dtype == np.float32
+        assert np.array_equal(s1, s2) and np.isfinite(s1).all()
+        assert not np.array_equal(s1, made.sample(context=c, seed=4))
+        order = made.order()
+        assert sorted(order.tolist()) == list(range(made.n_dims))
+        x = s1.copy()
+        x[:, order[0]] = 0.25
+        g = made.sample_given(x, [order[0]], context=c, seed=9)
+        assert np.all(g[:, order[0]] == np.float32(0.25))
+        assert np.array_equal(x[:, order[0]], np.full(500, 0.25, np.float32))  # input untouched
+        if made.n_dims > 1:
+            assert not np.array_equal(g[:, order[1]], x[:, order[1]])
+
+
+def test_sample_without_context():
+    made, _ = load("plain_h1_tanh_k3_std_samples")
+    with made:
+        assert made.n_context == 0
+        s = made.sample(100, seed=1)
+        assert s.shape == (100, 3)
+
+
+def test_bad_input_and_files():
+    with pytest.raises(crk.Io):
+        crk.Made(os.path.join(MADE_DATA, "does_not_exist.safetensors"))
+    for bad in ("bad_format", "bad_shape", "bad_degrees", "bad_context_degree"):
+        with pytest.raises(crk.Format):
+            crk.Made(os.path.join(MADE_DATA, bad + ".safetensors"))
+    with pytest.raises(crk.Format):
+        crk.Made.from_bytes(b"not a safetensors file")
+    made, expected = load("plain_h1_sigmoid_k10_ctxsecret_std")
+    with made:
+        x = expected["x"].copy()
+        x[3, 1] = np.nan
+        with pytest.raises(crk.InvalidArgument):
+            made.log_prob(x, expected["context"])
+        with pytest.raises(crk.InvalidArgument):
+            made.log_prob(np.zeros((0, made.n_dims)), np.zeros((0, made.n_context)))
+        with pytest.raises(crk.InvalidArgument):
+            made.sample_given(expected["x"], [made.order()[-1]], expected["context"])
+        with pytest.raises(crk.InvalidArgument):
+            made.log_prob(expected["x"])  # context missing
+        with pytest.raises(crk.InvalidArgument):
+            made.log_prob(expected["x"], expected["context"][:5])
+
+
+def test_gpu_raises_no_device(no_gpu):
+    made, expected = load("plain_h1_sigmoid_k10_ctxsecret_std")
+    with made:
+        x, c = expected["x"], expected["context"]
+        with pytest.raises(crk.NoDevice):
+            made.log_prob_gpu(x, c, device=0)
+        with pytest.raises(crk.NoDevice):
+            made.sample_gpu(context=c, seed=1, device=0)
+        with pytest.raises(crk.NoDevice):
+            made.sample_given_gpu(x, [made.order()[0]], c, seed=1, device=0)
