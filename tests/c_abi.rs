@@ -1,11 +1,16 @@
 //! Compiles the C programs in tests/c against include/crkernels.h and the static library,
-//! runs them, and checks the header compiles as strict C99 and as C++17.
+//! runs them, and checks the header compiles as strict C99 and as C++17; builds and runs the
+//! C++ wrapper tests (include/crkernels.hpp, tests/cpp) as C++17 and C++20 and the C++ example
+//! (examples/cpp, with OpenMP).
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
 const C_FLAGS: &[&str] = &["-std=c99", "-Wall", "-Wextra", "-Werror", "-pedantic", "-O1"];
 const CXX_FLAGS: &[&str] = &["-std=c++17", "-Wall", "-Wextra", "-Werror", "-pedantic", "-O1"];
+const CXX20_FLAGS: &[&str] = &["-std=c++20", "-Wall", "-Wextra", "-Werror", "-pedantic", "-O1"];
+const CXX_OPENMP_FLAGS: &[&str] =
+    &["-std=c++17", "-Wall", "-Wextra", "-Werror", "-pedantic", "-O2", "-fopenmp"];
 
 fn root() -> &'static Path {
     Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -99,6 +104,71 @@ fn header_compiles_as_cpp17() {
     run(&exe);
 }
 
+/// The C++ wrapper (include/crkernels.hpp) tests, as C++17 (pointer + size) and as C++20
+/// (std::span overloads too).
+#[test]
+fn cpp_wrapper_tests_pass() {
+    let out_dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("cpp_tests");
+    std::fs::create_dir_all(&out_dir).unwrap();
+    let source = root().join("tests/cpp/test_wrappers.cpp");
+    for (name, flags) in [("test_wrappers_cpp17", CXX_FLAGS), ("test_wrappers_cpp20", CXX20_FLAGS)] {
+        let exe = out_dir.join(name);
+        build(&compiler("CXX", "c++"), flags, &source, &exe);
+        run(&exe);
+    }
+}
+
+/// include/crkernels.hpp is what scripts/gen_cpp_header.py makes from include/crkernels.h, and
+/// names every function of the C header as `::crk_name(`. Skipped with a notice without python3.
+#[test]
+fn cpp_header_is_up_to_date() {
+    let header = std::fs::read_to_string(root().join("include/crkernels.h")).unwrap();
+    let wrapper = std::fs::read_to_string(root().join("include/crkernels.hpp")).unwrap();
+    let mut missing = Vec::new();
+    for line in header.lines() {
+        let Some(start) = line.find("crk_") else { continue };
+        let rest = &line[start..];
+        let Some(paren) = rest.find('(') else { continue };
+        let name = &rest[..paren];
+        let declaration =
+            line.starts_with("crk_status ") || line.starts_with("void ") || line.starts_with("const char *");
+        if declaration
+            && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
+            && !wrapper.contains(&format!("::{name}("))
+        {
+            missing.push(name.to_string());
+        }
+    }
+    assert!(missing.is_empty(), "not wrapped in include/crkernels.hpp: {missing:?}");
+    match Command::new("python3").arg(root().join("scripts/gen_cpp_header.py")).arg("--check").output() {
+        Ok(output) => assert!(
+            output.status.success(),
+            "{}{}",
+            String::from_utf8_lossy(&output.stdout),
+            String::from_utf8_lossy(&output.stderr)
+        ),
+        Err(e) => eprintln!("skipping the crkernels.hpp generation check: python3: {e}"),
+    }
+}
+
+/// The C++ examples build with OpenMP (they call kernels from `omp parallel for` loops) and run.
+#[test]
+fn cpp_examples_build_and_run() {
+    let out_dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("cpp_examples");
+    std::fs::create_dir_all(&out_dir).unwrap();
+    let mut built = 0;
+    for entry in std::fs::read_dir(root().join("examples/cpp")).unwrap() {
+        let source = entry.unwrap().path();
+        if source.extension().is_some_and(|e| e == "cpp") {
+            let exe = out_dir.join(source.file_stem().unwrap());
+            build(&compiler("CXX", "c++"), CXX_OPENMP_FLAGS, &source, &exe);
+            run(&exe);
+            built += 1;
+        }
+    }
+    assert!(built > 0, "no C++ examples in examples/cpp");
+}
+
 #[test]
 fn c_examples_build_and_run() {
     let out_dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("c_examples");
@@ -113,9 +183,32 @@ fn c_examples_build_and_run() {
     }
 }
 
-/// The Fortran bindings (include/crkernels.f90) and example compile and run against the
-/// static library. Skipped with a notice when gfortran is absent, unless
-/// CRKERNELS_REQUIRE_FORTRAN is set (as .ci/run does, after installing it).
+/// Compiles the Fortran module bindings/fortran/crkernels.f90 with `program` into `exe`, in
+/// `out_dir` (which receives the .mod file), or panics with the compiler output.
+fn build_fortran(fortran: &str, out_dir: &Path, program: &Path, exe: &Path) {
+    let output = Command::new(fortran)
+        .args(["-std=f2008", "-Wall", "-Wextra", "-Werror", "-J"])
+        .arg(out_dir)
+        .arg(root().join("bindings/fortran/crkernels.f90"))
+        .arg(program)
+        .arg("-o")
+        .arg(exe)
+        .arg(library_dir().join("libcrkernels.a"))
+        .args(["-lm", "-lpthread", "-ldl"])
+        .output()
+        .expect("run gfortran");
+    assert!(
+        output.status.success(),
+        "gfortran failed on {}:\n{}",
+        program.display(),
+        String::from_utf8_lossy(&output.stderr)
+    );
+}
+
+/// The Fortran bindings (bindings/fortran/crkernels.f90) and example compile and run against
+/// the static library, and an error without `stat` stops the program with its message.
+/// Skipped with a notice when gfortran is absent, unless CRKERNELS_REQUIRE_FORTRAN is set (as
+/// .ci/run does, after installing it).
 #[test]
 fn fortran_bindings_and_example_run() {
     let fortran = compiler("FC", "gfortran");
@@ -129,18 +222,23 @@ fn fortran_bindings_and_example_run() {
     }
     let out_dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("fortran");
     std::fs::create_dir_all(&out_dir).unwrap();
+
     let exe = out_dir.join("loss_rates");
-    let output = Command::new(&fortran)
-        .args(["-std=f2008", "-Wall", "-Wextra", "-Werror", "-J"])
-        .arg(&out_dir)
-        .arg(root().join("include/crkernels.f90"))
-        .arg(root().join("examples/fortran/loss_rates.f90"))
-        .arg("-o")
-        .arg(&exe)
-        .arg(library_dir().join("libcrkernels.a"))
-        .args(["-lm", "-lpthread", "-ldl"])
-        .output()
-        .expect("run gfortran");
-    assert!(output.status.success(), "gfortran failed:\n{}", String::from_utf8_lossy(&output.stderr));
+    build_fortran(&fortran, &out_dir, &root().join("examples/fortran/loss_rates.f90"), &exe);
     run(&exe);
+
+    let exe = out_dir.join("error_stop");
+    build_fortran(&fortran, &out_dir, &root().join("tests/fortran/error_stop.f90"), &exe);
+    let output = Command::new(&exe).output().expect("run the Fortran error test");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        !output.status.success() && !stdout.contains("continued after an error"),
+        "an error without stat must stop the program ({}):\n{stdout}\n{stderr}",
+        output.status
+    );
+    assert!(
+        stderr.contains("crkernels error: crk_losses_rate: invalid argument"),
+        "error stop must print the message:\n{stderr}"
+    );
 }

@@ -272,6 +272,9 @@ _lib.crk_ensemble_run_gpu.argtypes = [_H, c_int32, c_uint64, c_uint64, c_size_t,
 _lib.crk_ensemble_run_gpu.restype = _S
 _lib.crk_ensemble_generate_gpu.argtypes = [_H, POINTER(crk_ensemble_params), _D, c_size_t, c_uint64, c_uint64, c_size_t, c_int32, _D]
 _lib.crk_ensemble_generate_gpu.restype = _S
+# Device pointers (integers: CuPy's a.data.ptr, PyTorch's t.data_ptr()) travel as c_void_p.
+_lib.crk_ensemble_run_gpu_device.argtypes = [_H, c_int32, c_uint64, c_uint64, c_size_t, c_void_p]
+_lib.crk_ensemble_run_gpu_device.restype = _S
 _lib.crk_device_count.argtypes = [POINTER(c_int32)]
 _lib.crk_device_count.restype = _S
 _lib.crk_device_info.argtypes = [c_int32, POINTER(c_char), c_size_t, POINTER(c_uint64), POINTER(c_uint64), POINTER(c_int32), POINTER(c_int32)]
@@ -302,6 +305,10 @@ _lib.crk_made_sample_gpu.argtypes = [_H, c_int32, _F, c_size_t, c_uint64, _F]
 _lib.crk_made_sample_gpu.restype = _S
 _lib.crk_made_sample_given_gpu.argtypes = [_H, c_int32, _F, _Z, c_size_t, c_size_t, c_uint64, _F]
 _lib.crk_made_sample_given_gpu.restype = _S
+_lib.crk_made_log_prob_gpu_device.argtypes = [_H, c_int32, c_void_p, c_void_p, c_size_t, c_void_p]
+_lib.crk_made_log_prob_gpu_device.restype = _S
+_lib.crk_made_sample_gpu_device.argtypes = [_H, c_int32, c_void_p, c_size_t, c_uint64, c_void_p]
+_lib.crk_made_sample_gpu_device.restype = _S
 _lib.crk_made_free.argtypes = [_H]
 _lib.crk_made_free.restype = None
 
@@ -330,6 +337,12 @@ _lib.crk_global_avgpool_f32.argtypes = [_F, c_size_t, c_size_t, c_size_t, _F]
 _lib.crk_global_avgpool_f32.restype = _S
 _lib.crk_conv2d_f32_gpu.argtypes = [c_int32] + _lib.crk_conv2d_f32.argtypes
 _lib.crk_conv2d_f32_gpu.restype = _S
+_lib.crk_conv2d_f32_gpu_device.argtypes = (
+    [c_int32, c_void_p] + _lib.crk_conv2d_f32.argtypes[1:-1] + [c_void_p])
+_lib.crk_conv2d_f32_gpu_device.restype = _S
+_lib.crk_conv1d_f32_gpu_device.argtypes = (
+    [c_int32, c_void_p] + _lib.crk_conv1d_f32.argtypes[1:-1] + [c_void_p])
+_lib.crk_conv1d_f32_gpu_device.restype = _S
 _lib.crk_conv1d_f32_gpu.argtypes = [c_int32] + _lib.crk_conv1d_f32.argtypes
 _lib.crk_conv1d_f32_gpu.restype = _S
 _lib.crk_maxpool2d_f32_gpu.argtypes = [c_int32] + _lib.crk_maxpool2d_f32.argtypes

@@ -221,3 +221,36 @@ def global_avgpool(x, device=None):
         check(_lib.crk_global_avgpool_f32_gpu(int(device), fptr(x), n, c, plane, fptr(out)),
               "crk_global_avgpool_f32_gpu")
     return out
+
+
+def conv2d_gpu_device(x_device, shape, weight, bias=None, stride=1, padding=0, dilation=1, groups=1,
+                      out_device=None, device=0):
+    """conv2d with input and output in device memory (integer device addresses, e.g. CuPy's
+    a.data.ptr): x [n, c_in, h, w] float32 of `shape` in, [n, c_out, h_out, w_out] out; weight
+    and bias are host arrays (crk_conv2d_f32_gpu_device). Returns the output shape."""
+    n, c_in, h, w = (int(v) for v in shape)
+    wt, b, bp = _weights(weight, bias, 4)
+    c_out, _, kh, kw = wt.shape
+    p = conv_params(stride, padding, dilation, groups)
+    ho, wo = conv2d_output_shape(h, w, kh, kw, stride, padding, dilation)
+    check(_lib.crk_conv2d_f32_gpu_device(int(device), int(x_device) or None, n, c_in, h, w, fptr(wt), bp,
+                                         c_out, kh, kw, ctypes.byref(p), int(out_device or 0) or None),
+          "crk_conv2d_f32_gpu_device")
+    return (n, c_out, ho, wo)
+
+
+def conv1d_gpu_device(x_device, shape, weight, bias=None, stride=1, padding=0, dilation=1, groups=1,
+                      out_device=None, device=0):
+    """conv1d with input and output in device memory (integer device addresses): x [n, c_in,
+    len] float32 of `shape` in, [n, c_out, len_out] out (crk_conv1d_f32_gpu_device). Returns
+    the output shape."""
+    n, c_in, length = (int(v) for v in shape)
+    wt, b, bp = _weights(weight, bias, 3)
+    c_out, _, k = wt.shape
+    p = conv_params(stride, padding, dilation, groups, one_d=True)
+    lo = conv1d_output_length(length, k, stride, padding, dilation)
+    check(_lib.crk_conv1d_f32_gpu_device(int(device), int(x_device) or None, n, c_in, length, fptr(wt), bp,
+                                         c_out, k, ctypes.byref(p), int(out_device or 0) or None),
+          "crk_conv1d_f32_gpu_device")
+    return (n, c_out, lo)
+

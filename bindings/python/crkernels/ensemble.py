@@ -211,6 +211,14 @@ class Ensemble(_native.Handle):
               "crk_ensemble_run_gpu")
         return out
 
+    def run_gpu_device(self, seed, first_realisation, n_realisations, flux_device, device=0):
+        """run_gpu into device memory: `flux_device` is the integer device address (CuPy's
+        a.data.ptr, PyTorch's t.data_ptr()) of n_realisations x n_energies float64 on GPU
+        `device` (crk_ensemble_run_gpu_device); synchronous."""
+        check(_lib.crk_ensemble_run_gpu_device(self, int(device), int(seed), int(first_realisation),
+                                               int(n_realisations), int(flux_device) or None),
+              "crk_ensemble_run_gpu_device")
+
     def sources(self, seed, realisation):
         """The young sources of one realisation, (distance [kpc], age [Myr]) arrays: feeding
         them to flux_from_sources reproduces the realisation's flux (crk_ensemble_sources)."""

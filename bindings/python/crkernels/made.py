@@ -118,6 +118,21 @@ class Made(_native.Handle):
         check(_lib.crk_made_log_prob_gpu(self, int(device), cp, fptr(x), n, fptr(out)), "crk_made_log_prob_gpu")
         return out
 
+    def log_prob_gpu_device(self, x_device, n, log_prob_device, context_device=None, device=0):
+        """log_prob with the arrays in device memory (integer device addresses, e.g. CuPy's
+        a.data.ptr): x [n, n_dims] and context [n, n_context] float32 in, log_prob [n] float32
+        out, on GPU `device` (crk_made_log_prob_gpu_device); synchronous."""
+        check(_lib.crk_made_log_prob_gpu_device(self, int(device), int(context_device or 0) or None,
+                                                int(x_device) or None, int(n), int(log_prob_device) or None),
+              "crk_made_log_prob_gpu_device")
+
+    def sample_gpu_device(self, n, x_device, context_device=None, seed=0, device=0):
+        """sample with the arrays in device memory (integer device addresses): context [n,
+        n_context] in, x [n, n_dims] float32 out, on GPU `device` (crk_made_sample_gpu_device)."""
+        check(_lib.crk_made_sample_gpu_device(self, int(device), int(context_device or 0) or None, int(n),
+                                              int(seed), int(x_device) or None),
+              "crk_made_sample_gpu_device")
+
     def _n_for(self, context, n):
         if n is None:
             if context is None:

@@ -115,3 +115,10 @@ def test_gpu_raises_no_device(no_gpu):
             fn(x[:, :, 0, :], 2, device=0)
     with pytest.raises(crk.NoDevice):
         crk.global_avgpool(x, device=0)
+    # Device arrays: the device is looked for before any device memory is read.
+    with pytest.raises(crk.NoDevice):
+        crk.conv2d_gpu_device(0x1000, x.shape, w, out_device=0x2000, device=0)
+    with pytest.raises(crk.NoDevice):
+        crk.conv1d_gpu_device(0x1000, (1, 2, 4), w[:, :, 0, :], out_device=0x2000, device=0)
+    with pytest.raises(crk.NullPointer):
+        crk.conv2d_gpu_device(0, x.shape, w, out_device=0x2000, device=0)

@@ -78,6 +78,10 @@ def test_gpu_raises_no_device(setup, no_gpu):
     with pytest.raises(crk.NoDevice):
         ens.run_gpu(1, 0, 2, device=0)
     with pytest.raises(crk.NoDevice):
+        ens.run_gpu_device(1, 0, 2, 0x1000, device=0)
+    with pytest.raises(crk.NullPointer):
+        ens.run_gpu_device(1, 0, 2, 0, device=0)
+    with pytest.raises(crk.NoDevice):
         crk.generate_gpu(tr, E, 1, 0, 2, 0, sn_rate_per_Myr=4.55e4, t_max_Myr=7.0, s_max_kpc=10.0,
                          spectrum=spectrum)
     with pytest.raises(crk.NoDevice):

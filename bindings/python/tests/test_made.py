@@ -117,6 +117,10 @@ def test_gpu_raises_no_device(no_gpu):
         with pytest.raises(crk.NoDevice):
             made.log_prob_gpu(x, c, device=0)
         with pytest.raises(crk.NoDevice):
+            made.log_prob_gpu_device(0x1000, len(x), 0x2000, context_device=0x3000, device=0)
+        with pytest.raises(crk.NoDevice):
+            made.sample_gpu_device(len(x), 0x2000, context_device=0x3000, seed=1, device=0)
+        with pytest.raises(crk.NoDevice):
             made.sample_gpu(context=c, seed=1, device=0)
         with pytest.raises(crk.NoDevice):
             made.sample_given_gpu(x, [made.order()[0]], c, seed=1, device=0)
