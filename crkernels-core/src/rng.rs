@@ -85,7 +85,7 @@ const BATCH_BLOCKS: usize = 8;
 const UNIFORM_BATCH: usize = 64;
 
 /// 2^-53, the spacing of the uniform lattice.
-const TWO_POW_MINUS_53: f64 = 1.0 / 9_007_199_254_740_992.0;
+pub(crate) const TWO_POW_MINUS_53: f64 = 1.0 / 9_007_199_254_740_992.0;
 /// 2 pi.
 const TWO_PI: f64 = core::f64::consts::TAU;
 /// 2^63: Poisson means at or above it could give counts beyond u64.

@@ -23,7 +23,7 @@ use super::{
 use crate::math::{chebyshev, exp_branchless, ln, mul_add};
 use crate::physics::green::SPEED_OF_LIGHT_KPC_PER_MYR;
 use crate::physics::sources::SamplerTables;
-use crate::rng::Stream;
+use crate::rng::{Stream, TWO_POW_MINUS_53};
 
 /// A bin the CPU evaluates by the direct formula is halved at most this many times.
 const MAX_REFINEMENT: u32 = 10;
@@ -359,7 +359,7 @@ impl DeviceTables {
         }
         let mut uniform = || {
             let m = stream.next_u64() >> 11;
-            (m != 0).then_some(m as f64 * (1.0 / 9_007_199_254_740_992.0))
+            (m != 0).then_some(m as f64 * TWO_POW_MINUS_53)
         };
         for _ in 0..start.young_sources {
             let (Some(u_age), Some(u_distance)) = (uniform(), uniform()) else { return false };
