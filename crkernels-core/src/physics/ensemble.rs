@@ -384,11 +384,14 @@ pub struct Workspace {
     uniforms: Vec<f64>,
     /// Drawn ages [Myr] and distances [kpc], in draw order.
     drawn: Sources,
+    /// The age bin of each drawn source (AGE_BINS for a source the causal cut drops).
+    bin: Vec<u32>,
     /// Per bin b, its sources are at bin_start[b]..bin_start[b + 1] of the columns below (ln
-    /// t and 1/t only for the bins of the log-age segments, a prefix).
-    bin_start: Vec<usize>,
+    /// t and 1/t only for the bins of the log-age segments, a prefix); the dropped sources
+    /// follow the last bin.
+    bin_start: Vec<u32>,
     /// Next free slot per bin while sorting.
-    cursor: Vec<usize>,
+    cursor: Vec<u32>,
     age: Vec<f64>,
     ln_age: Vec<f64>,
     inverse_age: Vec<f64>,
@@ -515,40 +518,44 @@ impl Ensemble {
     /// here, and t = 0 (a burst not yet spread) too.
     fn sort_into_bins(&self, work: &mut Workspace) {
         let inverse_width = 1.0 / self.bin_width_myr;
-        let bin_of = |t: f64| ((t * inverse_width) as usize).min(AGE_BINS - 1);
-        let inside_horizon = |t: f64, s: f64| t > 0.0 && s <= SPEED_OF_LIGHT_KPC_PER_MYR * t;
-        let drawn = || work.drawn.age_myr.iter().copied().zip(work.drawn.distance_kpc.iter().copied());
+        // The bin of each source, AGE_BINS (past the last) for a dropped one: branch-free.
+        let Sources { distance_kpc, age_myr } = &work.drawn;
+        work.bin.clear();
+        work.bin.extend(age_myr.iter().zip(distance_kpc).map(|(&t, &s)| {
+            let inside_horizon = t > 0.0 && s <= SPEED_OF_LIGHT_KPC_PER_MYR * t;
+            let bin = ((t * inverse_width) as u32).min(AGE_BINS as u32 - 1);
+            if inside_horizon { bin } else { AGE_BINS as u32 }
+        }));
         work.bin_start.clear();
-        work.bin_start.resize(AGE_BINS + 1, 0);
-        for (t, s) in drawn() {
-            if inside_horizon(t, s) {
-                work.bin_start[bin_of(t) + 1] += 1;
-            }
+        work.bin_start.resize(AGE_BINS + 2, 0);
+        for &bin in &work.bin {
+            work.bin_start[bin as usize + 1] += 1;
         }
-        for b in 0..AGE_BINS {
+        for b in 0..=AGE_BINS {
             work.bin_start[b + 1] += work.bin_start[b];
         }
-        let n = work.bin_start[AGE_BINS];
-        for column in [&mut work.age, &mut work.distance2] {
-            column.clear();
-            column.resize(n, 0.0);
-        }
+        // The sorted columns, with room for the dropped sources past n and LANES entries of
+        // padding after them: a chunk may always load LANES sources. Their old contents are
+        // overwritten or never used unmasked.
+        let len = age_myr.len() + LANES;
+        work.age.resize(len, 0.0);
+        work.distance2.resize(len, 0.0);
         work.cursor.clear();
-        work.cursor.extend_from_slice(&work.bin_start[..AGE_BINS]);
-        for (t, s) in drawn() {
-            if inside_horizon(t, s) {
-                let slot = &mut work.cursor[bin_of(t)];
-                work.age[*slot] = t;
-                work.distance2[*slot] = s * s;
-                *slot += 1;
-            }
+        work.cursor.extend_from_slice(&work.bin_start[..=AGE_BINS]);
+        for ((&bin, &t), &s) in work.bin.iter().zip(age_myr).zip(distance_kpc) {
+            let slot = &mut work.cursor[bin as usize];
+            work.age[*slot as usize] = t;
+            work.distance2[*slot as usize] = s * s;
+            *slot += 1;
         }
         // ln t and 1/t for the sources of the log-age bins, a prefix of the sorted columns.
-        let n_log_age = work.bin_start[self.log_age_bins];
+        let n_log_age = work.bin_start[self.log_age_bins] as usize;
         work.ln_age.clear();
         work.ln_age.extend(work.age[..n_log_age].iter().map(|&t| ln(t)));
+        work.ln_age.resize(n_log_age + LANES, 0.0);
         work.inverse_age.clear();
         work.inverse_age.extend(work.age[..n_log_age].iter().map(|&t| 1.0 / t));
+        work.inverse_age.resize(n_log_age + LANES, 0.0);
     }
 
     /// The flux at one energy, on the widest vector instruction set of this CPU.
@@ -581,9 +588,11 @@ impl Ensemble {
     fn energy_sum_lanes(&self, profile: &AgeProfile, work: &Workspace) -> f64 {
         let inverse_bin_width = 1.0 / self.bin_width_myr;
         let sources_of = |segment: &Segment| {
-            work.bin_start[segment.first_bin]..work.bin_start[segment.first_bin + segment.bins]
+            work.bin_start[segment.first_bin] as usize
+                ..work.bin_start[segment.first_bin + segment.bins] as usize
         };
-        let mut total = 0.0;
+        // One partial sum per lane over all the fitted segments, added up once at the end.
+        let mut partial = [0.0; LANES];
         for segment in &profile.segments {
             let range = sources_of(segment);
             if let (Some(polynomials), false) = (&segment.polynomials, range.is_empty()) {
@@ -591,24 +600,29 @@ impl Ensemble {
                     inverse_width: inverse_bin_width / segment.bins as f64,
                     index: (segment.first_bin / segment.bins) as f64,
                 };
-                let log_age_columns = || Columns {
-                    age: &work.age[range.clone()],
-                    ln_age: &work.ln_age[range.clone()],
-                    inverse_age: &work.inverse_age[range.clone()],
-                    distance2: &work.distance2[range.clone()],
-                };
-                let plain_columns = || Columns {
-                    age: &work.age[range.clone()],
-                    ln_age: &[],
-                    inverse_age: &[],
-                    distance2: &work.distance2[range.clone()],
-                };
-                total += match segment.form {
-                    Form::Plain => segment_sum::<false>(polynomials, local, plain_columns()),
-                    Form::LogAge => segment_sum::<true>(polynomials, local, log_age_columns()),
-                };
+                match segment.form {
+                    Form::Plain => {
+                        let columns = Columns {
+                            age: &work.age,
+                            ln_age: &[],
+                            inverse_age: &[],
+                            distance2: &work.distance2,
+                        };
+                        segment_sum::<false>(polynomials, local, &columns, range, &mut partial);
+                    }
+                    Form::LogAge => {
+                        let columns = Columns {
+                            age: &work.age,
+                            ln_age: &work.ln_age,
+                            inverse_age: &work.inverse_age,
+                            distance2: &work.distance2,
+                        };
+                        segment_sum::<true>(polynomials, local, &columns, range, &mut partial);
+                    }
+                }
             }
         }
+        let mut total = lane_total(&partial);
         let fitted_total = total;
         for segment in profile.segments.iter().filter(|s| s.polynomials.is_none()) {
             let range = sources_of(segment);
@@ -647,7 +661,8 @@ struct LocalCoordinate {
     index: f64,
 }
 
-/// The sorted source columns of one segment (ln t and 1/t empty for a plain segment).
+/// The sorted source columns, each with LANES entries of padding at the end (ln t and 1/t
+/// cover the log-age prefix only, and are empty for a plain segment).
 #[derive(Clone, Copy, Debug)]
 struct Columns<'a> {
     age: &'a [f64],
@@ -666,57 +681,51 @@ struct Chunk {
 }
 
 impl Chunk {
-    /// Sources start..start + LANES of the columns; past their end, sources at infinite
-    /// distance (they add exactly 0) at the first source's age.
+    /// Sources start..start + LANES of the (padded) columns.
     #[inline(always)]
     fn load<const LOG_AGE: bool>(columns: &Columns, start: usize) -> Self {
-        let end = start + LANES;
-        if end <= columns.age.len() {
-            // A whole chunk: fixed-size copies.
-            let lanes = |column: &[f64]| -> [f64; LANES] {
-                let mut lanes = [0.0; LANES];
-                lanes.copy_from_slice(&column[start..end]);
-                lanes
-            };
-            return Chunk {
-                age: lanes(columns.age),
-                ln_age: if LOG_AGE { lanes(columns.ln_age) } else { [0.0; LANES] },
-                inverse_age: if LOG_AGE { lanes(columns.inverse_age) } else { [0.0; LANES] },
-                distance2: lanes(columns.distance2),
-            };
-        }
-        let lanes = |column: &[f64], pad: f64| {
-            let mut lanes = [pad; LANES];
-            for (lane, &value) in lanes.iter_mut().zip(&column[start..]) {
-                *lane = value;
-            }
+        let lanes = |column: &[f64]| -> [f64; LANES] {
+            let mut lanes = [0.0; LANES];
+            lanes.copy_from_slice(&column[start..start + LANES]);
             lanes
         };
         Chunk {
-            age: lanes(columns.age, columns.age[start]),
-            ln_age: if LOG_AGE { lanes(columns.ln_age, 0.0) } else { [0.0; LANES] },
-            inverse_age: if LOG_AGE { lanes(columns.inverse_age, 1.0) } else { [0.0; LANES] },
-            distance2: lanes(columns.distance2, f64::INFINITY),
+            age: lanes(columns.age),
+            ln_age: if LOG_AGE { lanes(columns.ln_age) } else { [0.0; LANES] },
+            inverse_age: if LOG_AGE { lanes(columns.inverse_age) } else { [0.0; LANES] },
+            distance2: lanes(columns.distance2),
         }
     }
 }
 
-/// Sum over one segment's sources of their contributions (see [`Form`]): branch-free, in
-/// chunks of LANES sources with one partial sum per lane (the same order on every machine and
-/// instruction set).
+/// Adds the contributions of the sources `range` of one segment (see [`Form`]) to the lane
+/// sums `partial`: branch-free, in chunks of LANES sources, the lanes of the last chunk past
+/// the segment's end masked to zero (the same order on every machine and instruction set).
 #[inline(always)]
 fn segment_sum<const LOG_AGE: bool>(
     polynomials: &Polynomials,
     local: LocalCoordinate,
-    columns: Columns,
-) -> f64 {
-    let mut partial = [0.0; LANES];
-    for start in (0..columns.age.len()).step_by(LANES) {
-        let terms = chunk_terms::<LOG_AGE>(polynomials, local, &Chunk::load::<LOG_AGE>(&columns, start));
-        for (sum, term) in partial.iter_mut().zip(terms) {
-            *sum += term;
+    columns: &Columns,
+    range: core::ops::Range<usize>,
+    partial: &mut [f64; LANES],
+) {
+    const LANE_INDEX: [f64; LANES] = [0.0, 1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 7.0];
+    let mut sums = *partial;
+    for start in range.clone().step_by(LANES) {
+        let terms = chunk_terms::<LOG_AGE>(polynomials, local, &Chunk::load::<LOG_AGE>(columns, start));
+        // A float comparison, so that the mask is one vector compare.
+        let remaining = core::hint::black_box((range.end - start) as f64);
+        for ((sum, term), index) in sums.iter_mut().zip(terms).zip(LANE_INDEX) {
+            *sum += if index < remaining { term } else { 0.0 };
         }
     }
+    *partial = sums;
+}
+
+/// The sum of the lane sums, in a fixed order. Not inlined: the loops above then keep their
+/// lane sums in one vector register instead of the pairs this order suggests.
+#[inline(never)]
+fn lane_total(partial: &[f64; LANES]) -> f64 {
     ((partial[0] + partial[1]) + (partial[2] + partial[3]))
         + ((partial[4] + partial[5]) + (partial[6] + partial[7]))
 }

@@ -250,9 +250,18 @@ impl SpatialDistribution {
     }
 
     #[cfg(target_arch = "x86_64")]
-    #[target_feature(enable = "avx512f,fma")]
+    #[target_feature(enable = "avx512f,avx512dq,fma")]
     unsafe fn sample_each_avx512(&self, uniforms: &[f64], distances_kpc: &mut [f64]) {
-        self.sample_each_branch_free(uniforms, distances_kpc)
+        let Some(inverse) = &self.inverse else {
+            return self.sample_each_branch_free(uniforms, distances_kpc);
+        };
+        let whole = uniforms.len() - uniforms.len() % 8;
+        for (s, u) in distances_kpc[..whole].chunks_exact_mut(8).zip(uniforms[..whole].chunks_exact(8)) {
+            // SAFETY: AVX-512F/DQ are enabled (the caller checked the CPU); the chunks
+            // hold 8 values; the table's single_step holds (sample_each checked it).
+            unsafe { avx512::sample_8(inverse, self.s_max, u, s) };
+        }
+        self.sample_each_branch_free(&uniforms[whole..], &mut distances_kpc[whole..])
     }
 
     #[cfg(target_arch = "x86_64")]
@@ -407,6 +416,107 @@ impl Piece<INV_N> {
         let low = (c[0] + c[1] * t) + (c[2] + c[3] * t) * t2;
         let high = (c[4] + c[5] * t) + (c[6] + c[7] * t) * t2;
         low + high * t4
+    }
+}
+
+/// The batch draw on AVX-512: the same operations as `Table::piece_one_step` and
+/// `Piece::eval_estrin` (the same bits), with the eight coefficients of the eight lanes'
+/// pieces loaded as rows and transposed in registers instead of gathered one by one (eight
+/// gathers of a 30 KB table cost several times the arithmetic).
+#[cfg(target_arch = "x86_64")]
+mod avx512 {
+    use super::{INV_N, Piece, Table};
+    use core::arch::x86_64::*;
+    use core::mem::{offset_of, size_of};
+
+    /// `s[l]` = the draw at `u[l]`, l < 8.
+    ///
+    /// # Safety
+    /// AVX-512F and DQ must be available; `u` and `s` hold at least 8 values; `table` has
+    /// `single_step`.
+    #[inline]
+    #[target_feature(enable = "avx512f,avx512dq")]
+    pub(super) unsafe fn sample_8(table: &Table<INV_N>, s_max: f64, u: &[f64], s: &mut [f64]) {
+        unsafe {
+            let zero = _mm512_setzero_pd();
+            // clamp(u, 0, 1) with NaN kept, then w = sqrt.
+            let u = _mm512_loadu_pd(u.as_ptr());
+            let w = _mm512_sqrt_pd(_mm512_min_pd(_mm512_set1_pd(1.0), _mm512_max_pd(zero, u)));
+            // The guide cell: the truncated position, 0 below lo or for NaN, at most cells - 1.
+            let position =
+                _mm512_mul_pd(_mm512_sub_pd(w, _mm512_set1_pd(table.lo)), _mm512_set1_pd(table.guide_scale));
+            let cell = _mm512_cvttpd_epu64(_mm512_max_pd(position, zero));
+            let cell = _mm512_min_epu64(cell, _mm512_set1_epi64(table.guide.len() as i64 - 1));
+            // The piece: the cell's guide entry, one further where w is beyond its right end.
+            let first = _mm512_cvtepu32_epi64(_mm512_i64gather_epi32::<4>(cell, table.guide.as_ptr().cast()));
+            let guide_right = _mm512_i64gather_pd::<8>(cell, table.guide_right.as_ptr().cast());
+            let beyond = _mm512_cmp_pd_mask::<_CMP_GT_OQ>(w, guide_right);
+            let piece = _mm512_mask_add_epi64(first, beyond, first, _mm512_set1_epi64(1));
+            let piece = _mm512_min_epu64(piece, _mm512_set1_epi64(table.pieces.len() as i64 - 1));
+            let mut index = [0u64; 8];
+            _mm512_storeu_si512(index.as_mut_ptr().cast(), piece);
+            // Byte offsets of the pieces for the two scalar fields.
+            let base = table.pieces.as_ptr().cast::<f64>();
+            let offset = _mm512_mullo_epi64(piece, _mm512_set1_epi64(size_of::<Piece<INV_N>>() as i64));
+            let field = |at: usize| _mm512_add_epi64(offset, _mm512_set1_epi64(at as i64));
+            let center = _mm512_i64gather_pd::<1>(field(offset_of!(Piece<INV_N>, center)), base);
+            let inv_half_width =
+                _mm512_i64gather_pd::<1>(field(offset_of!(Piece<INV_N>, inv_half_width)), base);
+            let row = |lane: usize| {
+                let piece = table.pieces.get_unchecked(index[lane] as usize);
+                _mm512_loadu_pd(piece.coefficients.as_ptr())
+            };
+            let c = transpose(core::array::from_fn(row));
+            // Estrin, every product rounded separately (as Piece::eval_estrin).
+            let t = _mm512_mul_pd(_mm512_sub_pd(w, center), inv_half_width);
+            let t2 = _mm512_mul_pd(t, t);
+            let t4 = _mm512_mul_pd(t2, t2);
+            let pair = |a: __m512d, b: __m512d| _mm512_add_pd(a, _mm512_mul_pd(b, t));
+            let low = _mm512_add_pd(pair(c[0], c[1]), _mm512_mul_pd(pair(c[2], c[3]), t2));
+            let high = _mm512_add_pd(pair(c[4], c[5]), _mm512_mul_pd(pair(c[6], c[7]), t2));
+            let value = _mm512_add_pd(low, _mm512_mul_pd(high, t4));
+            // clamp(value, 0, s_max) with NaN kept.
+            let value = _mm512_min_pd(_mm512_set1_pd(s_max), _mm512_max_pd(zero, value));
+            _mm512_storeu_pd(s.as_mut_ptr(), value);
+        }
+    }
+
+    /// The 8 x 8 transpose: out[k][l] = rows[l][k].
+    #[inline(always)]
+    unsafe fn transpose(r: [__m512d; 8]) -> [__m512d; 8] {
+        unsafe {
+            // Pairs of rows interleaved: t[2j] holds the even elements of rows 2j, 2j + 1.
+            let t: [__m512d; 8] = core::array::from_fn(|i| {
+                let (a, b) = (r[2 * (i / 2)], r[2 * (i / 2) + 1]);
+                if i % 2 == 0 { _mm512_unpacklo_pd(a, b) } else { _mm512_unpackhi_pd(a, b) }
+            });
+            let low_pairs = _mm512_set_epi64(13, 12, 5, 4, 9, 8, 1, 0);
+            let high_pairs = _mm512_set_epi64(15, 14, 7, 6, 11, 10, 3, 2);
+            // Four rows each: elements k and k + 4 of rows 0..4 (or 4..8).
+            let q = |a: __m512d, b: __m512d, idx: __m512i| _mm512_permutex2var_pd(a, idx, b);
+            let s = [
+                q(t[0], t[2], low_pairs),  // 0, 4 of rows 0..4
+                q(t[1], t[3], low_pairs),  // 1, 5
+                q(t[0], t[2], high_pairs), // 2, 6
+                q(t[1], t[3], high_pairs), // 3, 7
+                q(t[4], t[6], low_pairs),
+                q(t[5], t[7], low_pairs),
+                q(t[4], t[6], high_pairs),
+                q(t[5], t[7], high_pairs),
+            ];
+            let low_half = _mm512_set_epi64(11, 10, 9, 8, 3, 2, 1, 0);
+            let high_half = _mm512_set_epi64(15, 14, 13, 12, 7, 6, 5, 4);
+            [
+                q(s[0], s[4], low_half),
+                q(s[1], s[5], low_half),
+                q(s[2], s[6], low_half),
+                q(s[3], s[7], low_half),
+                q(s[0], s[4], high_half),
+                q(s[1], s[5], high_half),
+                q(s[2], s[6], high_half),
+                q(s[3], s[7], high_half),
+            ]
+        }
     }
 }
 
