@@ -472,6 +472,7 @@ impl Ensemble {
 
     /// Draws the young sources of realisation k into `drawn` (in draw order), with `uniforms`
     /// as scratch.
+    #[inline(always)]
     fn draw(&self, seed: u64, realisation: u64, uniforms: &mut Vec<f64>, drawn: &mut Sources) {
         let mut stream = Stream::new(seed, realisation);
         let count = self.draw_count(&mut stream);
@@ -507,6 +508,31 @@ impl Ensemble {
 
     /// [`Ensemble::realisation`] reusing a workspace across calls.
     pub fn realisation_in(&self, work: &mut Workspace, seed: u64, realisation: u64, flux: &mut [f64]) {
+        #[cfg(target_arch = "x86_64")]
+        match self.isa {
+            // SAFETY: VectorIsa::detect found the instruction set on this CPU.
+            VectorIsa::Avx512 => return unsafe { self.realisation_avx512(work, seed, realisation, flux) },
+            VectorIsa::Avx2 => return unsafe { self.realisation_avx2(work, seed, realisation, flux) },
+            VectorIsa::Baseline => {}
+        }
+        self.realisation_lanes(work, seed, realisation, flux)
+    }
+
+    #[cfg(target_arch = "x86_64")]
+    #[target_feature(enable = "avx512f,avx512dq,fma")]
+    unsafe fn realisation_avx512(&self, work: &mut Workspace, seed: u64, realisation: u64, flux: &mut [f64]) {
+        self.realisation_lanes(work, seed, realisation, flux)
+    }
+
+    #[cfg(target_arch = "x86_64")]
+    #[target_feature(enable = "avx2,fma")]
+    unsafe fn realisation_avx2(&self, work: &mut Workspace, seed: u64, realisation: u64, flux: &mut [f64]) {
+        self.realisation_lanes(work, seed, realisation, flux)
+    }
+
+    /// Draw, sort and sum, compiled for the vector instruction set of the caller.
+    #[inline(always)]
+    fn realisation_lanes(&self, work: &mut Workspace, seed: u64, realisation: u64, flux: &mut [f64]) {
         self.draw(seed, realisation, &mut work.uniforms, &mut work.drawn);
         self.sort_into_bins(work);
         for (out, profile) in flux.iter_mut().zip(&self.profiles) {
@@ -516,6 +542,7 @@ impl Ensemble {
 
     /// Counting sort of the drawn sources by age bin; the causal cut (c t < s) drops sources
     /// here, and t = 0 (a burst not yet spread) too.
+    #[inline(always)]
     fn sort_into_bins(&self, work: &mut Workspace) {
         let inverse_width = 1.0 / self.bin_width_myr;
         // The bin of each source, AGE_BINS (past the last) for a dropped one: branch-free.
@@ -558,34 +585,10 @@ impl Ensemble {
         work.inverse_age.resize(n_log_age + LANES, 0.0);
     }
 
-    /// The flux at one energy, on the widest vector instruction set of this CPU.
-    fn energy_sum(&self, profile: &AgeProfile, work: &Workspace) -> f64 {
-        #[cfg(target_arch = "x86_64")]
-        match self.isa {
-            // SAFETY: VectorIsa::detect found the instruction set on this CPU.
-            VectorIsa::Avx512 => return unsafe { self.energy_sum_avx512(profile, work) },
-            VectorIsa::Avx2 => return unsafe { self.energy_sum_avx2(profile, work) },
-            VectorIsa::Baseline => {}
-        }
-        self.energy_sum_lanes(profile, work)
-    }
-
-    #[cfg(target_arch = "x86_64")]
-    #[target_feature(enable = "avx512f,fma")]
-    unsafe fn energy_sum_avx512(&self, profile: &AgeProfile, work: &Workspace) -> f64 {
-        self.energy_sum_lanes(profile, work)
-    }
-
-    #[cfg(target_arch = "x86_64")]
-    #[target_feature(enable = "avx2,fma")]
-    unsafe fn energy_sum_avx2(&self, profile: &AgeProfile, work: &Workspace) -> f64 {
-        self.energy_sum_lanes(profile, work)
-    }
-
     /// The flux at one energy: the polynomial loop over the fitted segments, then the direct
     /// formula over the direct bins that can matter.
     #[inline(always)]
-    fn energy_sum_lanes(&self, profile: &AgeProfile, work: &Workspace) -> f64 {
+    fn energy_sum(&self, profile: &AgeProfile, work: &Workspace) -> f64 {
         let inverse_bin_width = 1.0 / self.bin_width_myr;
         let sources_of = |segment: &Segment| {
             work.bin_start[segment.first_bin] as usize
