@@ -43,9 +43,9 @@
 //! table (found by bisection), and checked to be monotone. A draw is one square root, a
 //! lookup in a uniform guide table (at most a step of search in practice) and a degree-7
 //! polynomial by Estrin's scheme; no root finding: about 10 to 15 ns a draw in a loop (3 to 6
-//! ns for the uniform disc). `sample_each` does a batch branch-free, vectorised with gathers
-//! on AVX2 and AVX-512 (about 7 ns a draw of the spiral model in the ensemble, with the same
-//! bits). Construction takes 1 to 25 ms (most for s_max near 24 kpc).
+//! ns for the uniform disc). `sample_each` does a batch branch-free with the same bits:
+//! vectorised with gathers on AVX2; on AVX-512 the coefficient rows of 8 draws are loaded and
+//! transposed in registers (about 3.8 ns a draw of the spiral model, 8 with gathers). Construction takes 1 to 25 ms (most for s_max near 24 kpc).
 
 use alloc::vec;
 use alloc::vec::Vec;
