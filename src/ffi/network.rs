@@ -106,10 +106,16 @@ fn batch_len(n: usize, size: usize, what: &str) -> Result<usize> {
 }
 
 fn check_finite(what: &str, values: &[f32]) -> Result<()> {
-    match values.iter().position(|v| !v.is_finite()) {
-        Some(i) => Err(Error::InvalidArgument(format!("{what}[{i}] is {} (must be finite)", values[i]))),
-        None => Ok(()),
+    // Branch-free over blocks (it vectorises; a search with an early exit does not and cost
+    // 5% of a conv2d call), then the first bad value of the first bad block.
+    const BLOCK: usize = 256;
+    for (b, block) in values.chunks(BLOCK).enumerate() {
+        if !block.iter().fold(true, |all, v| all & v.is_finite()) {
+            let i = b * BLOCK + block.iter().position(|v| !v.is_finite()).unwrap_or(0);
+            return Err(Error::InvalidArgument(format!("{what}[{i}] is {} (must be finite)", values[i])));
+        }
     }
+    Ok(())
 }
 
 /// Where a kernel runs: on the calling thread, or on GPU `device` with arrays in host memory

@@ -24,6 +24,11 @@
 //!
 //! - output height 1 and horizontal stride 1 (every stride-1 conv1d): implicit GEMM, row k of
 //!   B read straight from the padded input (no patch matrix is built);
+//! - on AVX-512, horizontal stride 1 and an output width that is a multiple of 8 (the 8 x 8
+//!   detector grids): row segments, each 32-position row of B is four runs of 8 consecutive
+//!   input values, read in place by the micro-kernel (two 256-bit loads per 512-bit vector);
+//!   the im2col copies it saves were a quarter of the time on 8 x 8 images. The same
+//!   operations in the same order as im2col: the same bits;
 //! - otherwise with at least 4 output channels per group: im2col, one panel of NR output
 //!   positions (32 on AVX-512) at a time packed from the padded input and multiplied by every
 //!   weight panel while it is hot in the L1 cache;
@@ -70,6 +75,10 @@ pub enum Algorithm {
     Im2colGemm,
     /// Fewer than 4 output channels per group: a direct multiply-add sweep.
     Direct,
+    /// AVX-512, horizontal stride 1, an output width that is a multiple of 8 and an output
+    /// height above 1: the im2col GEMM with each 32-position B row read in place as four runs
+    /// of 8 input values (no patch matrix).
+    RowSegments,
 }
 
 /// TensorFlow's / Keras' 'same' padding of one axis: total = max((ceil(in / s) - 1) s +
@@ -263,14 +272,16 @@ impl Conv2d {
         if let Some(i) = bias.iter().position(|v| !v.is_finite()) {
             return Err(invalid!("bias[{i}] is {} (must be finite)", bias[i]));
         }
+        let micro = Kernel::for_isa(isa);
         let algorithm = if c_out_group < 4 {
             Algorithm::Direct
         } else if output_hw[0] == 1 && params.stride[1] == 1 {
             Algorithm::ImplicitGemm
+        } else if micro.has_segment_tile() && params.stride[1] == 1 && output_hw[1].is_multiple_of(8) {
+            Algorithm::RowSegments
         } else {
             Algorithm::Im2colGemm
         };
-        let micro = Kernel::for_isa(isa);
         let mut layer = Self {
             c_in,
             c_out,
@@ -446,12 +457,18 @@ impl Conv2d {
         }
         self.prepare(work);
         let (per_in, per_out) = (self.input_size(), self.output_size());
-        for (sample, out) in input.chunks_exact(per_in).zip(output.chunks_exact_mut(per_out)) {
+        for (index, (sample, out)) in
+            input.chunks_exact(per_in).zip(output.chunks_exact_mut(per_out)).enumerate()
+        {
+            if let Some(next) = input.get((index + 1) * per_in..(index + 2) * per_in) {
+                prefetch(next);
+            }
             self.fill_padded(sample, &mut work.padded);
             match self.algorithm {
                 Algorithm::Direct => self.direct(&work.padded, out),
                 Algorithm::ImplicitGemm => self.implicit(&work.padded, out),
                 Algorithm::Im2colGemm => self.im2col(&work.padded, &mut work.panel, out),
+                Algorithm::RowSegments => self.row_segments(&work.padded, out),
             }
         }
         Ok(())
@@ -578,6 +595,63 @@ impl Conv2d {
         }
     }
 
+    /// RowSegments: the GEMM of [`Self::im2col`] with B rows read in place: panel positions
+    /// p0 + 8 s .. p0 + 8 s + 8 (s < 4) are 8 consecutive values of one input row.
+    fn row_segments(&self, padded: &[f32], out: &mut [f32]) {
+        #[cfg(all(feature = "std", target_arch = "x86_64"))]
+        {
+            let mr = self.micro.mr();
+            let groups = self.params.groups;
+            let (c_in_group, c_out_group) = (self.c_in / groups, self.c_out / groups);
+            let k = self.k_offsets.len();
+            let [h_out, w_out] = self.output_hw;
+            let positions = h_out * w_out;
+            let panels = c_out_group.div_ceil(mr);
+            let [hp, wp] = self.padded_hw;
+            let sh = self.params.stride[0];
+            // Where the run of 8 positions from q starts in a group's padded input.
+            let segment = |q: usize| (q / w_out) * sh * wp + q % w_out;
+            let last_offset = self.k_offsets.iter().copied().max().unwrap_or(0);
+            // Every read: segment(q) + offset + 8 <= segment(positions - 8) + last_offset + 8.
+            assert!(
+                segment(positions - 8) + last_offset + 8 <= c_in_group * hp * wp,
+                "conv read out of bounds"
+            );
+            assert!(out.len() >= self.c_out * positions, "conv write out of bounds");
+            for g in 0..groups {
+                let input = padded[g * c_in_group * hp * wp..].as_ptr();
+                for p0 in (0..positions).step_by(32) {
+                    let cols = 32.min(positions - p0);
+                    // Past the last position, the first run again (read, never stored).
+                    let segments =
+                        core::array::from_fn(|s| segment(if 8 * s < cols { p0 + 8 * s } else { p0 }));
+                    for panel in 0..panels {
+                        let index = g * panels + panel;
+                        let row0 = g * c_out_group + panel * mr;
+                        let rows = mr.min(c_out_group - panel * mr);
+                        // SAFETY: this layer chose RowSegments only for the AVX-512 kernel (on
+                        // a CPU that has it); reads are in bounds (asserted); packed panels hold
+                        // K MR values; output rows row0..row0 + rows hold `positions` values.
+                        unsafe {
+                            crate::nn::gemm::tile_avx512_segments(
+                                &self.k_offsets,
+                                self.packed[index * k * mr..(index + 1) * k * mr].as_ptr(),
+                                input,
+                                segments,
+                                &self.packed_bias[index * mr..(index + 1) * mr],
+                                out[row0 * positions + p0..].as_mut_ptr(),
+                                positions,
+                                (rows, cols),
+                            )
+                        };
+                    }
+                }
+            }
+        }
+        #[cfg(not(all(feature = "std", target_arch = "x86_64")))]
+        let _ = (padded, out);
+    }
+
     /// Direct convolution: for each output channel, a multiply-add sweep per (channel, tap).
     fn direct(&self, padded: &[f32], out: &mut [f32]) {
         #[cfg(all(feature = "std", target_arch = "x86_64"))]
@@ -635,6 +709,22 @@ impl Conv2d {
             }
         }
     }
+}
+
+/// Asks the CPU to bring `values` into its caches (the next sample, while this one is
+/// computed: the copy of a sample not yet in cache showed as 6% of a conv2d's profile on 8 x 8
+/// images; the prefetch buys 1 to 2%).
+#[inline(always)]
+fn prefetch(values: &[f32]) {
+    #[cfg(target_arch = "x86_64")]
+    for line in values.chunks(16) {
+        // SAFETY: a prefetch never faults, and the address is inside `values`.
+        unsafe {
+            core::arch::x86_64::_mm_prefetch::<{ core::arch::x86_64::_MM_HINT_T0 }>(line.as_ptr().cast())
+        };
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    let _ = values;
 }
 
 /// Copies `len` values from src to dst, the short runs of im2col (a library memcpy call per
@@ -772,7 +862,7 @@ mod tests {
 
     #[test]
     fn every_algorithm_and_variant_matches_the_definition() {
-        let cases: [(usize, usize, usize, usize, usize, usize, ConvParams); 6] = [
+        let cases: [(usize, usize, usize, usize, usize, usize, ConvParams); 9] = [
             (3, 1, 37, 9, 1, 5, ConvParams { padding: [[0, 0], [2, 2]], ..Default::default() }),
             (
                 4,
@@ -787,7 +877,21 @@ mod tests {
             (4, 6, 6, 4, 3, 3, ConvParams { padding: [[1, 1], [1, 1]], groups: 4, ..Default::default() }),
             (2, 1, 40, 8, 1, 4, ConvParams { stride: [1, 3], dilation: [1, 2], ..Default::default() }),
             (5, 3, 3, 20, 5, 5, ConvParams { padding: [[2, 2], [2, 2]], ..Default::default() }),
+            // Output widths of 8 and 16 (RowSegments on AVX-512): 40 positions (a partial
+            // panel) and 10 channels (a partial tile); a vertical stride; dilation and groups.
+            (3, 5, 8, 10, 3, 3, ConvParams { padding: [[1, 1], [1, 1]], ..Default::default() }),
+            (4, 9, 18, 16, 3, 3, ConvParams { stride: [2, 1], ..Default::default() }),
+            (
+                6,
+                7,
+                9,
+                12,
+                2,
+                5,
+                ConvParams { padding: [[1, 0], [1, 2]], dilation: [2, 1], groups: 3, ..Default::default() },
+            ),
         ];
+        let mut algorithms = Vec::new();
         for (c_in, h, w, c_out, kh, kw, params) in cases {
             let k = c_in / params.groups * kh * kw;
             let weight = values(c_out * k, 1);
@@ -799,6 +903,7 @@ mod tests {
                 let layer =
                     Conv2d::with_isa(c_in, [h, w], c_out, [kh, kw], params, &weight, Some(&bias), isa)
                         .unwrap();
+                algorithms.push(layer.algorithm());
                 let mut out = vec![f32::NAN; n * layer.output_size()];
                 layer.forward(&input, &mut out).unwrap();
                 assert_eq!(out.len(), expect.len());
@@ -811,6 +916,11 @@ mod tests {
                 }
             }
         }
+        let mut every = vec![Algorithm::Direct, Algorithm::ImplicitGemm, Algorithm::Im2colGemm];
+        if VectorIsa::detect() == VectorIsa::Avx512 {
+            every.push(Algorithm::RowSegments);
+        }
+        assert!(every.iter().all(|a| algorithms.contains(a)), "{algorithms:?}");
     }
 
     #[test]

@@ -83,6 +83,15 @@ impl Kernel {
         Kernel::Portable
     }
 
+    /// Whether the variant has [`tile_avx512_segments`] (B rows as runs of 8 values).
+    pub(crate) const fn has_segment_tile(self) -> bool {
+        #[cfg(all(feature = "std", target_arch = "x86_64"))]
+        if let Kernel::Avx512 = self {
+            return true;
+        }
+        false
+    }
+
     /// Rows of a tile (of an A panel).
     pub(crate) const fn mr(self) -> usize {
         match self {
@@ -293,6 +302,65 @@ unsafe fn tile_avx512<B: BRows>(
         for kk in 0..k {
             let row = b.add(b_rows.offset(kk));
             let (b0, b1) = (_mm512_loadu_ps(row), _mm512_loadu_ps(row.add(16)));
+            let ak = a.add(kk * MR);
+            for (r, acc) in acc.iter_mut().enumerate() {
+                let av = _mm512_set1_ps(*ak.add(r));
+                acc[0] = _mm512_fmadd_ps(av, b0, acc[0]);
+                acc[1] = _mm512_fmadd_ps(av, b1, acc[1]);
+            }
+        }
+        if rows == MR && cols == NR {
+            for (r, acc) in acc.iter().enumerate() {
+                _mm512_storeu_ps(out.add(r * ldc), acc[0]);
+                _mm512_storeu_ps(out.add(r * ldc + 16), acc[1]);
+            }
+        } else {
+            let mut tmp = [[0.0f32; NR]; MR];
+            for (t, acc) in tmp.iter_mut().zip(&acc) {
+                _mm512_storeu_ps(t.as_mut_ptr(), acc[0]);
+                _mm512_storeu_ps(t.as_mut_ptr().add(16), acc[1]);
+            }
+            store_corner(tmp.as_ptr() as *const f32, NR, out, ldc, rows, cols);
+        }
+    }
+}
+
+/// The AVX-512F tile (8 x 32) with B row k made of four 8-value segments of the padded input,
+/// at `segments[s] + offsets[k]` from `b` (convolutions with output rows of a multiple of 8:
+/// a tile's 32 positions are four runs of 8 consecutive input values, read in place instead
+/// of packed). The same operations in the same order as [`tile_avx512`]: the same bits.
+///
+/// # Safety
+/// AVX-512F and DQ are available; `a` holds offsets.len() * 8 values; b[segments[s] + offsets[k]..][..8]
+/// is in bounds for every s and k; rows <= 8, cols <= 32; `out[(rows - 1) * ldc + cols - 1]`
+/// is in bounds and ldc >= cols; `bias` holds 8 values.
+#[cfg(all(feature = "std", target_arch = "x86_64"))]
+#[allow(clippy::too_many_arguments)]
+#[target_feature(enable = "avx512f,avx512dq")]
+pub(crate) unsafe fn tile_avx512_segments(
+    offsets: &[usize],
+    a: *const f32,
+    b: *const f32,
+    segments: [usize; 4],
+    bias: &[f32],
+    out: *mut f32,
+    ldc: usize,
+    (rows, cols): (usize, usize),
+) {
+    use core::arch::x86_64::*;
+    const MR: usize = 8;
+    const NR: usize = 32;
+    // SAFETY (whole body): the caller's promises on a, b, bias and out.
+    unsafe {
+        let mut acc: [[__m512; 2]; MR] = core::array::from_fn(|r| [_mm512_set1_ps(bias[r]); 2]);
+        let (s0, s1, s2, s3) =
+            (b.add(segments[0]), b.add(segments[1]), b.add(segments[2]), b.add(segments[3]));
+        for (kk, &offset) in offsets.iter().enumerate() {
+            // (No closure here: closures do not inherit the target feature.)
+            let b0 = _mm512_castps256_ps512(_mm256_loadu_ps(s0.add(offset)));
+            let b0 = _mm512_insertf32x8::<1>(b0, _mm256_loadu_ps(s1.add(offset)));
+            let b1 = _mm512_castps256_ps512(_mm256_loadu_ps(s2.add(offset)));
+            let b1 = _mm512_insertf32x8::<1>(b1, _mm256_loadu_ps(s3.add(offset)));
             let ak = a.add(kk * MR);
             for (r, acc) in acc.iter_mut().enumerate() {
                 let av = _mm512_set1_ps(*ak.add(r));
