@@ -12,9 +12,9 @@ best of several repeats (each repeat runs enough calls to last >= --min-time sec
 the time per call, GFLOP/s (2 x multiply-adds of the conv and dense layers) and the largest
 difference of onnxruntime from the float64 NumPy reference (tests/reference/conv_reference.py).
 
-If target/release/libcrkernels.so (or --lib PATH) exports crk_conv1d_f32 / crk_conv2d_f32 /
-crk_network_load / crk_network_run, they are timed in the same process through ctypes on the same
-data and thread counts, checked against the reference, and the ratios are printed; otherwise that
+If target/release/libcrkernels.so (or --lib PATH) exports crk_conv1d_f32 / crk_conv2d_f32 (and
+their _threads variants for more than one thread) / crk_network_load / crk_network_run, they are
+timed in the same process through ctypes on the same data and thread counts, checked against the reference, and the ratios are printed; otherwise that
 part is skipped. Re-run after `cargo build --release`:
 
     python3 -m venv .venv-conv && .venv-conv/bin/pip install -r bench/requirements-conv.txt
@@ -24,7 +24,6 @@ part is skipped. Re-run after `cargo build --release`:
 from __future__ import annotations
 
 import argparse
-import concurrent.futures
 import ctypes
 import os
 import platform
@@ -100,6 +99,11 @@ class Crk:
         if "crk_conv1d_f32" in symbols:
             lib.crk_conv1d_f32.restype = ctypes.c_int32
             lib.crk_conv1d_f32.argtypes = [f32p, sz, sz, sz, f32p, f32p, sz, sz, P(ConvParams), f32p]
+        for name in ("crk_conv2d_f32", "crk_conv1d_f32"):
+            if name in symbols:
+                threaded = getattr(lib, name + "_threads")
+                threaded.restype = ctypes.c_int32
+                threaded.argtypes = getattr(lib, name).argtypes[:-1] + [sz, f32p]
         if {"crk_network_load", "crk_network_run"} <= symbols:
             lib.crk_network_load.restype = ctypes.c_int32
             lib.crk_network_load.argtypes = [ctypes.c_char_p, P(ctypes.c_void_p)]
@@ -121,19 +125,7 @@ class Crk:
 
     def conv_fn(self, x, w, b, stride, pad, dilation, groups, out, threads=1):
         """Symmetric padding only (the C struct has one value per axis); conv1d uses index 1.
-        The C entry points run on the calling thread: with threads > 1 the batch is split into
-        that many parts, each computed by a call from a thread of a persistent pool (ctypes
-        releases the GIL during the call), the way a C++ caller would use them."""
-        if threads > 1:
-            parts = np.array_split(np.arange(x.shape[0]), threads)
-            runs = [self.conv_fn(x[p[0]:p[-1] + 1], w, b, stride, pad, dilation, groups,
-                                 out[p[0]:p[-1] + 1]) for p in parts if len(p)]
-            pool = self.pool(threads)
-
-            def run_parallel():
-                for f in [pool.submit(r) for r in runs]:
-                    f.result()
-            return run_parallel
+        One thread: crk_conv2d_f32 / crk_conv1d_f32; more: their _threads variants."""
         d = x.ndim - 2
         cp = ConvParams()
         for j in range(d):
@@ -143,24 +135,19 @@ class Crk:
             cp.stride[k], cp.padding[k], cp.dilation[k] = 1, 0, 1
         cp.groups = groups
         px, pw, pb, po = self.ptr(x), self.ptr(w), self.ptr(b) if b is not None else None, self.ptr(out)
+        threaded = () if threads == 1 else (threads,)
         if d == 2:
             n, c, h, wd = x.shape
-            args = (px, n, c, h, wd, pw, pb, w.shape[0], w.shape[2], w.shape[3], ctypes.byref(cp), po)
-            fn = self.lib.crk_conv2d_f32
+            args = (px, n, c, h, wd, pw, pb, w.shape[0], w.shape[2], w.shape[3], ctypes.byref(cp), *threaded, po)
+            fn = self.lib.crk_conv2d_f32 if threads == 1 else self.lib.crk_conv2d_f32_threads
         else:
             n, c, L = x.shape
-            args = (px, n, c, L, pw, pb, w.shape[0], w.shape[2], ctypes.byref(cp), po)
-            fn = self.lib.crk_conv1d_f32
+            args = (px, n, c, L, pw, pb, w.shape[0], w.shape[2], ctypes.byref(cp), *threaded, po)
+            fn = self.lib.crk_conv1d_f32 if threads == 1 else self.lib.crk_conv1d_f32_threads
 
         def run():
             self.check(fn(*args), fn.__name__)
         return run
-
-    def pool(self, threads):
-        if getattr(self, "_pool_size", 0) != threads:
-            self._pool = concurrent.futures.ThreadPoolExecutor(max_workers=threads)
-            self._pool_size = threads
-        return self._pool
 
     def network(self, path):
         h = ctypes.c_void_p()

@@ -1433,6 +1433,47 @@ crk_status crk_conv1d_f32(const float *input,
                           float *output);
 
 /*
+ crk_conv2d_f32 with the batch split over `n_threads` threads (0: all cores; 1: the
+ calling thread only); the samples are handed out as threads finish, and each is computed by
+ the same operations whatever thread runs it: the same numbers on any thread count. Errors
+ as crk_conv2d_f32.
+
+ # Safety
+ As crk_conv2d_f32.
+ */
+crk_status crk_conv2d_f32_threads(const float *input,
+                                  size_t n,
+                                  size_t c_in,
+                                  size_t h,
+                                  size_t w,
+                                  const float *weight,
+                                  const float *bias,
+                                  size_t c_out,
+                                  size_t kh,
+                                  size_t kw,
+                                  const struct crk_conv_params *params,
+                                  size_t n_threads,
+                                  float *output);
+
+/*
+ crk_conv1d_f32 on `n_threads` threads, as crk_conv2d_f32_threads.
+
+ # Safety
+ As crk_conv1d_f32.
+ */
+crk_status crk_conv1d_f32_threads(const float *input,
+                                  size_t n,
+                                  size_t c_in,
+                                  size_t len,
+                                  const float *weight,
+                                  const float *bias,
+                                  size_t c_out,
+                                  size_t k,
+                                  const struct crk_conv_params *params,
+                                  size_t n_threads,
+                                  float *output);
+
+/*
  The output size of a conv2d: per axis (in + 2 padding - dilation (k - 1) - 1) / stride + 1.
 
  Errors: CRK_ERR_NULL_POINTER; CRK_ERR_INVALID_ARGUMENT (zero sizes, strides or dilations,

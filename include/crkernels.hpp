@@ -241,6 +241,16 @@ inline void conv1d_f32(const float *input, size_t n, size_t c_in, size_t len, co
     detail::check(::crk_conv1d_f32(input, n, c_in, len, weight, bias, c_out, k, params, output), "crk_conv1d_f32");
 }
 
+/// Wraps crk_conv2d_f32_threads; throws crk::error on failure.
+inline void conv2d_f32_threads(const float *input, size_t n, size_t c_in, size_t h, size_t w, const float *weight, const float *bias, size_t c_out, size_t kh, size_t kw, const crk_conv_params *params, size_t n_threads, float *output) {
+    detail::check(::crk_conv2d_f32_threads(input, n, c_in, h, w, weight, bias, c_out, kh, kw, params, n_threads, output), "crk_conv2d_f32_threads");
+}
+
+/// Wraps crk_conv1d_f32_threads; throws crk::error on failure.
+inline void conv1d_f32_threads(const float *input, size_t n, size_t c_in, size_t len, const float *weight, const float *bias, size_t c_out, size_t k, const crk_conv_params *params, size_t n_threads, float *output) {
+    detail::check(::crk_conv1d_f32_threads(input, n, c_in, len, weight, bias, c_out, k, params, n_threads, output), "crk_conv1d_f32_threads");
+}
+
 /// Wraps crk_conv2d_output_shape; throws crk::error on failure.
 inline void conv2d_output_shape(size_t h, size_t w, size_t kh, size_t kw, const crk_conv_params *params, size_t *h_out, size_t *w_out) {
     detail::check(::crk_conv2d_output_shape(h, w, kh, kw, params, h_out, w_out), "crk_conv2d_output_shape");

@@ -21,6 +21,7 @@ pub mod ffi;
 pub mod gpu;
 pub mod network;
 pub mod parallel;
+mod pool;
 
 /// The library version, as in Cargo.toml.
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");

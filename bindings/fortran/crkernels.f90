@@ -639,6 +639,42 @@ module crkernels
       real(c_float), intent(out) :: output(*)
       integer(c_int32_t) :: crk_conv1d_f32
     end function crk_conv1d_f32
+    function crk_conv2d_f32_threads(input, n, c_in, h, w, weight, bias, c_out, kh, kw, params, &
+        n_threads, output) &
+        bind(C, name="crk_conv2d_f32_threads")
+      import
+      real(c_float), intent(in) :: input(*)
+      integer(c_size_t), value :: n
+      integer(c_size_t), value :: c_in
+      integer(c_size_t), value :: h
+      integer(c_size_t), value :: w
+      real(c_float), intent(in) :: weight(*)
+      real(c_float), intent(in) :: bias(*)
+      integer(c_size_t), value :: c_out
+      integer(c_size_t), value :: kh
+      integer(c_size_t), value :: kw
+      type(crk_conv_params), intent(in) :: params
+      integer(c_size_t), value :: n_threads
+      real(c_float), intent(out) :: output(*)
+      integer(c_int32_t) :: crk_conv2d_f32_threads
+    end function crk_conv2d_f32_threads
+    function crk_conv1d_f32_threads(input, n, c_in, len, weight, bias, c_out, k, params, &
+        n_threads, output) &
+        bind(C, name="crk_conv1d_f32_threads")
+      import
+      real(c_float), intent(in) :: input(*)
+      integer(c_size_t), value :: n
+      integer(c_size_t), value :: c_in
+      integer(c_size_t), value :: len
+      real(c_float), intent(in) :: weight(*)
+      real(c_float), intent(in) :: bias(*)
+      integer(c_size_t), value :: c_out
+      integer(c_size_t), value :: k
+      type(crk_conv_params), intent(in) :: params
+      integer(c_size_t), value :: n_threads
+      real(c_float), intent(out) :: output(*)
+      integer(c_int32_t) :: crk_conv1d_f32_threads
+    end function crk_conv1d_f32_threads
     function crk_conv2d_output_shape(h, w, kh, kw, params, h_out, w_out) &
         bind(C, name="crk_conv2d_output_shape")
       import

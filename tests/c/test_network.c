@@ -90,6 +90,16 @@ static void test_convolutions(void) {
           crk_last_error_message());
     naive_conv2d(x, N, CI, H, W, wt, b, CO, KH, KW, &p, 4, 11, ref);
     CHECK(max_error(y, ref, N * CO * 4 * 11) < 1e-5, "conv2d error %g", max_error(y, ref, N * CO * 4 * 11));
+    /* The same numbers on 2 threads and on all cores. */
+    {
+        size_t threads[2] = {2, 0}, t;
+        for (t = 0; t < 2; ++t) {
+            float yt[N * CO * 4 * 11];
+            CHECK(crk_conv2d_f32_threads(x, N, CI, H, W, wt, b, CO, KH, KW, &p, threads[t], yt) == CRK_OK,
+                  "conv2d threads: %s", crk_last_error_message());
+            CHECK(memcmp(yt, y, sizeof yt) == 0, "conv2d on %zu threads differs", threads[t]);
+        }
+    }
 
     /* Depthwise 3x3 'same' without bias. */
     CHECK(crk_conv2d_f32(x, N, CI, H, W, wt, NULL, CI, 3, 3, &depthwise, y) == CRK_OK, "depthwise: %s",
@@ -150,6 +160,13 @@ static void test_convolutions(void) {
         expect_error(crk_conv2d_f32(x, N, CI, H, W, wt, b, CO, KH, KW, &p, y), CRK_ERR_INVALID_ARGUMENT,
                      "input[7]", "NaN input");
         x[7] = value(7, 1);
+        /* On threads, the batch's first bad value is named (here in the last sample). */
+        x[2 * CI * H * W + 11] = INFINITY;
+        expect_error(crk_conv2d_f32_threads(x, N, CI, H, W, wt, b, CO, KH, KW, &p, 2, y),
+                     CRK_ERR_INVALID_ARGUMENT, "input[767]", "infinite input on threads");
+        expect_error(crk_conv1d_f32_threads(x, N, CI, W, wt, b, CO, KW, NULL, 2, y1), CRK_ERR_NULL_POINTER,
+                     "params", "conv1d threads, params NULL");
+        x[2 * CI * H * W + 11] = value(2 * CI * H * W + 11, 1);
     }
     expect_error(crk_conv1d_f32(x, N, CI, W, wt, b, CO, 0, &p, y1), CRK_ERR_INVALID_ARGUMENT, NULL, "k = 0");
 }

@@ -374,6 +374,14 @@ function crk_conv1d_f32(input, n, c_in, len, weight, bias, c_out, k, params, out
     @ccall libcrkernels.crk_conv1d_f32(input::Ptr{Cfloat}, n::Csize_t, c_in::Csize_t, len::Csize_t, weight::Ptr{Cfloat}, bias::Ptr{Cfloat}, c_out::Csize_t, k::Csize_t, params::Ptr{crk_conv_params}, output::Ptr{Cfloat})::crk_status
 end
 
+function crk_conv2d_f32_threads(input, n, c_in, h, w, weight, bias, c_out, kh, kw, params, n_threads, output)
+    @ccall libcrkernels.crk_conv2d_f32_threads(input::Ptr{Cfloat}, n::Csize_t, c_in::Csize_t, h::Csize_t, w::Csize_t, weight::Ptr{Cfloat}, bias::Ptr{Cfloat}, c_out::Csize_t, kh::Csize_t, kw::Csize_t, params::Ptr{crk_conv_params}, n_threads::Csize_t, output::Ptr{Cfloat})::crk_status
+end
+
+function crk_conv1d_f32_threads(input, n, c_in, len, weight, bias, c_out, k, params, n_threads, output)
+    @ccall libcrkernels.crk_conv1d_f32_threads(input::Ptr{Cfloat}, n::Csize_t, c_in::Csize_t, len::Csize_t, weight::Ptr{Cfloat}, bias::Ptr{Cfloat}, c_out::Csize_t, k::Csize_t, params::Ptr{crk_conv_params}, n_threads::Csize_t, output::Ptr{Cfloat})::crk_status
+end
+
 function crk_conv2d_output_shape(h, w, kh, kw, params, h_out, w_out)
     @ccall libcrkernels.crk_conv2d_output_shape(h::Csize_t, w::Csize_t, kh::Csize_t, kw::Csize_t, params::Ptr{crk_conv_params}, h_out::Ptr{Csize_t}, w_out::Ptr{Csize_t})::crk_status
 end
@@ -673,6 +681,8 @@ const C_FUNCTIONS = (
     :crk_mixture_sample,
     :crk_conv2d_f32,
     :crk_conv1d_f32,
+    :crk_conv2d_f32_threads,
+    :crk_conv1d_f32_threads,
     :crk_conv2d_output_shape,
     :crk_conv1d_output_length,
     :crk_pool2d_output_shape,

@@ -83,7 +83,7 @@ def _weights(weight, bias, ndim):
     return wt, b, (None if b is None else fptr(b))
 
 
-def _conv2d(device, x, weight, bias, stride, padding, dilation, groups):
+def _conv2d(device, x, weight, bias, stride, padding, dilation, groups, threads=1):
     x = f32(x)
     if x.ndim != 4:
         raise _native.InvalidArgument(f"input must be [n, c_in, h, w], got shape {x.shape}")
@@ -95,19 +95,23 @@ def _conv2d(device, x, weight, bias, stride, padding, dilation, groups):
     p = conv_params(stride, padding, dilation, groups)
     ho, wo = conv2d_output_shape(h, w, kh, kw, stride, padding, dilation)
     out = np.empty((n, c_out, ho, wo), dtype=np.float32)
-    if device is None:
+    if device is None and threads == 1:
         check(_lib.crk_conv2d_f32(fptr(x), n, c_in, h, w, fptr(wt), bp, c_out, kh, kw, ctypes.byref(p), fptr(out)),
               "crk_conv2d_f32")
+    elif device is None:
+        check(_lib.crk_conv2d_f32_threads(fptr(x), n, c_in, h, w, fptr(wt), bp, c_out, kh, kw, ctypes.byref(p),
+                                          int(threads), fptr(out)), "crk_conv2d_f32_threads")
     else:
         check(_lib.crk_conv2d_f32_gpu(int(device), fptr(x), n, c_in, h, w, fptr(wt), bp, c_out, kh, kw,
                                       ctypes.byref(p), fptr(out)), "crk_conv2d_f32_gpu")
     return out
 
 
-def conv2d(x, weight, bias=None, stride=1, padding=0, dilation=1, groups=1):
+def conv2d(x, weight, bias=None, stride=1, padding=0, dilation=1, groups=1, threads=1):
     """2-D convolution (PyTorch conv2d): x [n, c_in, h, w], weight [c_out, c_in/groups, kh, kw],
-    bias [c_out] or None; returns [n, c_out, h_out, w_out] float32 (crk_conv2d_f32)."""
-    return _conv2d(None, x, weight, bias, stride, padding, dilation, groups)
+    bias [c_out] or None; returns [n, c_out, h_out, w_out] float32 (crk_conv2d_f32;
+    crk_conv2d_f32_threads for `threads` other than 1, 0 meaning all cores: the same numbers)."""
+    return _conv2d(None, x, weight, bias, stride, padding, dilation, groups, threads)
 
 
 def conv2d_gpu(x, weight, bias=None, stride=1, padding=0, dilation=1, groups=1, device=0):
@@ -115,7 +119,7 @@ def conv2d_gpu(x, weight, bias=None, stride=1, padding=0, dilation=1, groups=1, 
     return _conv2d(device, x, weight, bias, stride, padding, dilation, groups)
 
 
-def _conv1d(device, x, weight, bias, stride, padding, dilation, groups):
+def _conv1d(device, x, weight, bias, stride, padding, dilation, groups, threads=1):
     x = f32(x)
     if x.ndim != 3:
         raise _native.InvalidArgument(f"input must be [n, c_in, len], got shape {x.shape}")
@@ -127,19 +131,23 @@ def _conv1d(device, x, weight, bias, stride, padding, dilation, groups):
     p = conv_params(stride, padding, dilation, groups, one_d=True)
     lo = conv1d_output_length(length, k, stride, padding, dilation)
     out = np.empty((n, c_out, lo), dtype=np.float32)
-    if device is None:
+    if device is None and threads == 1:
         check(_lib.crk_conv1d_f32(fptr(x), n, c_in, length, fptr(wt), bp, c_out, k, ctypes.byref(p), fptr(out)),
               "crk_conv1d_f32")
+    elif device is None:
+        check(_lib.crk_conv1d_f32_threads(fptr(x), n, c_in, length, fptr(wt), bp, c_out, k, ctypes.byref(p),
+                                          int(threads), fptr(out)), "crk_conv1d_f32_threads")
     else:
         check(_lib.crk_conv1d_f32_gpu(int(device), fptr(x), n, c_in, length, fptr(wt), bp, c_out, k,
                                       ctypes.byref(p), fptr(out)), "crk_conv1d_f32_gpu")
     return out
 
 
-def conv1d(x, weight, bias=None, stride=1, padding=0, dilation=1, groups=1):
+def conv1d(x, weight, bias=None, stride=1, padding=0, dilation=1, groups=1, threads=1):
     """1-D convolution: x [n, c_in, len], weight [c_out, c_in/groups, k], bias [c_out] or
-    None; returns [n, c_out, len_out] float32 (crk_conv1d_f32)."""
-    return _conv1d(None, x, weight, bias, stride, padding, dilation, groups)
+    None; returns [n, c_out, len_out] float32 (crk_conv1d_f32; crk_conv1d_f32_threads for
+    `threads` other than 1, 0 meaning all cores)."""
+    return _conv1d(None, x, weight, bias, stride, padding, dilation, groups, threads)
 
 
 def conv1d_gpu(x, weight, bias=None, stride=1, padding=0, dilation=1, groups=1, device=0):

@@ -65,6 +65,23 @@ def test_conv1d_matches_conv2d_reference():
     np.testing.assert_allclose(out, ref, rtol=1e-5, atol=1e-5)
 
 
+def test_threads_give_the_same_numbers_and_name_bad_inputs():
+    x = RNG.standard_normal((37, 8, 8, 8)).astype(np.float32)
+    w = RNG.standard_normal((16, 8, 3, 3)).astype(np.float32)
+    b = RNG.standard_normal(16).astype(np.float32)
+    one = crk.conv2d(x, w, b, padding=1)
+    ref = conv2d_ref(x[:2].astype(np.float64), w.astype(np.float64), b, (1, 1), (1, 1), (1, 1), 1)
+    np.testing.assert_allclose(one[:2], ref, rtol=1e-5, atol=1e-5)
+    for threads in (0, 2, 3):
+        np.testing.assert_array_equal(crk.conv2d(x, w, b, padding=1, threads=threads), one)
+    x1, w1 = x[:, :, 0, :], w[:, :, 0, :]
+    np.testing.assert_array_equal(crk.conv1d(x1, w1, b, padding=1, threads=2), crk.conv1d(x1, w1, b, padding=1))
+    x[30, 5, 2, 7] = np.nan
+    bad = 30 * 8 * 64 + 5 * 64 + 2 * 8 + 7
+    with pytest.raises(crk.InvalidArgument, match=rf"input\[{bad}\] is NaN"):
+        crk.conv2d(x, w, b, padding=1, threads=2)
+
+
 def test_pooling():
     x = RNG.standard_normal((2, 3, 6, 4)).astype(np.float32)
     mp = crk.maxpool2d(x, 2)

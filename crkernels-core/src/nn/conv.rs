@@ -180,6 +180,8 @@ pub struct Conv2d {
     packed_bias: Vec<f32>,
     /// Offset of patch row k = (c, i, j) in a group's padded input: c Hp Wp + i dH Wp + j dW.
     k_offsets: Vec<usize>,
+    /// The largest of them.
+    last_offset: usize,
 }
 
 /// Working memory of one thread for a [`Conv2d`] (the padded sample and one patch panel).
@@ -297,6 +299,7 @@ impl Conv2d {
             bias,
             packed_bias: Vec::new(),
             k_offsets: Vec::new(),
+            last_offset: 0,
         };
         if algorithm != Algorithm::Direct {
             layer.pack(k, c_out_group);
@@ -332,6 +335,7 @@ impl Conv2d {
                 }
             }
         }
+        self.last_offset = self.k_offsets.iter().copied().max().unwrap_or(0);
     }
 
     /// Input channels.
@@ -488,7 +492,7 @@ impl Conv2d {
             if let Some(next) = input.get((index + 1) * per_in..(index + 2) * per_in) {
                 prefetch(next);
             }
-            if let (true, Some(i)) = (finite_only, first_non_finite(sample)) {
+            if finite_only && let Some(i) = first_non_finite(sample) {
                 return Err(invalid!("input[{}] is {} (must be finite)", index * per_in + i, sample[i]));
             }
             self.fill_padded(sample, &mut work.padded);
@@ -526,7 +530,7 @@ impl Conv2d {
         let positions = self.output_hw[1];
         let panels = c_out_group.div_ceil(mr);
         let [hp, wp] = self.padded_hw;
-        let last_offset = self.k_offsets.iter().copied().max().unwrap_or(0);
+        let last_offset = self.last_offset;
         for g in 0..groups {
             let group_base = g * c_in_group * hp * wp;
             for p0 in (0..positions).step_by(nr) {
@@ -570,7 +574,7 @@ impl Conv2d {
         let [hp, wp] = self.padded_hw;
         let [sh, sw] = self.params.stride;
         let panel = &mut panel_buffer[..k * nr];
-        let last_offset = self.k_offsets.iter().copied().max().unwrap_or(0);
+        let last_offset = self.last_offset;
         for g in 0..groups {
             let group_input = &padded[g * c_in_group * hp * wp..(g + 1) * c_in_group * hp * wp];
             for p0 in (0..positions).step_by(nr) {
@@ -639,7 +643,7 @@ impl Conv2d {
             let sh = self.params.stride[0];
             // Where the run of 8 positions from q starts in a group's padded input.
             let segment = |q: usize| (q / w_out) * sh * wp + q % w_out;
-            let last_offset = self.k_offsets.iter().copied().max().unwrap_or(0);
+            let last_offset = self.last_offset;
             // Every read: segment(q) + offset + 8 <= segment(positions - 8) + last_offset + 8.
             assert!(
                 segment(positions - 8) + last_offset + 8 <= c_in_group * hp * wp,
