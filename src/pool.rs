@@ -9,6 +9,7 @@
 
 use std::any::Any;
 use std::panic::{AssertUnwindSafe, catch_unwind, resume_unwind};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Condvar, Mutex, MutexGuard, OnceLock, PoisonError};
 
 /// The job of the current call, its lifetime erased: [`run`] waits until no worker uses it
@@ -38,6 +39,11 @@ struct State {
 struct Pool {
     /// Held by the call that uses the pool.
     owner: Mutex<()>,
+    /// `State::generation` and `State::running`, readable without the lock: a worker that
+    /// has just finished, and a caller whose share is done, spin on them for a while before
+    /// they sleep (waking a sleeping thread costs tens of microseconds on a busy machine).
+    generation_hint: AtomicU64,
+    running_hint: AtomicUsize,
     state: Mutex<State>,
     /// Workers wait here for a job.
     wake: Condvar,
@@ -62,6 +68,8 @@ pub(crate) fn run(threads: usize, job: &(dyn Fn() + Sync)) {
     }
     let pool = POOL.get_or_init(|| Pool {
         owner: Mutex::new(()),
+        generation_hint: AtomicU64::new(0),
+        running_hint: AtomicUsize::new(0),
         state: Mutex::new(State {
             job: None,
             generation: 0,
@@ -98,9 +106,12 @@ pub(crate) fn run(threads: usize, job: &(dyn Fn() + Sync)) {
         state.wanted = helpers;
         state.started = 0;
         state.running = helpers;
+        pool.running_hint.store(helpers, Ordering::Release);
+        pool.generation_hint.store(state.generation, Ordering::Release);
         pool.wake.notify_all();
     }
     let mine = catch_unwind(AssertUnwindSafe(job));
+    spin_while(|| pool.running_hint.load(Ordering::Acquire) > 0);
     let mut state = lock(&pool.state);
     while state.running > 0 {
         state = pool.finished.wait(state).unwrap_or_else(PoisonError::into_inner);
@@ -117,10 +128,22 @@ pub(crate) fn run(threads: usize, job: &(dyn Fn() + Sync)) {
     }
 }
 
+/// Spins while `busy` holds, for at most SPIN_ROUNDS checks (about 50 to 100 us).
+fn spin_while(busy: impl Fn() -> bool) {
+    const SPIN_ROUNDS: usize = 20_000;
+    for _ in 0..SPIN_ROUNDS {
+        if !busy() {
+            return;
+        }
+        std::hint::spin_loop();
+    }
+}
+
 /// A worker: waits for a job it is wanted for, runs it, reports, and waits again.
 fn worker(pool: &'static Pool) {
     let mut seen = 0;
     loop {
+        spin_while(|| pool.generation_hint.load(Ordering::Acquire) == seen);
         let job = {
             let mut state = lock(&pool.state);
             loop {
@@ -143,6 +166,7 @@ fn worker(pool: &'static Pool) {
             state.panic.get_or_insert(payload);
         }
         state.running -= 1;
+        pool.running_hint.store(state.running, Ordering::Release);
         if state.running == 0 {
             pool.finished.notify_all();
         }
@@ -165,7 +189,6 @@ fn run_scoped(threads: usize, job: &(dyn Fn() + Sync)) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::sync::atomic::{AtomicUsize, Ordering};
 
     /// Every thread runs the job once per call; calls from several threads at once (some of
     /// them on their own threads) all complete; a panic reaches the caller and the pool still
