@@ -289,7 +289,6 @@ unsafe fn tile_avx512<B: BRows>(
 ) {
     use core::arch::x86_64::*;
     const MR: usize = 8;
-    const NR: usize = 32;
     // SAFETY (whole body): the caller's promises on a, b, init and out (see Kernel::tile).
     unsafe {
         let mut acc: [[__m512; 2]; MR] = match init {
@@ -309,6 +308,30 @@ unsafe fn tile_avx512<B: BRows>(
                 acc[1] = _mm512_fmadd_ps(av, b1, acc[1]);
             }
         }
+        store_tile_avx512(&acc, out, ldc, rows, cols);
+    }
+}
+
+/// Stores an 8 x 32 AVX-512 accumulator tile: `out[r * ldc + j]` for r < rows, j < cols.
+///
+/// # Safety
+/// AVX-512F is available; `out[(rows - 1) * ldc + cols - 1]` is in bounds, ldc >= cols,
+/// rows <= 8 and cols <= 32.
+#[cfg(all(feature = "std", target_arch = "x86_64"))]
+#[inline]
+#[target_feature(enable = "avx512f")]
+unsafe fn store_tile_avx512(
+    acc: &[[core::arch::x86_64::__m512; 2]; 8],
+    out: *mut f32,
+    ldc: usize,
+    rows: usize,
+    cols: usize,
+) {
+    use core::arch::x86_64::*;
+    const MR: usize = 8;
+    const NR: usize = 32;
+    // SAFETY (whole body): the caller's promises on out.
+    unsafe {
         if rows == MR && cols == NR {
             for (r, acc) in acc.iter().enumerate() {
                 _mm512_storeu_ps(out.add(r * ldc), acc[0]);
@@ -316,7 +339,7 @@ unsafe fn tile_avx512<B: BRows>(
             }
         } else {
             let mut tmp = [[0.0f32; NR]; MR];
-            for (t, acc) in tmp.iter_mut().zip(&acc) {
+            for (t, acc) in tmp.iter_mut().zip(acc) {
                 _mm512_storeu_ps(t.as_mut_ptr(), acc[0]);
                 _mm512_storeu_ps(t.as_mut_ptr().add(16), acc[1]);
             }
@@ -349,7 +372,6 @@ pub(crate) unsafe fn tile_avx512_segments(
 ) {
     use core::arch::x86_64::*;
     const MR: usize = 8;
-    const NR: usize = 32;
     // SAFETY (whole body): the caller's promises on a, b, bias and out.
     unsafe {
         let mut acc: [[__m512; 2]; MR] = core::array::from_fn(|r| [_mm512_set1_ps(bias[r]); 2]);
@@ -368,19 +390,7 @@ pub(crate) unsafe fn tile_avx512_segments(
                 acc[1] = _mm512_fmadd_ps(av, b1, acc[1]);
             }
         }
-        if rows == MR && cols == NR {
-            for (r, acc) in acc.iter().enumerate() {
-                _mm512_storeu_ps(out.add(r * ldc), acc[0]);
-                _mm512_storeu_ps(out.add(r * ldc + 16), acc[1]);
-            }
-        } else {
-            let mut tmp = [[0.0f32; NR]; MR];
-            for (t, acc) in tmp.iter_mut().zip(&acc) {
-                _mm512_storeu_ps(t.as_mut_ptr(), acc[0]);
-                _mm512_storeu_ps(t.as_mut_ptr().add(16), acc[1]);
-            }
-            store_corner(tmp.as_ptr() as *const f32, NR, out, ldc, rows, cols);
-        }
+        store_tile_avx512(&acc, out, ldc, rows, cols);
     }
 }
 
