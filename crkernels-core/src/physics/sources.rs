@@ -45,7 +45,7 @@
 //! polynomial by Estrin's scheme; no root finding: about 10 to 15 ns a draw in a loop (3 to 6
 //! ns for the uniform disc). `sample_each` does a batch branch-free with the same bits:
 //! vectorised with gathers on AVX2; on AVX-512 the coefficient rows of 8 draws are loaded and
-//! transposed in registers (about 3.8 ns a draw of the spiral model, 8 with gathers). Construction takes 1 to 25 ms (most for s_max near 24 kpc).
+//! transposed in registers (about 2.8 ns a draw of the spiral model, 8 with gathers). Construction takes 1 to 25 ms (most for s_max near 24 kpc).
 
 use alloc::vec;
 use alloc::vec::Vec;
@@ -349,6 +349,7 @@ pub const INV_N: usize = 8;
 /// One piece: the interpolant through the Chebyshev-Lobatto points of [left, right], in
 /// monomial form in t = (x - center) / half_width.
 #[derive(Clone, Debug)]
+#[repr(C)] // center and inv_half_width adjacent: the AVX-512 draw loads them as one pair
 struct Piece<const N: usize> {
     right: f64,
     center: f64,
@@ -427,7 +428,7 @@ impl Piece<INV_N> {
 mod avx512 {
     use super::{INV_N, Piece, Table};
     use core::arch::x86_64::*;
-    use core::mem::{offset_of, size_of};
+    use core::mem::offset_of;
 
     /// `s[l]` = the draw at `u[l]`, l < 8.
     ///
@@ -455,13 +456,16 @@ mod avx512 {
             let piece = _mm512_min_epu64(piece, _mm512_set1_epi64(table.pieces.len() as i64 - 1));
             let mut index = [0u64; 8];
             _mm512_storeu_si512(index.as_mut_ptr().cast(), piece);
-            // Byte offsets of the pieces for the two scalar fields.
-            let base = table.pieces.as_ptr().cast::<f64>();
-            let offset = _mm512_mullo_epi64(piece, _mm512_set1_epi64(size_of::<Piece<INV_N>>() as i64));
-            let field = |at: usize| _mm512_add_epi64(offset, _mm512_set1_epi64(at as i64));
-            let center = _mm512_i64gather_pd::<1>(field(offset_of!(Piece<INV_N>, center)), base);
+            // (center, inv_half_width) of each lane's piece as one 128-bit load, four lanes to
+            // a register, then split into the two vectors.
+            const _: () =
+                assert!(offset_of!(Piece<INV_N>, inv_half_width) == offset_of!(Piece<INV_N>, center) + 8);
+            let (lanes_0_3, lanes_4_7) =
+                quads(|lane| _mm_loadu_pd(&table.pieces.get_unchecked(index[lane] as usize).center));
+            let center =
+                _mm512_permutex2var_pd(lanes_0_3, _mm512_set_epi64(14, 12, 10, 8, 6, 4, 2, 0), lanes_4_7);
             let inv_half_width =
-                _mm512_i64gather_pd::<1>(field(offset_of!(Piece<INV_N>, inv_half_width)), base);
+                _mm512_permutex2var_pd(lanes_0_3, _mm512_set_epi64(15, 13, 11, 9, 7, 5, 3, 1), lanes_4_7);
             let row = |lane: usize| {
                 let piece = table.pieces.get_unchecked(index[lane] as usize);
                 _mm512_loadu_pd(piece.coefficients.as_ptr())
@@ -478,6 +482,21 @@ mod avx512 {
             // clamp(value, 0, s_max) with NaN kept.
             let value = _mm512_min_pd(_mm512_set1_pd(s_max), _mm512_max_pd(zero, value));
             _mm512_storeu_pd(s.as_mut_ptr(), value);
+        }
+    }
+
+    /// Pairs of values of lanes 0..8 (`pair(lane)`) as two registers: [pair 0, ..., pair 3]
+    /// and [pair 4, ..., pair 7].
+    #[inline(always)]
+    unsafe fn quads(pair: impl Fn(usize) -> __m128d) -> (__m512d, __m512d) {
+        unsafe {
+            let quad = |first: usize| {
+                let low = _mm256_insertf128_pd::<1>(_mm256_castpd128_pd256(pair(first)), pair(first + 1));
+                let high =
+                    _mm256_insertf128_pd::<1>(_mm256_castpd128_pd256(pair(first + 2)), pair(first + 3));
+                _mm512_insertf64x4::<1>(_mm512_castpd256_pd512(low), high)
+            };
+            (quad(0), quad(4))
         }
     }
 
