@@ -66,7 +66,12 @@ fn build(compiler: &str, flags: &[&str], source: &Path, exe: &Path) {
 }
 
 fn run(exe: &Path) {
-    let output = Command::new(exe).output().expect("run the C test");
+    run_with_args(exe, &[]);
+}
+
+/// Runs `exe` with `args`, or panics with its output.
+fn run_with_args(exe: &Path, args: &[&std::ffi::OsStr]) {
+    let output = Command::new(exe).args(args).output().expect("run the C test");
     assert!(
         output.status.success(),
         "{} failed ({}):\n{}\n{}",
@@ -205,8 +210,9 @@ fn build_fortran(fortran: &str, out_dir: &Path, program: &Path, exe: &Path) {
     );
 }
 
-/// The Fortran bindings (bindings/fortran/crkernels.f90) and example compile and run against
-/// the static library, and an error without `stat` stops the program with its message.
+/// The Fortran bindings (bindings/fortran/crkernels.f90), example and layer test
+/// (tests/fortran/layer.f90) compile and run against the static library, and an error without
+/// `stat` stops the program with its message.
 /// Skipped with a notice when gfortran is absent, unless CRKERNELS_REQUIRE_FORTRAN is set (as
 /// .ci/run does, after installing it).
 #[test]
@@ -226,6 +232,13 @@ fn fortran_bindings_and_example_run() {
     let exe = out_dir.join("loss_rates");
     build_fortran(&fortran, &out_dir, &root().join("examples/fortran/loss_rates.f90"), &exe);
     run(&exe);
+
+    // The checked layer's conv/pool, network, propagation and mixture wrappers; the network
+    // file goes as an absolute path (the program would otherwise resolve it from the cwd).
+    let exe = out_dir.join("layer");
+    build_fortran(&fortran, &out_dir, &root().join("tests/fortran/layer.f90"), &exe);
+    let network = root().join("tests/data/conv/net_sd_two_branch.safetensors");
+    run_with_args(&exe, &[network.as_os_str()]);
 
     let exe = out_dir.join("error_stop");
     build_fortran(&fortran, &out_dir, &root().join("tests/fortran/error_stop.f90"), &exe);

@@ -19,6 +19,10 @@
 !    (error stop) with the message; with it, the procedure returns at once, writes nothing
 !    else, and the caller must test stat. Handles are not meant to be copied (intrinsic
 !    assignment would copy the pointer and both copies would free it): pass them as arguments.
+!    Free procedures in the same style take the C arrays in Fortran order (a C [n][c][h][w] is
+!    x(w, h, c, n)): crk_conv2d, crk_conv1d, crk_maxpool2d, crk_avgpool2d, crk_global_avgpool,
+!    and crk_<name>_checked for crk_device_count, crk_diffusion_coefficient,
+!    crk_injection_rigidity, crk_force_field_map and crk_mixture_log_pdf.
 !
 ! Build: compile this file before the code that uses it, link libcrkernels.a (or .so):
 !   gfortran -std=f2008 bindings/fortran/crkernels.f90 my_program.f90 \
@@ -1417,6 +1421,7 @@ module crkernels
   contains
     procedure :: load => network_load
     procedure :: output_size => network_output_size
+    procedure :: run => network_run
     procedure :: free => network_free
     final :: network_final
   end type crk_network_t
@@ -1432,13 +1437,14 @@ module crkernels
     final :: surrogate_final
   end type crk_surrogate_t
 
-  private :: c_string, checked, size_error
+  private :: c_string, checked, size_error, int_text, shape_text, pool_setup
   private :: losses_init, losses_preset, losses_thomson, losses_rate, losses_free, losses_final
   private :: transport_init, transport_initial_energy, transport_loss_length2
   private :: transport_loss_time, transport_max_age, transport_free, transport_final
   private :: ensemble_init, ensemble_run, ensemble_run_gpu, ensemble_sources, ensemble_free
   private :: ensemble_final, made_load, made_dims, made_log_prob, made_sample, made_free
-  private :: made_final, network_load, network_output_size, network_free, network_final
+  private :: made_final, network_load, network_output_size, network_run, network_free
+  private :: network_final
   private :: surrogate_fit, surrogate_predict, surrogate_free, surrogate_final
 
 contains
@@ -1507,6 +1513,28 @@ contains
       error stop 1
     end if
   end subroutine size_error
+
+  ! An integer as text, "42", for size-error messages.
+  function int_text(i) result(text)
+    integer, intent(in) :: i
+    character(len=:), allocatable :: text
+    character(len=24) :: item
+    write (item, '(i0)') i
+    text = trim(item)
+  end function int_text
+
+  ! Sizes as text, "(5, 3, 4, 2)", for size-error messages.
+  function shape_text(sizes) result(text)
+    integer, intent(in) :: sizes(:)
+    character(len=:), allocatable :: text
+    integer :: i
+    text = "("
+    do i = 1, size(sizes)
+      if (i > 1) text = text // ", "
+      text = text // int_text(sizes(i))
+    end do
+    text = text // ")"
+  end function shape_text
 
   ! The number of CUDA devices (0 without a driver, a device or the `cuda` feature).
   function crk_device_count_checked(stat, errmsg) result(count)
@@ -1900,6 +1928,7 @@ contains
         size(context, 2) /= size(x, 2)) then
       call size_error("crk_made_t%sample: need context(n_context, n) and x(n_dims, n)", stat, &
           msg)
+      if (present(errmsg)) errmsg = msg
       return
     end if
     threads = 0
@@ -1950,6 +1979,108 @@ contains
     if (present(errmsg)) errmsg = msg
   end function network_output_size
 
+  ! Runs the network on a batch: input1 .. input3 (the network's inputs in file order, as many
+  ! as it declares) are input_j(values per sample of input j, batch), each sample's values in
+  ! C order (channels first: a [c][len] input is input_j(len * c, batch) or, reshaped,
+  ! (len, c, batch)); output(output_size, batch). n_threads absent or 0: all cores (the same
+  ! numbers on any count). A non-finite input value is CRK_ERR_INVALID_ARGUMENT.
+  subroutine network_run(self, output, input1, input2, input3, n_threads, stat, errmsg)
+    class(crk_network_t), intent(in) :: self
+    real(c_float), intent(out) :: output(:, :)
+    real(c_float), intent(in), target, contiguous :: input1(:, :)
+    real(c_float), intent(in), target, contiguous, optional :: input2(:, :), input3(:, :)
+    integer, intent(in), optional :: n_threads
+    integer, intent(out), optional :: stat
+    character(len=:), allocatable, intent(inout), optional :: errmsg
+    character(len=:), allocatable :: msg
+    integer(c_size_t) :: n_inputs, out_size, per_sample, n_dims, threads
+    integer(c_size_t) :: no_shape(1)
+    integer :: rows(3), n_given, j
+    type(c_ptr) :: inputs(3)
+    real(c_float), allocatable :: work(:, :)
+    if (.not. checked(crk_network_input_count(self%ptr, n_inputs), "crk_network_input_count", &
+        stat, msg)) then
+      if (present(errmsg)) errmsg = msg
+      return
+    end if
+    if (.not. checked(crk_network_output_size(self%ptr, out_size), "crk_network_output_size", &
+        stat, msg)) then
+      if (present(errmsg)) errmsg = msg
+      return
+    end if
+    rows = 0
+    rows(1) = size(input1, 1)
+    n_given = 1
+    if (present(input2)) then
+      rows(2) = size(input2, 1)
+      n_given = 2
+    end if
+    if (present(input3)) then
+      rows(3) = size(input3, 1)
+      n_given = 3
+    end if
+    if (present(input3) .and. .not. present(input2)) then
+      call size_error("crk_network_t%run: input3 without input2", stat, msg)
+      if (present(errmsg)) errmsg = msg
+      return
+    end if
+    if (int(n_given, c_size_t) /= n_inputs) then
+      call size_error("crk_network_t%run: the network takes " // int_text(int(n_inputs)) // &
+          " inputs, not " // int_text(n_given), stat, msg)
+      if (present(errmsg)) errmsg = msg
+      return
+    end if
+    if (size(output, 1, kind=c_size_t) /= out_size .or. size(output, 2) == 0) then
+      call size_error("crk_network_t%run: need output(output_size, batch) = output(" // &
+          int_text(int(out_size)) // ", batch), batch >= 1", stat, msg)
+      if (present(errmsg)) errmsg = msg
+      return
+    end if
+    if (size(input1, 2) /= size(output, 2)) then
+      call size_error("crk_network_t%run: input1 and output differ in batch size", stat, msg)
+      if (present(errmsg)) errmsg = msg
+      return
+    end if
+    if (present(input2)) then
+      if (size(input2, 2) /= size(output, 2)) then
+        call size_error("crk_network_t%run: input2 and output differ in batch size", stat, msg)
+        if (present(errmsg)) errmsg = msg
+        return
+      end if
+    end if
+    if (present(input3)) then
+      if (size(input3, 2) /= size(output, 2)) then
+        call size_error("crk_network_t%run: input3 and output differ in batch size", stat, msg)
+        if (present(errmsg)) errmsg = msg
+        return
+      end if
+    end if
+    do j = 1, n_given
+      if (.not. checked(crk_network_input_shape(self%ptr, int(j - 1, c_size_t), no_shape, &
+          0_c_size_t, n_dims, per_sample), "crk_network_input_shape", stat, msg)) then
+        if (present(errmsg)) errmsg = msg
+        return
+      end if
+      if (int(rows(j), c_size_t) /= per_sample) then
+        call size_error("crk_network_t%run: need input" // int_text(j) // "(values per " // &
+            "sample, batch) = input" // int_text(j) // &
+            shape_text([int(per_sample), size(output, 2)]), stat, msg)
+        if (present(errmsg)) errmsg = msg
+        return
+      end if
+    end do
+    inputs = c_null_ptr
+    inputs(1) = c_loc(input1)
+    if (present(input2)) inputs(2) = c_loc(input2)
+    if (present(input3)) inputs(3) = c_loc(input3)
+    threads = 0
+    if (present(n_threads)) threads = int(n_threads, c_size_t)
+    allocate(work(size(output, 1), size(output, 2)))
+    if (checked(crk_network_run(self%ptr, inputs, n_inputs, size(output, 2, kind=c_size_t), &
+        threads, work, size(work, kind=c_size_t)), "crk_network_run", stat, msg)) output = work
+    if (present(errmsg)) errmsg = msg
+  end subroutine network_run
+
   subroutine network_free(self)
     class(crk_network_t), intent(inout) :: self
     call crk_network_free(self%ptr)
@@ -1960,6 +2091,373 @@ contains
     type(crk_network_t), intent(inout) :: self
     call self%free()
   end subroutine network_final
+
+  ! ---------------------------------------------------------------- convolution and pooling
+
+  ! 2-D convolution (crk_conv2d_f32_threads, cross-correlation as PyTorch's conv2d) with the
+  ! C arrays in Fortran order: x(w, h, c_in, n), weight(kw, kh, c_in/groups, c_out),
+  ! y(w_out, h_out, c_out, n) with h_out, w_out from crk_conv2d_output_shape, bias(c_out)
+  ! (absent: none). stride, padding and dilation are [height, width] as in crk_conv_params
+  ! (absent: 1, 0 and 1); groups absent: 1; n_threads absent: 1 (0: all cores; the same
+  ! numbers on any count).
+  subroutine crk_conv2d(x, weight, y, bias, stride, padding, dilation, groups, n_threads, &
+      stat, errmsg)
+    real(c_float), intent(in) :: x(:, :, :, :), weight(:, :, :, :)
+    real(c_float), intent(out) :: y(:, :, :, :)
+    real(c_float), intent(in), optional :: bias(:)
+    integer, intent(in), optional :: stride(2), padding(2), dilation(2), groups, n_threads
+    integer, intent(out), optional :: stat
+    character(len=:), allocatable, intent(inout), optional :: errmsg
+    character(len=:), allocatable :: msg
+    type(crk_conv_params) :: params
+    integer(c_size_t) :: h_out, w_out, threads
+    real(c_float), allocatable :: bias_c(:), work(:, :, :, :)
+    integer :: expected(4)
+    params%stride = 1
+    params%padding = 0
+    params%dilation = 1
+    params%groups = 1
+    if (present(stride)) params%stride = int(stride, c_size_t)
+    if (present(padding)) params%padding = int(padding, c_size_t)
+    if (present(dilation)) params%dilation = int(dilation, c_size_t)
+    if (present(groups)) params%groups = int(groups, c_size_t)
+    if (any(params%stride < 1) .or. any(params%padding < 0) .or. any(params%dilation < 1) .or. &
+        params%groups < 1) then
+      call size_error("crk_conv2d: stride, dilation and groups must be >= 1, padding >= 0", &
+          stat, msg)
+      if (present(errmsg)) errmsg = msg
+      return
+    end if
+    if (size(weight, 3, kind=c_size_t) * params%groups /= size(x, 3, kind=c_size_t)) then
+      call size_error("crk_conv2d: need x(w, h, c_in, n) and weight(kw, kh, c_in/groups, " // &
+          "c_out) with c_in = " // int_text(size(x, 3)), stat, msg)
+      if (present(errmsg)) errmsg = msg
+      return
+    end if
+    allocate(bias_c(size(weight, 4)))
+    bias_c = 0
+    if (present(bias)) then
+      if (size(bias) /= size(weight, 4)) then
+        call size_error("crk_conv2d: need bias(c_out), c_out = size(weight, 4) = " // &
+            int_text(size(weight, 4)), stat, msg)
+        if (present(errmsg)) errmsg = msg
+        return
+      end if
+      bias_c = bias
+    end if
+    if (.not. checked(crk_conv2d_output_shape(size(x, 2, kind=c_size_t), &
+        size(x, 1, kind=c_size_t), size(weight, 2, kind=c_size_t), &
+        size(weight, 1, kind=c_size_t), params, h_out, w_out), "crk_conv2d_output_shape", &
+        stat, msg)) then
+      if (present(errmsg)) errmsg = msg
+      return
+    end if
+    expected = [int(w_out), int(h_out), size(weight, 4), size(x, 4)]
+    if (any(shape(y) /= expected)) then
+      call size_error("crk_conv2d: need y(w_out, h_out, c_out, n) = y" // &
+          shape_text(expected) // ", not y" // shape_text(shape(y)), stat, msg)
+      if (present(errmsg)) errmsg = msg
+      return
+    end if
+    threads = 1
+    if (present(n_threads)) threads = int(n_threads, c_size_t)
+    allocate(work(size(y, 1), size(y, 2), size(y, 3), size(y, 4)))
+    if (checked(crk_conv2d_f32_threads(x, size(x, 4, kind=c_size_t), size(x, 3, kind=c_size_t), &
+        size(x, 2, kind=c_size_t), size(x, 1, kind=c_size_t), weight, bias_c, &
+        size(weight, 4, kind=c_size_t), size(weight, 2, kind=c_size_t), &
+        size(weight, 1, kind=c_size_t), params, threads, work), "crk_conv2d_f32_threads", stat, &
+        msg)) y = work
+    if (present(errmsg)) errmsg = msg
+  end subroutine crk_conv2d
+
+  ! 1-D convolution (crk_conv1d_f32_threads): x(len, c_in, n), weight(k, c_in/groups, c_out),
+  ! y(len_out, c_out, n) with len_out from crk_conv1d_output_length, bias(c_out) (absent:
+  ! none); stride, dilation and groups absent: 1, padding absent: 0; n_threads as crk_conv2d.
+  subroutine crk_conv1d(x, weight, y, bias, stride, padding, dilation, groups, n_threads, &
+      stat, errmsg)
+    real(c_float), intent(in) :: x(:, :, :), weight(:, :, :)
+    real(c_float), intent(out) :: y(:, :, :)
+    real(c_float), intent(in), optional :: bias(:)
+    integer, intent(in), optional :: stride, padding, dilation, groups, n_threads
+    integer, intent(out), optional :: stat
+    character(len=:), allocatable, intent(inout), optional :: errmsg
+    character(len=:), allocatable :: msg
+    type(crk_conv_params) :: params
+    integer(c_size_t) :: len_out, threads
+    real(c_float), allocatable :: bias_c(:), work(:, :, :)
+    integer :: expected(3)
+    ! Both entries of each pair: the C side reads one of them.
+    params%stride = 1
+    params%padding = 0
+    params%dilation = 1
+    params%groups = 1
+    if (present(stride)) params%stride = int(stride, c_size_t)
+    if (present(padding)) params%padding = int(padding, c_size_t)
+    if (present(dilation)) params%dilation = int(dilation, c_size_t)
+    if (present(groups)) params%groups = int(groups, c_size_t)
+    if (any(params%stride < 1) .or. any(params%padding < 0) .or. any(params%dilation < 1) .or. &
+        params%groups < 1) then
+      call size_error("crk_conv1d: stride, dilation and groups must be >= 1, padding >= 0", &
+          stat, msg)
+      if (present(errmsg)) errmsg = msg
+      return
+    end if
+    if (size(weight, 2, kind=c_size_t) * params%groups /= size(x, 2, kind=c_size_t)) then
+      call size_error("crk_conv1d: need x(len, c_in, n) and weight(k, c_in/groups, c_out) " // &
+          "with c_in = " // int_text(size(x, 2)), stat, msg)
+      if (present(errmsg)) errmsg = msg
+      return
+    end if
+    allocate(bias_c(size(weight, 3)))
+    bias_c = 0
+    if (present(bias)) then
+      if (size(bias) /= size(weight, 3)) then
+        call size_error("crk_conv1d: need bias(c_out), c_out = size(weight, 3) = " // &
+            int_text(size(weight, 3)), stat, msg)
+        if (present(errmsg)) errmsg = msg
+        return
+      end if
+      bias_c = bias
+    end if
+    if (.not. checked(crk_conv1d_output_length(size(x, 1, kind=c_size_t), &
+        size(weight, 1, kind=c_size_t), params, len_out), "crk_conv1d_output_length", stat, &
+        msg)) then
+      if (present(errmsg)) errmsg = msg
+      return
+    end if
+    expected = [int(len_out), size(weight, 3), size(x, 3)]
+    if (any(shape(y) /= expected)) then
+      call size_error("crk_conv1d: need y(len_out, c_out, n) = y" // shape_text(expected) // &
+          ", not y" // shape_text(shape(y)), stat, msg)
+      if (present(errmsg)) errmsg = msg
+      return
+    end if
+    threads = 1
+    if (present(n_threads)) threads = int(n_threads, c_size_t)
+    allocate(work(size(y, 1), size(y, 2), size(y, 3)))
+    if (checked(crk_conv1d_f32_threads(x, size(x, 3, kind=c_size_t), size(x, 2, kind=c_size_t), &
+        size(x, 1, kind=c_size_t), weight, bias_c, size(weight, 3, kind=c_size_t), &
+        size(weight, 1, kind=c_size_t), params, threads, work), "crk_conv1d_f32_threads", stat, &
+        msg)) y = work
+    if (present(errmsg)) errmsg = msg
+  end subroutine crk_conv1d
+
+  ! The crk_pool_params of a 2-D pooling and y's expected shape (w_out, h_out, c, n), or
+  ! .false. with stat and msg set (`what` names the caller in messages).
+  logical function pool_setup(what, x, y, kernel, stride, padding, count_include_pad, params, &
+      stat, msg)
+    character(len=*), intent(in) :: what
+    real(c_float), intent(in) :: x(:, :, :, :), y(:, :, :, :)
+    integer, intent(in) :: kernel(2)
+    integer, intent(in), optional :: stride(2), padding(2)
+    logical, intent(in), optional :: count_include_pad
+    type(crk_pool_params), intent(out) :: params
+    integer, intent(out), optional :: stat
+    character(len=:), allocatable, intent(out) :: msg
+    integer(c_size_t) :: h_out, w_out
+    integer :: expected(4)
+    pool_setup = .false.
+    if (any(kernel < 1)) then
+      call size_error(what // ": kernel must be >= 1", stat, msg)
+      return
+    end if
+    params%kernel = int(kernel, c_size_t)
+    params%stride = params%kernel
+    params%padding = 0
+    params%count_include_pad = 1
+    if (present(stride)) params%stride = int(stride, c_size_t)
+    if (present(padding)) params%padding = int(padding, c_size_t)
+    if (present(count_include_pad)) then
+      if (.not. count_include_pad) params%count_include_pad = 0
+    end if
+    if (any(params%stride < 1) .or. any(params%padding < 0)) then
+      call size_error(what // ": stride must be >= 1, padding >= 0", stat, msg)
+      return
+    end if
+    if (.not. checked(crk_pool2d_output_shape(size(x, 2, kind=c_size_t), &
+        size(x, 1, kind=c_size_t), params, h_out, w_out), "crk_pool2d_output_shape", stat, &
+        msg)) return
+    expected = [int(w_out), int(h_out), size(x, 3), size(x, 4)]
+    if (any(shape(y) /= expected)) then
+      call size_error(what // ": need y(w_out, h_out, c, n) = y" // shape_text(expected) // &
+          ", not y" // shape_text(shape(y)), stat, msg)
+      return
+    end if
+    pool_setup = .true.
+  end function pool_setup
+
+  ! Max pooling over 2-D windows (crk_maxpool2d_f32): x(w, h, c, n) to y(w_out, h_out, c, n)
+  ! (crk_pool2d_output_shape). kernel, stride and padding are [height, width] as in
+  ! crk_pool_params (stride absent: kernel; padding absent: 0); padded cells are ignored.
+  subroutine crk_maxpool2d(x, y, kernel, stride, padding, stat, errmsg)
+    real(c_float), intent(in) :: x(:, :, :, :)
+    real(c_float), intent(out) :: y(:, :, :, :)
+    integer, intent(in) :: kernel(2)
+    integer, intent(in), optional :: stride(2), padding(2)
+    integer, intent(out), optional :: stat
+    character(len=:), allocatable, intent(inout), optional :: errmsg
+    character(len=:), allocatable :: msg
+    type(crk_pool_params) :: params
+    real(c_float), allocatable :: work(:, :, :, :)
+    if (.not. pool_setup("crk_maxpool2d", x, y, kernel, stride, padding, .true., params, stat, &
+        msg)) then
+      if (present(errmsg)) errmsg = msg
+      return
+    end if
+    allocate(work(size(y, 1), size(y, 2), size(y, 3), size(y, 4)))
+    if (checked(crk_maxpool2d_f32(x, size(x, 4, kind=c_size_t), size(x, 3, kind=c_size_t), &
+        size(x, 2, kind=c_size_t), size(x, 1, kind=c_size_t), params, work), &
+        "crk_maxpool2d_f32", stat, msg)) y = work
+    if (present(errmsg)) errmsg = msg
+  end subroutine crk_maxpool2d
+
+  ! Average pooling over 2-D windows (crk_avgpool2d_f32), arguments as crk_maxpool2d;
+  ! count_include_pad (absent: .true., as PyTorch) divides by the full window (padded cells
+  ! count as zeros), .false. by the number of input cells in the window.
+  subroutine crk_avgpool2d(x, y, kernel, stride, padding, count_include_pad, stat, errmsg)
+    real(c_float), intent(in) :: x(:, :, :, :)
+    real(c_float), intent(out) :: y(:, :, :, :)
+    integer, intent(in) :: kernel(2)
+    integer, intent(in), optional :: stride(2), padding(2)
+    logical, intent(in), optional :: count_include_pad
+    integer, intent(out), optional :: stat
+    character(len=:), allocatable, intent(inout), optional :: errmsg
+    character(len=:), allocatable :: msg
+    type(crk_pool_params) :: params
+    real(c_float), allocatable :: work(:, :, :, :)
+    if (.not. pool_setup("crk_avgpool2d", x, y, kernel, stride, padding, count_include_pad, &
+        params, stat, msg)) then
+      if (present(errmsg)) errmsg = msg
+      return
+    end if
+    allocate(work(size(y, 1), size(y, 2), size(y, 3), size(y, 4)))
+    if (checked(crk_avgpool2d_f32(x, size(x, 4, kind=c_size_t), size(x, 3, kind=c_size_t), &
+        size(x, 2, kind=c_size_t), size(x, 1, kind=c_size_t), params, work), &
+        "crk_avgpool2d_f32", stat, msg)) y = work
+    if (present(errmsg)) errmsg = msg
+  end subroutine crk_avgpool2d
+
+  ! Global average pooling (crk_global_avgpool_f32): x(w, h, c, n) to y(c, n).
+  subroutine crk_global_avgpool(x, y, stat, errmsg)
+    real(c_float), intent(in) :: x(:, :, :, :)
+    real(c_float), intent(out) :: y(:, :)
+    integer, intent(out), optional :: stat
+    character(len=:), allocatable, intent(inout), optional :: errmsg
+    character(len=:), allocatable :: msg
+    real(c_float), allocatable :: work(:, :)
+    if (size(y, 1) /= size(x, 3) .or. size(y, 2) /= size(x, 4)) then
+      call size_error("crk_global_avgpool: need y(c, n) = y" // &
+          shape_text([size(x, 3), size(x, 4)]) // ", not y" // shape_text(shape(y)), stat, msg)
+      if (present(errmsg)) errmsg = msg
+      return
+    end if
+    allocate(work(size(y, 1), size(y, 2)))
+    if (checked(crk_global_avgpool_f32(x, size(x, 4, kind=c_size_t), size(x, 3, kind=c_size_t), &
+        size(x, 1, kind=c_size_t) * size(x, 2, kind=c_size_t), work), &
+        "crk_global_avgpool_f32", stat, msg)) y = work
+    if (present(errmsg)) errmsg = msg
+  end subroutine crk_global_avgpool
+
+  ! ---------------------------------------------------------------- propagation
+
+  ! D_cm2_per_s(i) [cm^2/s] at radius_kpc(i), height_kpc(i), rigidity_GV(i) (arrays of one
+  ! size; crk_diffusion_coefficient).
+  subroutine crk_diffusion_coefficient_checked(params, radius_kpc, height_kpc, rigidity_GV, &
+      D_cm2_per_s, stat, errmsg)
+    type(crk_diffusion_params), intent(in) :: params
+    real(c_double), intent(in) :: radius_kpc(:), height_kpc(:), rigidity_GV(:)
+    real(c_double), intent(out) :: D_cm2_per_s(:)
+    integer, intent(out), optional :: stat
+    character(len=:), allocatable, intent(inout), optional :: errmsg
+    character(len=:), allocatable :: msg
+    real(c_double), allocatable :: work(:)
+    if (size(height_kpc) /= size(radius_kpc) .or. size(rigidity_GV) /= size(radius_kpc) .or. &
+        size(D_cm2_per_s) /= size(radius_kpc)) then
+      call size_error("crk_diffusion_coefficient_checked: arrays differ in size", stat, msg)
+      if (present(errmsg)) errmsg = msg
+      return
+    end if
+    allocate(work(size(radius_kpc)))
+    if (checked(crk_diffusion_coefficient(params, radius_kpc, height_kpc, rigidity_GV, &
+        size(radius_kpc, kind=c_size_t), work), "crk_diffusion_coefficient", stat, msg)) &
+        D_cm2_per_s = work
+    if (present(errmsg)) errmsg = msg
+  end subroutine crk_diffusion_coefficient_checked
+
+  ! The injection spectrum q_per_GV(i) = Q(rigidity_GV(i)) (crk_injection_rigidity).
+  subroutine crk_injection_rigidity_checked(params, rigidity_GV, q_per_GV, stat, errmsg)
+    type(crk_injection_params), intent(in) :: params
+    real(c_double), intent(in) :: rigidity_GV(:)
+    real(c_double), intent(out) :: q_per_GV(:)
+    integer, intent(out), optional :: stat
+    character(len=:), allocatable, intent(inout), optional :: errmsg
+    character(len=:), allocatable :: msg
+    real(c_double), allocatable :: work(:)
+    if (size(q_per_GV) /= size(rigidity_GV)) then
+      call size_error("crk_injection_rigidity_checked: q_per_GV and rigidity_GV differ in " // &
+          "size", stat, msg)
+      if (present(errmsg)) errmsg = msg
+      return
+    end if
+    allocate(work(size(rigidity_GV)))
+    if (checked(crk_injection_rigidity(params, rigidity_GV, size(rigidity_GV, kind=c_size_t), &
+        work), "crk_injection_rigidity", stat, msg)) q_per_GV = work
+    if (present(errmsg)) errmsg = msg
+  end subroutine crk_injection_rigidity_checked
+
+  ! The force-field map at Earth kinetic energies per nucleon kinetic_GeV(i) [GeV/n]: the
+  ! interstellar energies and flux_TOA / flux_IS factors (crk_force_field_map; arrays of one
+  ! size).
+  subroutine crk_force_field_map_checked(particle, params, kinetic_GeV, &
+      interstellar_kinetic_GeV, flux_factor, stat, errmsg)
+    type(crk_particle), intent(in) :: particle
+    type(crk_modulation_params), intent(in) :: params
+    real(c_double), intent(in) :: kinetic_GeV(:)
+    real(c_double), intent(out) :: interstellar_kinetic_GeV(:), flux_factor(:)
+    integer, intent(out), optional :: stat
+    character(len=:), allocatable, intent(inout), optional :: errmsg
+    character(len=:), allocatable :: msg
+    real(c_double), allocatable :: work_kinetic(:), work_factor(:)
+    if (size(interstellar_kinetic_GeV) /= size(kinetic_GeV) .or. &
+        size(flux_factor) /= size(kinetic_GeV)) then
+      call size_error("crk_force_field_map_checked: arrays differ in size", stat, msg)
+      if (present(errmsg)) errmsg = msg
+      return
+    end if
+    allocate(work_kinetic(size(kinetic_GeV)), work_factor(size(kinetic_GeV)))
+    if (checked(crk_force_field_map(particle, params, kinetic_GeV, &
+        size(kinetic_GeV, kind=c_size_t), work_kinetic, work_factor), "crk_force_field_map", &
+        stat, msg)) then
+      interstellar_kinetic_GeV = work_kinetic
+      flux_factor = work_factor
+    end if
+    if (present(errmsg)) errmsg = msg
+  end subroutine crk_force_field_map_checked
+
+  ! ---------------------------------------------------------------- mixtures
+
+  ! out(i) = ln p(x(i)) of the 1-D Gaussian mixture with weights softmax(logits), means and
+  ! scales exp(log_scales) (crk_mixture_log_pdf): logits, means, log_scales of one size k >= 1,
+  ! x and out of one size n >= 1.
+  subroutine crk_mixture_log_pdf_checked(logits, means, log_scales, x, out, stat, errmsg)
+    real(c_double), intent(in) :: logits(:), means(:), log_scales(:), x(:)
+    real(c_double), intent(out) :: out(:)
+    integer, intent(out), optional :: stat
+    character(len=:), allocatable, intent(inout), optional :: errmsg
+    character(len=:), allocatable :: msg
+    real(c_double), allocatable :: work(:)
+    if (size(means) /= size(logits) .or. size(log_scales) /= size(logits) .or. &
+        size(out) /= size(x)) then
+      call size_error("crk_mixture_log_pdf_checked: need logits(k), means(k), " // &
+          "log_scales(k), x(n) and out(n)", stat, msg)
+      if (present(errmsg)) errmsg = msg
+      return
+    end if
+    allocate(work(size(x)))
+    if (checked(crk_mixture_log_pdf(logits, means, log_scales, size(logits, kind=c_size_t), x, &
+        size(x, kind=c_size_t), work), "crk_mixture_log_pdf", stat, msg)) out = work
+    if (present(errmsg)) errmsg = msg
+  end subroutine crk_mixture_log_pdf_checked
 
   ! ---------------------------------------------------------------- surrogate
 
