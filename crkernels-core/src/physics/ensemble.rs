@@ -476,14 +476,13 @@ impl Ensemble {
     fn draw(&self, seed: u64, realisation: u64, uniforms: &mut Vec<f64>, drawn: &mut Sources) {
         let mut stream = Stream::new(seed, realisation);
         let count = self.draw_count(&mut stream);
-        // Per source an age uniform, then a distance uniform.
-        uniforms.clear();
+        // Per source an age uniform, then a distance uniform. (Resized without clearing: only
+        // growth is zeroed, and every value is overwritten.)
         uniforms.resize(2 * count, 0.0);
         stream.fill_uniform(uniforms);
         let Sources { distance_kpc, age_myr } = drawn;
         age_myr.clear();
         age_myr.extend(uniforms.chunks_exact(2).map(|pair| pair[1]));
-        distance_kpc.clear();
         distance_kpc.resize(count, 0.0);
         // Equal lengths: cannot fail.
         let _ = self.spatial.sample_each(age_myr, distance_kpc);
