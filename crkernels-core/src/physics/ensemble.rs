@@ -72,12 +72,13 @@ const CELL_TOLERANCE: f64 = 3e-13;
 /// Bins of the shared age grid on [0, T_young): the sort key of the sources.
 const AGE_BINS: usize = 8192;
 /// Bins per cell, the first try of a fit (a power of two: cells halve down to one bin).
-const BINS_PER_CELL: usize = 8;
+const BINS_PER_CELL: usize = 32;
 /// A direct bin is skipped where (its sources) x (its bound of A) is below this fraction of
 /// the sum of the other bins: the result moves by less than 1e-16 of itself.
 const NEGLIGIBLE_FRACTION: f64 = 1e-18;
-/// Bins where a segment may use the log-age form (the first 8 cells).
-const LOG_AGE_BINS: usize = 8 * BINS_PER_CELL;
+/// Bins where a segment may use the log-age form (their sources need ln t and 1/t: only the
+/// first 1/128 of the ages, where ln A and l^2 are not smooth in t).
+const LOG_AGE_BINS: usize = 64;
 /// Sources per vector chunk: 8 f64 lanes (one AVX-512 register, two AVX2 registers).
 const LANES: usize = 8;
 
