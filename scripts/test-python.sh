@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Builds libcrkernels (release), makes the virtual environment .venv-python with
-# bindings/python/requirements.txt and runs the Python binding tests.
+# bindings/python/requirements.txt and runs the Python binding tests, then the README's Python
+# example as written.
 #   bash scripts/test-python.sh [extra pytest arguments]
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -18,3 +19,12 @@ export CRKERNELS_LIB="$ROOT/target/release/libcrkernels.so"
 
 cd bindings/python
 "$VENV/bin/python" -m pytest -q tests "$@"
+
+cd "$ROOT"
+# The first ```python block of the README's "From Python" section.
+"$VENV/bin/python" - <<'PY' > "${TMPDIR:-/tmp}/crkernels_readme_example.py"
+import re
+section = open("README.md").read().split("\n## From Python\n")[1].split("\n## ")[0]
+print(re.search(r"```python\n(.*?)```", section, re.S).group(1))
+PY
+PYTHONPATH="$ROOT/bindings/python" "$VENV/bin/python" "${TMPDIR:-/tmp}/crkernels_readme_example.py"

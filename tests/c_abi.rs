@@ -255,3 +255,59 @@ fn fortran_bindings_and_example_run() {
         "error stop must print the message:\n{stderr}"
     );
 }
+
+/// The first ````lang` code block of the README section that starts with `heading`.
+fn readme_block(heading: &str, lang: &str) -> String {
+    let readme = std::fs::read_to_string(root().join("README.md")).expect("read README.md");
+    let section =
+        readme.split(&format!("\n{heading}\n")).nth(1).unwrap_or_else(|| panic!("no {heading} in README"));
+    let section = section.split("\n## ").next().unwrap_or_default();
+    let fence = format!("```{lang}\n");
+    let start =
+        section.find(&fence).unwrap_or_else(|| panic!("no {lang} block under {heading}")) + fence.len();
+    let end = section[start..].find("```").expect("unterminated code block") + start;
+    section[start..end].to_string()
+}
+
+/// Runs `exe` from the repository root and returns its standard output.
+fn output_of(exe: &Path) -> String {
+    let output = Command::new(exe).current_dir(root()).output().expect("run a README example");
+    assert!(
+        output.status.success(),
+        "{} failed ({}):\n{}\n{}",
+        exe.display(),
+        output.status,
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    String::from_utf8_lossy(&output.stdout).into_owned()
+}
+
+/// The README's C, C++ and Fortran examples compile and run as written (the Python one is run
+/// by scripts/test-python.sh; Julia cannot be installed here), and print the loss rate the
+/// library gives.
+#[test]
+fn readme_examples_run_as_written() {
+    let out_dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("readme_examples");
+    std::fs::create_dir_all(&out_dir).unwrap();
+    let expected = "1.3097e-14";
+    let c = out_dir.join("example.c");
+    std::fs::write(&c, readme_block("## From C", "c")).unwrap();
+    build(&compiler("CC", "cc"), C_FLAGS, &c, &out_dir.join("example_c"));
+    assert!(output_of(&out_dir.join("example_c")).contains(expected));
+    let cpp = out_dir.join("example.cpp");
+    std::fs::write(&cpp, readme_block("## From C++", "cpp")).unwrap();
+    build(&compiler("CXX", "c++"), CXX_FLAGS, &cpp, &out_dir.join("example_cpp"));
+    let printed = output_of(&out_dir.join("example_cpp"));
+    assert!(printed.contains(expected) && printed.contains("CRK_ERR_INVALID_ARGUMENT"), "{printed}");
+    let fortran = compiler("FC", "gfortran");
+    if Command::new(&fortran).arg("--version").output().is_err() {
+        assert!(std::env::var_os("CRKERNELS_REQUIRE_FORTRAN").is_none(), "{fortran} not found");
+        eprintln!("skipping the README's Fortran example: {fortran} not found");
+        return;
+    }
+    let f90 = out_dir.join("my_losses.f90");
+    std::fs::write(&f90, readme_block("## From Fortran", "fortran")).unwrap();
+    build_fortran(&fortran, &out_dir, &f90, &out_dir.join("my_losses"));
+    assert!(output_of(&out_dir.join("my_losses")).contains("1.3097E-14"));
+}
