@@ -71,7 +71,13 @@ fn run(exe: &Path) {
 
 /// Runs `exe` with `args`, or panics with its output.
 fn run_with_args(exe: &Path, args: &[&std::ffi::OsStr]) {
-    let output = Command::new(exe).args(args).output().expect("run the C test");
+    checked_output(Command::new(exe).args(args), exe);
+}
+
+/// Runs `command` (the program `exe`) and returns its standard output, or panics with its
+/// output.
+fn checked_output(command: &mut Command, exe: &Path) -> String {
+    let output = command.output().unwrap_or_else(|e| panic!("cannot run {}: {e}", exe.display()));
     assert!(
         output.status.success(),
         "{} failed ({}):\n{}\n{}",
@@ -80,6 +86,7 @@ fn run_with_args(exe: &Path, args: &[&std::ffi::OsStr]) {
         String::from_utf8_lossy(&output.stdout),
         String::from_utf8_lossy(&output.stderr)
     );
+    String::from_utf8_lossy(&output.stdout).into_owned()
 }
 
 #[test]
@@ -271,16 +278,7 @@ fn readme_block(heading: &str, lang: &str) -> String {
 
 /// Runs `exe` from the repository root and returns its standard output.
 fn output_of(exe: &Path) -> String {
-    let output = Command::new(exe).current_dir(root()).output().expect("run a README example");
-    assert!(
-        output.status.success(),
-        "{} failed ({}):\n{}\n{}",
-        exe.display(),
-        output.status,
-        String::from_utf8_lossy(&output.stdout),
-        String::from_utf8_lossy(&output.stderr)
-    );
-    String::from_utf8_lossy(&output.stdout).into_owned()
+    checked_output(Command::new(exe).current_dir(root()), exe)
 }
 
 /// The README's C, C++ and Fortran examples compile and run as written (the Python one is run

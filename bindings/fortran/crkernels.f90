@@ -1437,7 +1437,7 @@ module crkernels
     final :: surrogate_final
   end type crk_surrogate_t
 
-  private :: c_string, checked, size_error, int_text, shape_text, pool_setup
+  private :: c_string, checked, size_error, int_text, shape_text, pool_setup, conv_setup
   private :: losses_init, losses_preset, losses_thomson, losses_rate, losses_free, losses_final
   private :: transport_init, transport_initial_energy, transport_loss_length2
   private :: transport_loss_time, transport_max_age, transport_free, transport_final
@@ -2121,29 +2121,10 @@ contains
     if (present(padding)) params%padding = int(padding, c_size_t)
     if (present(dilation)) params%dilation = int(dilation, c_size_t)
     if (present(groups)) params%groups = int(groups, c_size_t)
-    if (any(params%stride < 1) .or. any(params%padding < 0) .or. any(params%dilation < 1) .or. &
-        params%groups < 1) then
-      call size_error("crk_conv2d: stride, dilation and groups must be >= 1, padding >= 0", &
-          stat, msg)
+    if (.not. conv_setup("crk_conv2d", size(x, 3), size(weight, 3), size(weight, 4), bias, params, &
+        bias_c, stat, msg)) then
       if (present(errmsg)) errmsg = msg
       return
-    end if
-    if (size(weight, 3, kind=c_size_t) * params%groups /= size(x, 3, kind=c_size_t)) then
-      call size_error("crk_conv2d: need x(w, h, c_in, n) and weight(kw, kh, c_in/groups, " // &
-          "c_out) with c_in = " // int_text(size(x, 3)), stat, msg)
-      if (present(errmsg)) errmsg = msg
-      return
-    end if
-    allocate(bias_c(size(weight, 4)))
-    bias_c = 0
-    if (present(bias)) then
-      if (size(bias) /= size(weight, 4)) then
-        call size_error("crk_conv2d: need bias(c_out), c_out = size(weight, 4) = " // &
-            int_text(size(weight, 4)), stat, msg)
-        if (present(errmsg)) errmsg = msg
-        return
-      end if
-      bias_c = bias
     end if
     if (.not. checked(crk_conv2d_output_shape(size(x, 2, kind=c_size_t), &
         size(x, 1, kind=c_size_t), size(weight, 2, kind=c_size_t), &
@@ -2195,29 +2176,10 @@ contains
     if (present(padding)) params%padding = int(padding, c_size_t)
     if (present(dilation)) params%dilation = int(dilation, c_size_t)
     if (present(groups)) params%groups = int(groups, c_size_t)
-    if (any(params%stride < 1) .or. any(params%padding < 0) .or. any(params%dilation < 1) .or. &
-        params%groups < 1) then
-      call size_error("crk_conv1d: stride, dilation and groups must be >= 1, padding >= 0", &
-          stat, msg)
+    if (.not. conv_setup("crk_conv1d", size(x, 2), size(weight, 2), size(weight, 3), bias, params, &
+        bias_c, stat, msg)) then
       if (present(errmsg)) errmsg = msg
       return
-    end if
-    if (size(weight, 2, kind=c_size_t) * params%groups /= size(x, 2, kind=c_size_t)) then
-      call size_error("crk_conv1d: need x(len, c_in, n) and weight(k, c_in/groups, c_out) " // &
-          "with c_in = " // int_text(size(x, 2)), stat, msg)
-      if (present(errmsg)) errmsg = msg
-      return
-    end if
-    allocate(bias_c(size(weight, 3)))
-    bias_c = 0
-    if (present(bias)) then
-      if (size(bias) /= size(weight, 3)) then
-        call size_error("crk_conv1d: need bias(c_out), c_out = size(weight, 3) = " // &
-            int_text(size(weight, 3)), stat, msg)
-        if (present(errmsg)) errmsg = msg
-        return
-      end if
-      bias_c = bias
     end if
     if (.not. checked(crk_conv1d_output_length(size(x, 1, kind=c_size_t), &
         size(weight, 1, kind=c_size_t), params, len_out), "crk_conv1d_output_length", stat, &
@@ -2241,6 +2203,43 @@ contains
         msg)) y = work
     if (present(errmsg)) errmsg = msg
   end subroutine crk_conv1d
+
+  ! Checks a convolution's parameters (stride, dilation, groups >= 1, padding >= 0), that the
+  ! weight's input channels times groups is c_in, and makes the C bias (absent: zeros); or
+  ! .false. with stat and msg set (`what` names the caller in messages).
+  logical function conv_setup(what, c_in, c_in_group, c_out, bias, params, bias_c, stat, msg)
+    character(len=*), intent(in) :: what
+    integer, intent(in) :: c_in, c_in_group, c_out
+    real(c_float), intent(in), optional :: bias(:)
+    type(crk_conv_params), intent(in) :: params
+    real(c_float), allocatable, intent(out) :: bias_c(:)
+    integer, intent(out), optional :: stat
+    character(len=:), allocatable, intent(out) :: msg
+    conv_setup = .false.
+    msg = ""
+    if (any(params%stride < 1) .or. any(params%padding < 0) .or. any(params%dilation < 1) .or. &
+        params%groups < 1) then
+      call size_error(what // ": stride, dilation and groups must be >= 1, padding >= 0", stat, &
+          msg)
+      return
+    end if
+    if (int(c_in_group, c_size_t) * params%groups /= int(c_in, c_size_t)) then
+      call size_error(what // ": the weight's input channels times groups must be c_in = " // &
+          int_text(c_in), stat, msg)
+      return
+    end if
+    allocate(bias_c(c_out))
+    bias_c = 0
+    if (present(bias)) then
+      if (size(bias) /= c_out) then
+        call size_error(what // ": need bias(c_out), c_out = " // int_text(c_out), stat, msg)
+        return
+      end if
+      bias_c = bias
+    end if
+    if (present(stat)) stat = CRK_OK
+    conv_setup = .true.
+  end function conv_setup
 
   ! The crk_pool_params of a 2-D pooling and y's expected shape (w_out, h_out, c, n), or
   ! .false. with stat and msg set (`what` names the caller in messages).
