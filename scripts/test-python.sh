@@ -28,3 +28,13 @@ section = open("README.md").read().split("\n## From Python\n")[1].split("\n## ")
 print(re.search(r"```python\n(.*?)```", section, re.S).group(1))
 PY
 PYTHONPATH="$ROOT/bindings/python" "$VENV/bin/python" "${TMPDIR:-/tmp}/crkernels_readme_example.py"
+
+# The package installs with pip (bindings/python/pyproject.toml) and works from the install,
+# outside the source tree, with the library named by CRKERNELS_LIB.
+SITE=$(mktemp -d)
+trap 'rm -rf "$SITE" bindings/python/build bindings/python/crkernels.egg-info' EXIT
+"$VENV/bin/python" -m pip install --quiet --disable-pip-version-check --no-deps \
+    --target "$SITE" bindings/python
+(cd "$SITE" && PYTHONPATH="$SITE" "$VENV/bin/python" -c \
+    "import crkernels, numpy; assert crkernels.__file__.startswith('$SITE'), crkernels.__file__; \
+l = crkernels.Losses.preset('kn_exact', 'delahaye2010', 3.0); print('installed package:', l.rate(numpy.array([10.0])))")
