@@ -14,27 +14,18 @@
 //! Julia bindings must also not name a `crk_` function the library does not export. All
 //! problems are listed in one failure message.
 
+mod library_support;
+
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-fn root() -> &'static Path {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-}
+use library_support::{library_dir, root};
 
-/// Builds the release library into the same target directory as tests/c_abi.rs (its cdylib
-/// comes with the staticlib) and returns the shared library's path.
+/// The built shared library's path.
 fn shared_library() -> PathBuf {
-    let target = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("staticlib");
-    let status = Command::new(env!("CARGO"))
-        .args(["build", "--release", "--lib", "--package", "crkernels", "--target-dir"])
-        .arg(&target)
-        .current_dir(root())
-        .status()
-        .expect("run cargo build for the shared library");
-    assert!(status.success(), "cargo build of the library failed");
     let name = format!("{}crkernels{}", std::env::consts::DLL_PREFIX, std::env::consts::DLL_SUFFIX);
-    let path = target.join("release").join(name);
+    let path = library_dir().join(name);
     assert!(path.exists(), "no {} after the build", path.display());
     path
 }

@@ -3,42 +3,18 @@
 //! C++ wrapper tests (include/crkernels.hpp, tests/cpp) as C++17 and C++20 and the C++ example
 //! (examples/cpp, with OpenMP).
 
+mod library_support;
+
 use std::path::{Path, PathBuf};
 use std::process::Command;
+
+use library_support::{library_dir, root};
 
 const C_FLAGS: &[&str] = &["-std=c99", "-Wall", "-Wextra", "-Werror", "-pedantic", "-O1"];
 const CXX_FLAGS: &[&str] = &["-std=c++17", "-Wall", "-Wextra", "-Werror", "-pedantic", "-O1"];
 const CXX20_FLAGS: &[&str] = &["-std=c++20", "-Wall", "-Wextra", "-Werror", "-pedantic", "-O1"];
 const CXX_OPENMP_FLAGS: &[&str] =
     &["-std=c++17", "-Wall", "-Wextra", "-Werror", "-pedantic", "-O2", "-fopenmp"];
-
-fn root() -> &'static Path {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-}
-
-/// The directory holding a fresh libcrkernels.a.
-///
-/// `cargo test` builds only the rlib, so a staticlib under target/ may be stale: build it here
-/// with the cargo that runs the tests, into a target directory of its own (no lock contention
-/// with the outer cargo), once per test binary.
-fn library_dir() -> PathBuf {
-    static BUILT: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
-    BUILT
-        .get_or_init(|| {
-            let target = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("staticlib");
-            let status = Command::new(env!("CARGO"))
-                .args(["build", "--release", "--lib", "--package", "crkernels", "--target-dir"])
-                .arg(&target)
-                .current_dir(root())
-                .status()
-                .expect("run cargo build for the static library");
-            assert!(status.success(), "cargo build of the static library failed");
-            let dir = target.join("release");
-            assert!(dir.join("libcrkernels.a").exists(), "no libcrkernels.a in {}", dir.display());
-            dir
-        })
-        .clone()
-}
 
 fn compiler(var: &str, default: &str) -> String {
     std::env::var(var).unwrap_or_else(|_| default.to_string())
