@@ -178,10 +178,9 @@ pub struct Conv2d {
     bias: Vec<f32>,
     /// Per group, per panel: MR values, zero past the group's channels.
     packed_bias: Vec<f32>,
-    /// Offset of patch row k = (c, i, j) in a group's padded input: c Hp Wp + i dH Wp + j dW.
+    /// Offset of patch row k = (c, i, j) in a group's padded input: c Hp Wp + i dH Wp + j dW,
+    /// increasing in k (a dilated kernel fits in the padded plane).
     k_offsets: Vec<usize>,
-    /// The largest of them.
-    last_offset: usize,
 }
 
 /// Working memory of one thread for a [`Conv2d`] (the padded sample and one patch panel).
@@ -299,7 +298,6 @@ impl Conv2d {
             bias,
             packed_bias: Vec::new(),
             k_offsets: Vec::new(),
-            last_offset: 0,
         };
         if algorithm != Algorithm::Direct {
             layer.pack(k, c_out_group);
@@ -335,7 +333,13 @@ impl Conv2d {
                 }
             }
         }
-        self.last_offset = self.k_offsets.iter().copied().max().unwrap_or(0);
+        // The bounds checks before the unchecked reads take the last offset as the largest.
+        assert!(self.k_offsets.windows(2).all(|w| w[0] < w[1]), "patch offsets must increase");
+    }
+
+    /// The largest patch offset (the last: they increase).
+    fn last_offset(&self) -> usize {
+        self.k_offsets.last().copied().unwrap_or(0)
     }
 
     /// Input channels.
@@ -425,8 +429,9 @@ impl Conv2d {
             work.padded.clear();
             work.padded.resize(self.c_in * hp * wp + nr, 0.0);
         }
+        // The patch panel only for im2col (RowSegments and the implicit GEMM read in place).
         let k = self.k_offsets.len();
-        if work.panel.len() < k * nr {
+        if self.algorithm == Algorithm::Im2colGemm && work.panel.len() < k * nr {
             work.panel.resize(k * nr, 0.0);
         }
     }
@@ -530,7 +535,7 @@ impl Conv2d {
         let positions = self.output_hw[1];
         let panels = c_out_group.div_ceil(mr);
         let [hp, wp] = self.padded_hw;
-        let last_offset = self.last_offset;
+        let last_offset = self.last_offset();
         for g in 0..groups {
             let group_base = g * c_in_group * hp * wp;
             for p0 in (0..positions).step_by(nr) {
@@ -574,7 +579,7 @@ impl Conv2d {
         let [hp, wp] = self.padded_hw;
         let [sh, sw] = self.params.stride;
         let panel = &mut panel_buffer[..k * nr];
-        let last_offset = self.last_offset;
+        let last_offset = self.last_offset();
         for g in 0..groups {
             let group_input = &padded[g * c_in_group * hp * wp..(g + 1) * c_in_group * hp * wp];
             for p0 in (0..positions).step_by(nr) {
@@ -643,7 +648,7 @@ impl Conv2d {
             let sh = self.params.stride[0];
             // Where the run of 8 positions from q starts in a group's padded input.
             let segment = |q: usize| (q / w_out) * sh * wp + q % w_out;
-            let last_offset = self.last_offset;
+            let last_offset = self.last_offset();
             // Every read: segment(q) + offset + 8 <= segment(positions - 8) + last_offset + 8.
             assert!(
                 segment(positions - 8) + last_offset + 8 <= c_in_group * hp * wp,
