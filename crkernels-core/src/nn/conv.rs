@@ -183,6 +183,14 @@ pub struct Conv2d {
     k_offsets: Vec<usize>,
 }
 
+/// One weight panel of a GEMM algorithm (see [`Conv2d::weight_panel`]).
+struct WeightPanel<'a> {
+    weights: &'a [f32],
+    bias: &'a [f32],
+    row0: usize,
+    rows: usize,
+}
+
 /// Working memory of one thread for a [`Conv2d`] (the padded sample and one patch panel).
 #[derive(Clone, Debug, Default)]
 pub struct ConvWorkspace {
@@ -335,6 +343,20 @@ impl Conv2d {
         }
         // The bounds checks before the unchecked reads take the last offset as the largest.
         assert!(self.k_offsets.windows(2).all(|w| w[0] < w[1]), "patch offsets must increase");
+    }
+
+    /// Weight panel `panel` of group g (GEMM algorithms): its packed weights [K][MR], its MR
+    /// biases, its first output channel and its number of channels.
+    fn weight_panel(&self, g: usize, panel: usize) -> WeightPanel<'_> {
+        let mr = self.micro.mr();
+        let c_out_group = self.c_out / self.params.groups;
+        let (k, index) = (self.k_offsets.len(), g * c_out_group.div_ceil(mr) + panel);
+        WeightPanel {
+            weights: &self.packed[index * k * mr..(index + 1) * k * mr],
+            bias: &self.packed_bias[index * mr..(index + 1) * mr],
+            row0: g * c_out_group + panel * mr,
+            rows: mr.min(c_out_group - panel * mr),
+        }
     }
 
     /// The largest patch offset (the last: they increase).
@@ -545,18 +567,16 @@ impl Conv2d {
                 // (it has NR values of slack past the last channel).
                 assert!(last_offset + nr <= b.len(), "implicit GEMM read out of bounds");
                 for panel in 0..panels {
-                    let index = g * panels + panel;
-                    let row0 = g * c_out_group + panel * mr;
-                    let rows = mr.min(c_out_group - panel * mr);
+                    let WeightPanel { weights, bias, row0, rows } = self.weight_panel(g, panel);
                     // SAFETY: packed panels hold K MR values, B rows are in bounds (asserted),
                     // the output rows row0.. row0 + rows hold `positions` values each.
                     unsafe {
                         self.micro.tile(
                             k,
-                            &self.packed[index * k * mr..(index + 1) * k * mr],
+                            weights,
                             b,
                             Offsets(&self.k_offsets),
-                            Init::Rows(&self.packed_bias[index * mr..(index + 1) * mr]),
+                            Init::Rows(bias),
                             &mut out[row0 * positions + p0..],
                             positions,
                             (rows, cols),
@@ -610,18 +630,16 @@ impl Conv2d {
                     p += len;
                 }
                 for panel_index in 0..panels {
-                    let index = g * panels + panel_index;
-                    let row0 = g * c_out_group + panel_index * mr;
-                    let rows = mr.min(c_out_group - panel_index * mr);
+                    let WeightPanel { weights, bias, row0, rows } = self.weight_panel(g, panel_index);
                     // SAFETY: the panel holds K NR values, packed weights K MR; output rows
                     // row0..row0 + rows hold `positions` values each.
                     unsafe {
                         self.micro.tile(
                             k,
-                            &self.packed[index * k * mr..(index + 1) * k * mr],
+                            weights,
                             panel,
                             Packed(nr),
-                            Init::Rows(&self.packed_bias[index * mr..(index + 1) * mr]),
+                            Init::Rows(bias),
                             &mut out[row0 * positions + p0..],
                             positions,
                             (rows, cols),
@@ -640,7 +658,6 @@ impl Conv2d {
             let mr = self.micro.mr();
             let groups = self.params.groups;
             let (c_in_group, c_out_group) = (self.c_in / groups, self.c_out / groups);
-            let k = self.k_offsets.len();
             let [h_out, w_out] = self.output_hw;
             let positions = h_out * w_out;
             let panels = c_out_group.div_ceil(mr);
@@ -663,19 +680,17 @@ impl Conv2d {
                     let segments =
                         core::array::from_fn(|s| segment(if 8 * s < cols { p0 + 8 * s } else { p0 }));
                     for panel in 0..panels {
-                        let index = g * panels + panel;
-                        let row0 = g * c_out_group + panel * mr;
-                        let rows = mr.min(c_out_group - panel * mr);
+                        let WeightPanel { weights, bias, row0, rows } = self.weight_panel(g, panel);
                         // SAFETY: this layer chose RowSegments only for the AVX-512 kernel (on
                         // a CPU that has it); reads are in bounds (asserted); packed panels hold
                         // K MR values; output rows row0..row0 + rows hold `positions` values.
                         unsafe {
                             crate::nn::gemm::tile_avx512_segments(
                                 &self.k_offsets,
-                                self.packed[index * k * mr..(index + 1) * k * mr].as_ptr(),
+                                weights.as_ptr(),
                                 input,
                                 segments,
-                                &self.packed_bias[index * mr..(index + 1) * mr],
+                                bias,
                                 out[row0 * positions + p0..].as_mut_ptr(),
                                 positions,
                                 (rows, cols),
