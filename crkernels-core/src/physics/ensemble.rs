@@ -544,45 +544,52 @@ impl Ensemble {
     /// here, and t = 0 (a burst not yet spread) too.
     #[inline(always)]
     fn sort_into_bins(&self, work: &mut Workspace) {
+        // Each column borrowed on its own: the compiler then keeps their addresses in registers
+        // instead of reloading them after every store (which it must assume could alias).
+        let Workspace { drawn, bin, bin_start, cursor, age, ln_age, inverse_age, distance2, .. } = work;
+        let Sources { distance_kpc, age_myr } = &*drawn;
         let inverse_width = 1.0 / self.bin_width_myr;
         // The bin of each source, AGE_BINS (past the last) for a dropped one: branch-free.
-        let Sources { distance_kpc, age_myr } = &work.drawn;
-        work.bin.clear();
-        work.bin.extend(age_myr.iter().zip(distance_kpc).map(|(&t, &s)| {
+        bin.clear();
+        bin.extend(age_myr.iter().zip(distance_kpc).map(|(&t, &s)| {
             let inside_horizon = t > 0.0 && s <= SPEED_OF_LIGHT_KPC_PER_MYR * t;
-            let bin = ((t * inverse_width) as u32).min(AGE_BINS as u32 - 1);
-            if inside_horizon { bin } else { AGE_BINS as u32 }
+            let b = ((t * inverse_width) as u32).min(AGE_BINS as u32 - 1);
+            if inside_horizon { b } else { AGE_BINS as u32 }
         }));
-        work.bin_start.clear();
-        work.bin_start.resize(AGE_BINS + 2, 0);
-        for &bin in &work.bin {
-            work.bin_start[bin as usize + 1] += 1;
+        bin_start.clear();
+        bin_start.resize(AGE_BINS + 2, 0);
+        let counts = &mut bin_start[..AGE_BINS + 2];
+        for &b in bin.iter() {
+            counts[b as usize + 1] += 1;
         }
         for b in 0..=AGE_BINS {
-            work.bin_start[b + 1] += work.bin_start[b];
+            counts[b + 1] += counts[b];
         }
         // The sorted columns, with room for the dropped sources past n and LANES entries of
         // padding after them: a chunk may always load LANES sources. Their old contents are
         // overwritten or never used unmasked.
         let len = age_myr.len() + LANES;
-        work.age.resize(len, 0.0);
-        work.distance2.resize(len, 0.0);
-        work.cursor.clear();
-        work.cursor.extend_from_slice(&work.bin_start[..=AGE_BINS]);
-        for ((&bin, &t), &s) in work.bin.iter().zip(age_myr).zip(distance_kpc) {
-            let slot = &mut work.cursor[bin as usize];
-            work.age[*slot as usize] = t;
-            work.distance2[*slot as usize] = s * s;
-            *slot += 1;
+        age.resize(len, 0.0);
+        distance2.resize(len, 0.0);
+        cursor.clear();
+        cursor.extend_from_slice(&bin_start[..=AGE_BINS]);
+        let (sorted_age, sorted_distance2, next_slot) =
+            (&mut age[..len], &mut distance2[..len], &mut cursor[..]);
+        for ((&b, &t), &s) in bin.iter().zip(age_myr).zip(distance_kpc) {
+            // The slot read into a register once (not reloaded after each store).
+            let slot = next_slot[b as usize];
+            next_slot[b as usize] = slot + 1;
+            sorted_age[slot as usize] = t;
+            sorted_distance2[slot as usize] = s * s;
         }
         // ln t and 1/t for the sources of the log-age bins, a prefix of the sorted columns.
-        let n_log_age = work.bin_start[self.log_age_bins] as usize;
-        work.ln_age.clear();
-        work.ln_age.extend(work.age[..n_log_age].iter().map(|&t| ln(t)));
-        work.ln_age.resize(n_log_age + LANES, 0.0);
-        work.inverse_age.clear();
-        work.inverse_age.extend(work.age[..n_log_age].iter().map(|&t| 1.0 / t));
-        work.inverse_age.resize(n_log_age + LANES, 0.0);
+        let n_log_age = bin_start[self.log_age_bins] as usize;
+        ln_age.clear();
+        ln_age.extend(age[..n_log_age].iter().map(|&t| ln(t)));
+        ln_age.resize(n_log_age + LANES, 0.0);
+        inverse_age.clear();
+        inverse_age.extend(age[..n_log_age].iter().map(|&t| 1.0 / t));
+        inverse_age.resize(n_log_age + LANES, 0.0);
     }
 
     /// The flux at one energy: the polynomial loop over the fitted segments, then the direct
