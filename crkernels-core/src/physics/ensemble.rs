@@ -24,7 +24,9 @@
 //! t / (4 l_i^2(t)) (smooth down to t = 0) are interpolated by degree-8 polynomials, checked
 //! between the interpolation points against the direct formula to 3e-13; a segment that fails
 //! the check is halved, and a single bin that still fails, or that holds the energy's last
-//! contributing age, uses the direct formula. Each segment is one run of sorted sources with
+//! contributing age, uses the direct formula, unless (near T(E), where ln A falls steeply) a fit
+//! to 1e-3 passes and the bin's sources cannot move that realisation's flux by 1e-16 of itself
+//! with that error (a loose bin). Each segment is one run of sorted sources with
 //! the same polynomials: a branch-free loop of two short polynomials and one exp per source
 //! over lanes of 8, compiled for the widest vector instruction set of the CPU (bit-identical
 //! results on every set). Ages where ln A_i < -750 underflow to exactly zero and are skipped.
@@ -76,6 +78,11 @@ const BINS_PER_CELL: usize = 32;
 /// A direct bin is skipped where (its sources) x (its bound of A) is below this fraction of
 /// the sum of the other bins: the result moves by less than 1e-16 of itself.
 const NEGLIGIBLE_FRACTION: f64 = 1e-18;
+/// Largest errors (of a, and relative of h) of a loose fit (see [`Evaluation::Loose`]).
+const LOOSE_TOLERANCE: f64 = 1e-3;
+/// A loose bin's polynomials are used where its sources' error bound is below this fraction of
+/// the sum of the fitted segments (a lower bound of the flux).
+const LOOSE_FRACTION: f64 = 1e-16;
 /// Bins where a segment may use the log-age form (their sources need ln t and 1/t: only the
 /// first 1/128 of the ages, where ln A and l^2 are not smooth in t).
 const LOG_AGE_BINS: usize = 64;
@@ -132,6 +139,20 @@ enum Form {
 /// The polynomials of a and h on one segment, in the local coordinate x in [-1, 1].
 type Polynomials = [[f64; CELL_POINTS]; 2];
 
+/// How a segment's sources are summed.
+#[derive(Clone, Debug)]
+enum Evaluation {
+    /// Polynomials within CELL_TOLERANCE: always used.
+    Fitted(Polynomials),
+    /// A single bin where no fit met CELL_TOLERANCE (near T(E), where E0 runs up the cutoff and
+    /// ln A falls steeply), but polynomials within LOOSE_TOLERANCE do, with ln of the largest
+    /// error they can put on one source's term: used where the bin's sources together cannot
+    /// move the flux by LOOSE_FRACTION of itself, else the direct formula.
+    Loose { polynomials: Polynomials, ln_error_bound: f64 },
+    /// The direct formula (a single bin).
+    Direct,
+}
+
 /// A run of consecutive age bins that shares one pair of polynomials (or the direct formula).
 #[derive(Clone, Debug)]
 struct Segment {
@@ -139,13 +160,23 @@ struct Segment {
     first_bin: usize,
     /// Number of bins, a power of two.
     bins: usize,
-    /// None: the direct formula (a single bin).
-    polynomials: Option<Polynomials>,
+    evaluation: Evaluation,
     /// What the polynomials interpolate.
     form: Form,
-    /// For a direct bin: an upper bound of ln A on it (+inf where none is established), so
-    /// that a bin whose sources cannot reach NEGLIGIBLE_FRACTION of the sum is skipped.
+    /// For a loose or direct bin: an upper bound of ln A on it (+inf where none is
+    /// established), so that a bin whose sources cannot reach NEGLIGIBLE_FRACTION of the sum is
+    /// skipped.
     ln_amplitude_bound: f64,
+}
+
+impl Segment {
+    /// The polynomials of a segment that always uses them.
+    fn fitted(&self) -> Option<&Polynomials> {
+        match &self.evaluation {
+            Evaluation::Fitted(polynomials) => Some(polynomials),
+            _ => None,
+        }
+    }
 }
 
 /// The age profile of one energy on the shared bins.
@@ -206,7 +237,7 @@ impl SegmentBuilder<'_> {
             Some((polynomials, form)) => out.push(Segment {
                 first_bin,
                 bins,
-                polynomials: Some(polynomials),
+                evaluation: Evaluation::Fitted(polynomials),
                 form,
                 ln_amplitude_bound: f64::INFINITY,
             }),
@@ -216,15 +247,28 @@ impl SegmentBuilder<'_> {
             }
             None => {
                 let ln_amplitude_bound = self.ln_amplitude_bound(left, width.min(self.max_age_myr - left));
-                out.push(Segment {
-                    first_bin,
-                    bins,
-                    polynomials: None,
-                    form: Form::Plain,
-                    ln_amplitude_bound,
-                })
+                let evaluation =
+                    self.loose_fit(left, width, ln_amplitude_bound).unwrap_or(Evaluation::Direct);
+                out.push(Segment { first_bin, bins, evaluation, form: Form::Plain, ln_amplitude_bound })
             }
         }
+    }
+
+    /// The plain-form polynomials of a bin where their errors are within LOOSE_TOLERANCE and ln A
+    /// is bounded, with ln of the largest error of one source's term: the term is A e^-x with
+    /// x = s^2 h >= 0, so errors da of a and dh (relative) of h move it by at most
+    /// A e^-x (da + x dh) e^(da + x dh) <= A_max (da + dh / (e (1 - dh))) e^da, below
+    /// A_max (2 da + dh) for errors below 1e-3; a factor 10 covers errors between the check
+    /// points.
+    fn loose_fit(&self, left: f64, width: f64, ln_amplitude_bound: f64) -> Option<Evaluation> {
+        if !ln_amplitude_bound.is_finite() {
+            return None;
+        }
+        let fit = fit_with_errors(self.direct, Form::Plain, left, width, self.nodes)?;
+        (fit.a_error <= LOOSE_TOLERANCE && fit.h_error <= LOOSE_TOLERANCE).then(|| Evaluation::Loose {
+            polynomials: fit.polynomials,
+            ln_error_bound: ln_amplitude_bound + ln(10.0 * (2.0 * fit.a_error + fit.h_error)),
+        })
     }
 
     /// ln A at the left end plus 1, where ln A is found falling through 17 points of the bin
@@ -428,7 +472,7 @@ impl Ensemble {
         let log_age_bins = profiles
             .iter()
             .flat_map(|p: &AgeProfile| &p.segments)
-            .filter(|segment| segment.polynomials.is_some() && segment.form == Form::LogAge)
+            .filter(|segment| segment.fitted().is_some() && segment.form == Form::LogAge)
             .map(|segment| segment.first_bin + segment.bins)
             .max()
             .unwrap_or(0);
@@ -592,11 +636,10 @@ impl Ensemble {
         inverse_age.resize(n_log_age + LANES, 0.0);
     }
 
-    /// The flux at one energy: the polynomial loop over the fitted segments, then the direct
-    /// formula over the direct bins that can matter.
+    /// The flux at one energy: the polynomial loop over the fitted segments, then the loose
+    /// and direct bins that can matter.
     #[inline(always)]
     fn energy_sum(&self, profile: &AgeProfile, work: &Workspace) -> f64 {
-        let inverse_bin_width = 1.0 / self.bin_width_myr;
         let sources_of = |segment: &Segment| {
             work.bin_start[segment.first_bin] as usize
                 ..work.bin_start[segment.first_bin + segment.bins] as usize
@@ -605,44 +648,62 @@ impl Ensemble {
         let mut partial = [0.0; LANES];
         for segment in &profile.segments {
             let range = sources_of(segment);
-            if let (Some(polynomials), false) = (&segment.polynomials, range.is_empty()) {
-                let local = LocalCoordinate {
-                    inverse_width: inverse_bin_width / segment.bins as f64,
-                    index: (segment.first_bin / segment.bins) as f64,
-                };
-                match segment.form {
-                    Form::Plain => {
-                        let columns = Columns {
-                            age: &work.age,
-                            ln_age: &[],
-                            inverse_age: &[],
-                            distance2: &work.distance2,
-                        };
-                        segment_sum::<false>(polynomials, local, &columns, range, &mut partial);
-                    }
-                    Form::LogAge => {
-                        let columns = Columns {
-                            age: &work.age,
-                            ln_age: &work.ln_age,
-                            inverse_age: &work.inverse_age,
-                            distance2: &work.distance2,
-                        };
-                        segment_sum::<true>(polynomials, local, &columns, range, &mut partial);
-                    }
-                }
+            if let (Some(polynomials), false) = (segment.fitted(), range.is_empty()) {
+                self.polynomial_sum(segment, polynomials, work, range, &mut partial);
             }
         }
         let mut total = lane_total(&partial);
         let fitted_total = total;
-        for segment in profile.segments.iter().filter(|s| s.polynomials.is_none()) {
+        for segment in &profile.segments {
             let range = sources_of(segment);
-            let bound = range.len() as f64 * exp(segment.ln_amplitude_bound);
-            let negligible = bound <= NEGLIGIBLE_FRACTION * fitted_total;
-            if !range.is_empty() && !negligible {
-                total += self.direct_sum(profile, work, range);
+            let count = range.len() as f64;
+            let negligible = || count * exp(segment.ln_amplitude_bound) <= NEGLIGIBLE_FRACTION * fitted_total;
+            match &segment.evaluation {
+                Evaluation::Fitted(_) => {}
+                _ if range.is_empty() || negligible() => {}
+                Evaluation::Loose { polynomials, ln_error_bound }
+                    if count * exp(*ln_error_bound) <= LOOSE_FRACTION * fitted_total =>
+                {
+                    let mut partial = [0.0; LANES];
+                    self.polynomial_sum(segment, polynomials, work, range, &mut partial);
+                    total += lane_total(&partial);
+                }
+                _ => total += self.direct_sum(profile, work, range),
             }
         }
         total
+    }
+
+    /// Adds the terms of the sources `range` of a segment by its polynomials to `partial`.
+    #[inline(always)]
+    fn polynomial_sum(
+        &self,
+        segment: &Segment,
+        polynomials: &Polynomials,
+        work: &Workspace,
+        range: core::ops::Range<usize>,
+        partial: &mut [f64; LANES],
+    ) {
+        let local = LocalCoordinate {
+            inverse_width: (1.0 / self.bin_width_myr) / segment.bins as f64,
+            index: (segment.first_bin / segment.bins) as f64,
+        };
+        match segment.form {
+            Form::Plain => {
+                let columns =
+                    Columns { age: &work.age, ln_age: &[], inverse_age: &[], distance2: &work.distance2 };
+                segment_sum::<false>(polynomials, local, &columns, range, partial);
+            }
+            Form::LogAge => {
+                let columns = Columns {
+                    age: &work.age,
+                    ln_age: &work.ln_age,
+                    inverse_age: &work.inverse_age,
+                    distance2: &work.distance2,
+                };
+                segment_sum::<true>(polynomials, local, &columns, range, partial);
+            }
+        }
     }
 
     /// The direct formula over the sources `range` (ages beyond max_age add exactly zero).
@@ -768,6 +829,41 @@ mod tests {
     use super::*;
     use crate::physics::losses::{EnergyLosses, LossModel};
     use crate::physics::photon_field::PhotonField;
+
+    /// The loose bins of the SECRET setup give the flux of the direct formula on them to
+    /// 1e-15 (their polynomials are used only where their error cannot show).
+    #[test]
+    fn loose_bins_agree_with_the_direct_formula() {
+        let energies: Vec<f64> = (0..19).map(|i| libm::pow(10.0, 2.4 + 0.1 * i as f64)).collect();
+        let losses = EnergyLosses::new(LossModel::KleinNishina, &PhotonField::default_field());
+        let transport = Transport::new(&losses, 3e28, 0.6, 4.0, 100.0, 1e7).unwrap();
+        let params = EnsembleParams {
+            sn_rate_per_myr: 4.55e4,
+            t_max_myr: 7.0,
+            s_max_kpc: 10.0,
+            spatial: SpatialModel::SpiralArms,
+            poisson_count: false,
+            spectrum: SourceSpectrum::from_energy_erg(1e48, 1.0, 2.2, 1e4).unwrap(),
+        };
+        let ensemble = Ensemble::new(&transport, &params, &energies).unwrap();
+        let mut direct_only = ensemble.clone();
+        let mut loose = 0;
+        for segment in direct_only.profiles.iter_mut().flat_map(|p| &mut p.segments) {
+            if let Evaluation::Loose { .. } = segment.evaluation {
+                segment.evaluation = Evaluation::Direct;
+                loose += 1;
+            }
+        }
+        assert!(loose >= 100, "{loose} loose bins");
+        let (mut flux, mut reference) = (std::vec![0.0; energies.len()], std::vec![0.0; energies.len()]);
+        for k in 0..4 {
+            ensemble.realisation(5, k, &mut flux);
+            direct_only.realisation(5, k, &mut reference);
+            for (f, r) in flux.iter().zip(&reference) {
+                assert!(((f - r) / r).abs() <= 1e-15, "{f} vs {r}");
+            }
+        }
+    }
 
     /// The baseline, AVX2 and AVX-512 builds of the evaluation give the same bits.
     #[test]

@@ -5,7 +5,7 @@
 //! A GPU cannot sort every realisation's sources by age cheaply, so each source looks up its own
 //! cell at each energy instead: `cell_of_bin[energy][bin]` gives the first cell of its age bin,
 //! and a short search along the cells that follow (needed only in refined bins) the cell that
-//! holds its age. The cells are the CPU's fitted segments, plus, where the CPU uses the direct
+//! holds its age. The cells are the CPU's fitted segments, plus, where the CPU may use the direct
 //! formula (a bin where no fit passed, and the bin holding the energy's last contributing age),
 //! cells fitted on halves of that bin, halved again down to 2^-24 of a bin until the fit passes
 //! the CPU's check (3e-13 in the exponent). A cell that still fails is marked
@@ -142,7 +142,7 @@ impl Ensemble {
             for segment in &profile.segments {
                 let before = cells.len();
                 let left = segment.first_bin as f64 * self.bin_width_myr;
-                match &segment.polynomials {
+                match segment.fitted() {
                     // The local coordinate exactly as the CPU's LocalCoordinate.
                     Some(polynomials) => cells.push(DeviceCell::new(
                         (segment.first_bin + segment.bins) as f64 * self.bin_width_myr,
