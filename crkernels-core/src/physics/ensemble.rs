@@ -782,13 +782,14 @@ fn segment_sum<const LOG_AGE: bool>(
 ) {
     const LANE_INDEX: [f64; LANES] = [0.0, 1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 7.0];
     let mut sums = *partial;
-    for start in range.clone().step_by(LANES) {
+    // Sources left from the chunk's first on, as a float: the mask is one vector compare.
+    let mut remaining = range.len() as f64;
+    for start in range.step_by(LANES) {
         let terms = chunk_terms::<LOG_AGE>(polynomials, local, &Chunk::load::<LOG_AGE>(columns, start));
-        // A float comparison, so that the mask is one vector compare.
-        let remaining = core::hint::black_box((range.end - start) as f64);
         for ((sum, term), index) in sums.iter_mut().zip(terms).zip(LANE_INDEX) {
             *sum += if index < remaining { term } else { 0.0 };
         }
+        remaining -= LANES as f64;
     }
     *partial = sums;
 }
