@@ -255,11 +255,24 @@ impl SpatialDistribution {
         let Some(inverse) = &self.inverse else {
             return self.sample_each_branch_free(uniforms, distances_kpc);
         };
+        // Two passes over blocks of draws: first every draw's w and piece, then the
+        // polynomials. Each pass is a short chain of dependent steps, so that the core overlaps
+        // many draws (one pass through both waits on gathers, then on the row loads).
+        const BLOCK: usize = 256;
+        let (mut w, mut piece) = ([0.0; BLOCK], [0u64; BLOCK]);
         let whole = uniforms.len() - uniforms.len() % 8;
-        for (s, u) in distances_kpc[..whole].chunks_exact_mut(8).zip(uniforms[..whole].chunks_exact(8)) {
-            // SAFETY: AVX-512F/DQ are enabled (the caller checked the CPU); the chunks
-            // hold 8 values; the table's single_step holds (sample_each checked it).
-            unsafe { avx512::sample_8(inverse, self.s_max, u, s) };
+        for (s, u) in distances_kpc[..whole].chunks_mut(BLOCK).zip(uniforms[..whole].chunks(BLOCK)) {
+            let (w, piece) = (&mut w[..u.len()], &mut piece[..u.len()]);
+            for ((u, w), piece) in u.chunks_exact(8).zip(w.chunks_exact_mut(8)).zip(piece.chunks_exact_mut(8))
+            {
+                // SAFETY: AVX-512F/DQ are enabled (the caller checked the CPU); the chunks
+                // hold 8 values; the table's single_step holds (sample_each checked it).
+                unsafe { avx512::locate_8(inverse, u, w, piece) };
+            }
+            for ((s, w), piece) in s.chunks_exact_mut(8).zip(w.chunks_exact(8)).zip(piece.chunks_exact(8)) {
+                // SAFETY: as above; the pieces are in the table (locate_8).
+                unsafe { avx512::evaluate_8(inverse, self.s_max, w, piece, s) };
+            }
         }
         self.sample_each_branch_free(&uniforms[whole..], &mut distances_kpc[whole..])
     }
@@ -430,14 +443,14 @@ mod avx512 {
     use core::arch::x86_64::*;
     use core::mem::offset_of;
 
-    /// `s[l]` = the draw at `u[l]`, l < 8.
+    /// `w[l]` = sqrt(clamp(u[l], 0, 1)) and `piece[l]` = the piece holding it, l < 8.
     ///
     /// # Safety
-    /// AVX-512F and DQ must be available; `u` and `s` hold at least 8 values; `table` has
+    /// AVX-512F and DQ must be available; the slices hold at least 8 values; `table` has
     /// `single_step`.
     #[inline]
     #[target_feature(enable = "avx512f,avx512dq")]
-    pub(super) unsafe fn sample_8(table: &Table<INV_N>, s_max: f64, u: &[f64], s: &mut [f64]) {
+    pub(super) unsafe fn locate_8(table: &Table<INV_N>, u: &[f64], w_out: &mut [f64], piece_out: &mut [u64]) {
         unsafe {
             let zero = _mm512_setzero_pd();
             // clamp(u, 0, 1) with NaN kept, then w = sqrt.
@@ -454,20 +467,40 @@ mod avx512 {
             let beyond = _mm512_cmp_pd_mask::<_CMP_GT_OQ>(w, guide_right);
             let piece = _mm512_mask_add_epi64(first, beyond, first, _mm512_set1_epi64(1));
             let piece = _mm512_min_epu64(piece, _mm512_set1_epi64(table.pieces.len() as i64 - 1));
-            let mut index = [0u64; 8];
-            _mm512_storeu_si512(index.as_mut_ptr().cast(), piece);
+            _mm512_storeu_pd(w_out.as_mut_ptr(), w);
+            _mm512_storeu_si512(piece_out.as_mut_ptr().cast(), piece);
+        }
+    }
+
+    /// `s[l]` = the draw at w[l] on `piece[l]`, l < 8.
+    ///
+    /// # Safety
+    /// AVX-512F and DQ must be available; the slices hold at least 8 values; the pieces are
+    /// indices of `table.pieces`.
+    #[inline]
+    #[target_feature(enable = "avx512f,avx512dq")]
+    pub(super) unsafe fn evaluate_8(
+        table: &Table<INV_N>,
+        s_max: f64,
+        w: &[f64],
+        piece: &[u64],
+        s: &mut [f64],
+    ) {
+        unsafe {
+            let zero = _mm512_setzero_pd();
+            let w = _mm512_loadu_pd(w.as_ptr());
             // (center, inv_half_width) of each lane's piece as one 128-bit load, four lanes to
             // a register, then split into the two vectors.
             const _: () =
                 assert!(offset_of!(Piece<INV_N>, inv_half_width) == offset_of!(Piece<INV_N>, center) + 8);
             let (lanes_0_3, lanes_4_7) =
-                quads(|lane| _mm_loadu_pd(&table.pieces.get_unchecked(index[lane] as usize).center));
+                quads(|lane| _mm_loadu_pd(&table.pieces.get_unchecked(piece[lane] as usize).center));
             let center =
                 _mm512_permutex2var_pd(lanes_0_3, _mm512_set_epi64(14, 12, 10, 8, 6, 4, 2, 0), lanes_4_7);
             let inv_half_width =
                 _mm512_permutex2var_pd(lanes_0_3, _mm512_set_epi64(15, 13, 11, 9, 7, 5, 3, 1), lanes_4_7);
             let row = |lane: usize| {
-                let piece = table.pieces.get_unchecked(index[lane] as usize);
+                let piece = table.pieces.get_unchecked(piece[lane] as usize);
                 _mm512_loadu_pd(piece.coefficients.as_ptr())
             };
             let c = transpose(core::array::from_fn(row));
