@@ -86,6 +86,8 @@ const LOOSE_FRACTION: f64 = 1e-16;
 /// Bins where a segment may use the log-age form (their sources need ln t and 1/t: only the
 /// first 1/128 of the ages, where ln A and l^2 are not smooth in t).
 const LOG_AGE_BINS: usize = 64;
+/// 2^52: adding it to an integer-valued v in [0, 2^52) puts v in the low mantissa bits.
+const TWO_POW_52: f64 = 4_503_599_627_370_496.0;
 /// Sources per vector chunk: 8 f64 lanes (one AVX-512 register, two AVX2 registers).
 const LANES: usize = 8;
 
@@ -594,20 +596,28 @@ impl Ensemble {
         let Sources { distance_kpc, age_myr } = &*drawn;
         let inverse_width = 1.0 / self.bin_width_myr;
         // The bin of each source, AGE_BINS (past the last) for a dropped one: branch-free.
-        bin.clear();
-        bin.extend(age_myr.iter().zip(distance_kpc).map(|(&t, &s)| {
-            let inside_horizon = t > 0.0 && s <= SPEED_OF_LIGHT_KPC_PER_MYR * t;
-            let b = ((t * inverse_width) as u32).min(AGE_BINS as u32 - 1);
-            if inside_horizon { b } else { AGE_BINS as u32 }
-        }));
+        // Indexed slices, `&` and the integer part read from the bits of floor(v) + 2^52 (v in
+        // [0, AGE_BINS]): the loop vectorises (`extend`, `&&` and `as u32`, which saturates,
+        // keep it scalar).
+        bin.resize(age_myr.len(), 0);
+        for ((b, &t), &s) in bin.iter_mut().zip(age_myr).zip(distance_kpc) {
+            let inside_horizon = (t > 0.0) & (s <= SPEED_OF_LIGHT_KPC_PER_MYR * t);
+            let last = (AGE_BINS - 1) as f64;
+            let v = if inside_horizon { (t * inverse_width).min(last) } else { AGE_BINS as f64 };
+            *b = (v.floor() + TWO_POW_52).to_bits() as u32;
+        }
         bin_start.clear();
         bin_start.resize(AGE_BINS + 2, 0);
         let counts = &mut bin_start[..AGE_BINS + 2];
         for &b in bin.iter() {
             counts[b as usize + 1] += 1;
         }
-        for b in 0..=AGE_BINS {
-            counts[b + 1] += counts[b];
+        // The running total in a register (a chain through memory costs a store-to-load
+        // forwarding per bin).
+        let mut total = 0;
+        for count in counts.iter_mut() {
+            total += *count;
+            *count = total;
         }
         // The sorted columns, with room for the dropped sources past n and LANES entries of
         // padding after them: a chunk may always load LANES sources. Their old contents are
