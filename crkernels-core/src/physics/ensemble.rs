@@ -423,12 +423,20 @@ pub struct Ensemble {
     isa: VectorIsa,
 }
 
+/// The uniforms of a realisation's draw.
+#[derive(Clone, Debug, Default)]
+struct DrawScratch {
+    /// Two per source (age, distance), in draw order.
+    uniforms: Vec<f64>,
+    /// The distance uniforms alone.
+    distance_uniforms: Vec<f64>,
+}
+
 /// The sources of one realisation sorted into the age bins, with what the evaluation needs;
 /// reused from one realisation to the next (no allocation once grown).
 #[derive(Clone, Debug, Default)]
 pub struct Workspace {
-    /// The uniforms of the sources, two per source (age, distance), in draw order.
-    uniforms: Vec<f64>,
+    scratch: DrawScratch,
     /// Drawn ages [Myr] and distances [kpc], in draw order.
     drawn: Sources,
     /// The age bin of each drawn source (AGE_BINS for a source the causal cut drops).
@@ -520,7 +528,8 @@ impl Ensemble {
     /// Draws the young sources of realisation k into `drawn` (in draw order), with `uniforms`
     /// as scratch.
     #[inline(always)]
-    fn draw(&self, seed: u64, realisation: u64, uniforms: &mut Vec<f64>, drawn: &mut Sources) {
+    fn draw(&self, seed: u64, realisation: u64, scratch: &mut DrawScratch, drawn: &mut Sources) {
+        let DrawScratch { uniforms, distance_uniforms } = scratch;
         let mut stream = Stream::new(seed, realisation);
         let count = self.draw_count(&mut stream);
         // Per source an age uniform, then a distance uniform. (Resized without clearing: only
@@ -528,21 +537,24 @@ impl Ensemble {
         uniforms.resize(2 * count, 0.0);
         stream.fill_uniform(uniforms);
         let Sources { distance_kpc, age_myr } = drawn;
-        age_myr.clear();
-        age_myr.extend(uniforms.chunks_exact(2).map(|pair| pair[1]));
+        // The ages and the distance uniforms in one pass.
+        age_myr.resize(count, 0.0);
+        distance_uniforms.resize(count, 0.0);
+        for ((age, u), pair) in
+            age_myr.iter_mut().zip(distance_uniforms.iter_mut()).zip(uniforms.chunks_exact(2))
+        {
+            (*age, *u) = (self.young_age_myr * pair[0], pair[1]);
+        }
         distance_kpc.resize(count, 0.0);
         // Equal lengths: cannot fail.
-        let _ = self.spatial.sample_each(age_myr, distance_kpc);
-        for (age, pair) in age_myr.iter_mut().zip(uniforms.chunks_exact(2)) {
-            *age = self.young_age_myr * pair[0];
-        }
+        let _ = self.spatial.sample_each(distance_uniforms, distance_kpc);
     }
 
     /// The young sources of realisation k (the ones that can contribute on this grid), in
     /// draw order.
     pub fn sources(&self, seed: u64, realisation: u64) -> Sources {
         let mut sources = Sources::default();
-        self.draw(seed, realisation, &mut Vec::new(), &mut sources);
+        self.draw(seed, realisation, &mut DrawScratch::default(), &mut sources);
         sources
     }
 
@@ -579,7 +591,7 @@ impl Ensemble {
     /// Draw, sort and sum, compiled for the vector instruction set of the caller.
     #[inline(always)]
     fn realisation_lanes(&self, work: &mut Workspace, seed: u64, realisation: u64, flux: &mut [f64]) {
-        self.draw(seed, realisation, &mut work.uniforms, &mut work.drawn);
+        self.draw(seed, realisation, &mut work.scratch, &mut work.drawn);
         self.sort_into_bins(work);
         for (out, profile) in flux.iter_mut().zip(&self.profiles) {
             *out = self.energy_sum(profile, work);
