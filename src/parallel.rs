@@ -2,7 +2,7 @@
 //! report and cancellation. The numerics are in `crkernels_core::physics::ensemble`; a
 //! realisation is the same whichever thread computes it.
 
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Mutex, mpsc};
 
 use crate::Error;
@@ -73,11 +73,15 @@ impl ParallelEnsemble for Ensemble {
         let rows_per_chunk = (n_realisations / (threads * 16)).clamp(1, 64);
         let chunks = Mutex::new(flux.chunks_mut(rows_per_chunk * n_energies).enumerate());
         let cancelled = AtomicBool::new(false);
-        let (sender, receiver) = mpsc::channel::<usize>();
+        // Finished realisations, counted by the workers; the channel only says that a worker
+        // has stopped (a message per realisation woke this thread thousands of times a second,
+        // taking time from the workers on a machine with few cores).
+        let finished = AtomicUsize::new(0);
+        let (sender, receiver) = mpsc::channel::<()>();
         std::thread::scope(|scope| {
             for _ in 0..threads {
                 let sender = sender.clone();
-                let (chunks, cancelled) = (&chunks, &cancelled);
+                let (chunks, cancelled, finished) = (&chunks, &cancelled, &finished);
                 scope.spawn(move || {
                     let mut work = Workspace::default();
                     loop {
@@ -91,33 +95,31 @@ impl ParallelEnsemble for Ensemble {
                             }
                             let k = first_realisation + (first_row + r) as u64;
                             self.realisation_in(&mut work, seed, k, row);
-                            let _ = sender.send(1);
+                            finished.fetch_add(1, Ordering::Relaxed);
                         }
                     }
+                    let _ = sender.send(());
                 });
             }
             drop(sender);
-            let mut done = 0;
             let tick = std::time::Duration::from_millis(50);
-            loop {
+            let mut running = threads;
+            while running > 0 {
                 match receiver.recv_timeout(tick) {
-                    Ok(n) => {
-                        done += n;
-                        while let Ok(n) = receiver.try_recv() {
-                            done += n;
-                        }
-                    }
+                    Ok(()) => running -= 1,
                     Err(mpsc::RecvTimeoutError::Timeout) => {}
                     Err(mpsc::RecvTimeoutError::Disconnected) => break,
                 }
+                let done = finished.load(Ordering::Relaxed);
                 if let Some(report) = progress.as_mut()
+                    && running > 0
                     && !report(Progress { done, total: n_realisations })
                 {
                     cancelled.store(true, Ordering::Relaxed);
                 }
             }
             if let Some(report) = progress.as_mut() {
-                report(Progress { done, total: n_realisations });
+                report(Progress { done: finished.load(Ordering::Relaxed), total: n_realisations });
             }
         });
         if cancelled.load(Ordering::Relaxed) {
