@@ -56,10 +56,12 @@ struct Tables {
     unsigned long long energies;
     unsigned long long guide_cells;
     unsigned long long pieces;
+    unsigned long long single_step;
     const double* max_age;
     const unsigned int* cell_of_bin;
     const Cell* cells;
     const unsigned int* guide;
+    const double* guide_right;
     const double* piece_right;
     const double* piece_center;
     const double* piece_inv_half_width;
@@ -121,7 +123,12 @@ __device__ double distance_at(const Tables& t, double u) {
     uint64_t cell = scaled > 0.0 ? (uint64_t)scaled : 0;  // Rust's saturating `as usize`
     if (cell > t.guide_cells - 1) cell = t.guide_cells - 1;
     uint64_t i = __ldg(t.guide + cell);
-    while (w > __ldg(t.piece_right + i) && i + 1 < t.pieces) ++i;
+    if (t.single_step) {
+        if (w > __ldg(t.guide_right + cell)) ++i;
+        if (i > t.pieces - 1) i = t.pieces - 1;
+    } else {
+        while (w > __ldg(t.piece_right + i) && i + 1 < t.pieces) ++i;
+    }
     const double x = __dmul_rn(__dsub_rn(w, __ldg(t.piece_center + i)), __ldg(t.piece_inv_half_width + i));
     double c[8];
 #pragma unroll

@@ -316,6 +316,53 @@ fn timing() {
     }
 }
 
+/// At each join of the inverse table, in the window between the guide's rounded right end and
+/// the exact one (where the one-step rule takes the piece to the right), the draw is the right
+/// piece's value, and the left piece's value at the same point agrees with it to 2e-11 s_max
+/// (each is within 1e-11 s_max of the exact inverse): the rounding costs no accuracy.
+#[test]
+fn draws_at_piece_joins_are_continuous() {
+    for model in [SpatialModel::RadialCaseBhattacharya, SpatialModel::SpiralArms] {
+        for s_max in [1.0, 10.0, 24.0] {
+            let d = SpatialDistribution::new(model, s_max).unwrap();
+            let t = d.sampler_tables();
+            // (A table whose guide cells hold more pieces searches exactly: no window.)
+            if !t.single_step {
+                assert!(s_max > 10.0, "{model:?} {s_max}: the SECRET setup's table is single-step");
+                continue;
+            }
+            // Piece i at w, by the recipe of SamplerTables.
+            let piece_at = |i: usize, w: f64| {
+                let x = (w - t.center[i]) * t.inv_half_width[i];
+                let c = &t.coefficients[i];
+                let (x2, low) = (x * x, (c[0] + c[1] * x));
+                let low = low + (c[2] + c[3] * x) * x2;
+                let high = (c[4] + c[5] * x) + (c[6] + c[7] * x) * x2;
+                (low + high * (x2 * x2)).clamp(0.0, s_max)
+            };
+            let mut windows = 0;
+            for (&first, &rounded) in t.guide.iter().zip(&t.guide_right) {
+                let (i, right) = (first as usize, t.right[first as usize]);
+                assert!(rounded <= right && right - rounded < 2f64.powi(-36) * right);
+                if rounded == right || i + 1 == t.right.len() {
+                    continue;
+                }
+                let u = (0.5 * (rounded + right)).powi(2);
+                let w = u.sqrt();
+                if !(w > rounded && w <= right) {
+                    continue;
+                }
+                let drawn = d.sample(u);
+                assert_eq!(drawn.to_bits(), piece_at(i + 1, w).to_bits(), "{model:?} {s_max}: w = {w}");
+                let gap = (drawn - piece_at(i, w)).abs();
+                assert!(gap < 2e-11 * s_max, "{model:?} {s_max}: the pieces differ by {gap} kpc at w = {w}");
+                windows += 1;
+            }
+            assert!(windows > 10, "{model:?} {s_max}: {windows} windows");
+        }
+    }
+}
+
 /// The batch sampler gives the bits of the one-at-a-time sampler, for every model, including
 /// the ends of the unit interval and NaN; mismatched lengths are an error.
 #[test]

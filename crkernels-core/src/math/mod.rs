@@ -17,6 +17,19 @@ pub fn exp(x: f64) -> f64 {
     }
 }
 
+/// The largest integer not above x (exact; one vector instruction in loops with std).
+#[inline(always)]
+pub fn floor(x: f64) -> f64 {
+    #[cfg(feature = "std")]
+    {
+        x.floor()
+    }
+    #[cfg(not(feature = "std"))]
+    {
+        libm::floor(x)
+    }
+}
+
 /// Natural logarithm.
 #[inline(always)]
 pub fn ln(x: f64) -> f64 {

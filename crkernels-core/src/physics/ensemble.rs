@@ -39,7 +39,7 @@ pub use device_tables::{CellForm, DeviceCell, DeviceTables, NO_CELL, Realisation
 use crate::batch::check_each;
 use crate::error::{Result, invalid, require_positive};
 use crate::math::simd::VectorIsa;
-use crate::math::{chebyshev, exp, exp_branchless, ln, mul_add};
+use crate::math::{chebyshev, exp, exp_branchless, floor, ln, mul_add};
 use crate::physics::green::{FLUX_PER_DENSITY, SPEED_OF_LIGHT_KPC_PER_MYR, SourceSpectrum, halo_factor};
 use crate::physics::sources::{SpatialDistribution, SpatialModel};
 use crate::physics::transport::Transport;
@@ -616,7 +616,7 @@ impl Ensemble {
             let inside_horizon = (t > 0.0) & (s <= SPEED_OF_LIGHT_KPC_PER_MYR * t);
             let last = (AGE_BINS - 1) as f64;
             let v = if inside_horizon { (t * inverse_width).min(last) } else { AGE_BINS as f64 };
-            *b = (v.floor() + TWO_POW_52).to_bits() as u32;
+            *b = (floor(v) + TWO_POW_52).to_bits() as u32;
         }
         bin_start.clear();
         bin_start.resize(AGE_BINS + 2, 0);

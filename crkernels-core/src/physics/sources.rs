@@ -45,7 +45,7 @@
 //! polynomial by Estrin's scheme; no root finding: about 10 to 15 ns a draw in a loop (3 to 6
 //! ns for the uniform disc). `sample_each` does a batch branch-free with the same bits:
 //! vectorised with gathers on AVX2; on AVX-512 the coefficient rows of 8 draws are loaded and
-//! transposed in registers (about 2.8 ns a draw of the spiral model, 8 with gathers). Construction takes 1 to 25 ms (most for s_max near 24 kpc).
+//! transposed in registers, in two passes over blocks of draws (about 2.2 ns a draw of the spiral model, 8 with gathers). Construction takes 1 to 25 ms (most for s_max near 24 kpc).
 
 use alloc::vec;
 use alloc::vec::Vec;
@@ -216,7 +216,7 @@ impl SpatialDistribution {
         let w = sqrt(u.clamp(0.0, 1.0));
         match &self.inverse {
             None => self.s_max * w,
-            Some(inverse) => inverse.piece(w).eval_estrin(w).clamp(0.0, self.s_max),
+            Some(inverse) => inverse.draw_piece(w).eval_estrin(w).clamp(0.0, self.s_max),
         }
     }
 
@@ -307,7 +307,8 @@ impl SpatialDistribution {
 /// operations. With w = sqrt(clamp(u, 0, 1)):
 /// - no pieces (the uniform disc): s = s_max w;
 /// - otherwise: cell = min(trunc((w - lo) guide_scale), cells - 1) (0 for a negative or NaN
-///   argument), i = guide[cell], then i += 1 while w > right[i] and i + 1 < pieces; with
+///   argument), i = guide[cell]; then, with `single_step`, i += 1 where w > guide_right[cell]
+///   and i = min(i, pieces - 1), else i += 1 while w > right[i] and i + 1 < pieces; with
 ///   t = (w - center[i]) inv_half_width[i] (a product and a difference, not fused) and c =
 ///   coefficients[i], s = low + high t^4 where low = (c0 + c1 t) + (c2 + c3 t) t^2 and high =
 ///   (c4 + c5 t) + (c6 + c7 t) t^2 (every product rounded separately: no fused multiply-add),
@@ -322,6 +323,11 @@ pub struct SamplerTables {
     pub guide_scale: f64,
     /// First piece of each guide cell.
     pub guide: Vec<u32>,
+    /// Per guide cell, the right end of its first piece rounded toward zero (its 16 lowest bits
+    /// cleared: by less than 2^-36 of itself).
+    pub guide_right: Vec<f64>,
+    /// Every guide cell holds at most two pieces (the one-step rule above applies).
+    pub single_step: bool,
     /// Per piece: its right end in w, centre, 1 / half-width, and degree-7 coefficients.
     pub right: Vec<f64>,
     /// See `right`.
@@ -342,7 +348,9 @@ impl SpatialDistribution {
             s_max_kpc: self.s_max,
             lo: inverse.lo,
             guide_scale: inverse.guide_scale,
-            guide: inverse.guide.clone(),
+            guide: inverse.guide.iter().map(|&entry| unpack_guide_entry(entry).0 as u32).collect(),
+            guide_right: inverse.guide.iter().map(|&entry| unpack_guide_entry(entry).1).collect(),
+            single_step: inverse.single_step,
             right: inverse.pieces.iter().map(|p| p.right).collect(),
             center: inverse.pieces.iter().map(|p| p.center).collect(),
             inv_half_width: inverse.pieces.iter().map(|p| p.inv_half_width).collect(),
@@ -439,7 +447,7 @@ impl Piece<INV_N> {
 /// gathers of a 30 KB table cost several times the arithmetic).
 #[cfg(target_arch = "x86_64")]
 mod avx512 {
-    use super::{INV_N, Piece, Table};
+    use super::{GUIDE_PIECE_MASK, INV_N, Piece, Table};
     use core::arch::x86_64::*;
     use core::mem::offset_of;
 
@@ -461,9 +469,12 @@ mod avx512 {
                 _mm512_mul_pd(_mm512_sub_pd(w, _mm512_set1_pd(table.lo)), _mm512_set1_pd(table.guide_scale));
             let cell = _mm512_cvttpd_epu64(_mm512_max_pd(position, zero));
             let cell = _mm512_min_epu64(cell, _mm512_set1_epi64(table.guide.len() as i64 - 1));
-            // The piece: the cell's guide entry, one further where w is beyond its right end.
-            let first = _mm512_cvtepu32_epi64(_mm512_i64gather_epi32::<4>(cell, table.guide.as_ptr().cast()));
-            let guide_right = _mm512_i64gather_pd::<8>(cell, table.guide_right.as_ptr().cast());
+            // The piece: the cell's guide entry, one further where w is beyond its right end
+            // (both from one packed word, see unpack_guide_entry).
+            let entry = _mm512_i64gather_epi64::<8>(cell, table.guide.as_ptr().cast());
+            let mask = _mm512_set1_epi64(GUIDE_PIECE_MASK as i64);
+            let first = _mm512_and_si512(entry, mask);
+            let guide_right = _mm512_castsi512_pd(_mm512_andnot_si512(mask, entry));
             let beyond = _mm512_cmp_pd_mask::<_CMP_GT_OQ>(w, guide_right);
             let piece = _mm512_mask_add_epi64(first, beyond, first, _mm512_set1_epi64(1));
             let piece = _mm512_min_epu64(piece, _mm512_set1_epi64(table.pieces.len() as i64 - 1));
@@ -572,14 +583,29 @@ mod avx512 {
     }
 }
 
+/// Bits of a packed guide entry that hold the piece (see [`Table::guide`]).
+const GUIDE_PIECE_MASK: u64 = 0xffff;
+
+/// A guide entry: the piece in the low 16 bits, and above them the bits of `right` (> 0) with
+/// those 16 cleared: `right` rounded toward zero by less than 2^-36 of itself.
+fn pack_guide_entry(piece: usize, right: f64) -> u64 {
+    (right.to_bits() & !GUIDE_PIECE_MASK) | piece as u64
+}
+
+/// The (piece, right end) of a packed guide entry.
+#[inline(always)]
+fn unpack_guide_entry(entry: u64) -> (usize, f64) {
+    ((entry & GUIDE_PIECE_MASK) as usize, f64::from_bits(entry & !GUIDE_PIECE_MASK))
+}
+
 /// A piecewise polynomial over [lo, hi] with a uniform guide table to find the piece.
 #[derive(Clone, Debug)]
 struct Table<const N: usize> {
     lo: f64,
     guide_scale: f64,
-    guide: Vec<u32>,
-    /// Per guide cell, the right end of its guide piece (saves a dependent load in a search).
-    guide_right: Vec<f64>,
+    /// Per guide cell, its first piece and that piece's right end, packed in one word
+    /// ([`pack_guide_entry`]): the batch draw finds a piece with one load (a gather) per draw.
+    guide: Vec<u64>,
     pieces: Vec<Piece<N>>,
     /// Every guide cell holds at most two pieces: one step of search at most.
     single_step: bool,
@@ -588,8 +614,10 @@ struct Table<const N: usize> {
 impl<const N: usize> Table<N> {
     /// `pieces` cover [lo, hi] in order without gaps.
     fn new(lo: f64, hi: f64, pieces: Vec<Piece<N>>) -> Self {
-        // The adaptive builders always give pieces; piece_one_step relies on it.
+        // The adaptive builders always give pieces (piece_one_step relies on it), at most
+        // MAX_PIECES (a packed guide entry holds 16 bits of piece).
         assert!(!pieces.is_empty(), "a table needs at least one piece");
+        assert!(pieces.len() <= GUIDE_PIECE_MASK as usize + 1, "a packed guide entry holds 16 bits of piece");
         // Enough cells that a cell rarely holds more than two pieces (the piece search then
         // takes at most one step, well predicted): one per narrowest piece, at least 8 per
         // piece, at most 16384 (64 KiB) unless there are more pieces than that.
@@ -602,36 +630,45 @@ impl<const N: usize> Table<N> {
         let by_width = libm::ceil((hi - lo) / narrowest).min(16384.0) as usize;
         let cells = by_width.max(8 * pieces.len());
         let guide_scale = cells as f64 / (hi - lo);
-        let mut guide = Vec::with_capacity(cells);
+        let mut first_pieces = Vec::with_capacity(cells);
         let mut i = 0;
         for cell in 0..cells {
             let x = lo + cell as f64 / guide_scale;
             while i + 1 < pieces.len() && pieces[i].right <= x {
                 i += 1;
             }
-            guide.push(i as u32);
+            first_pieces.push(i);
         }
         // A cell's last point is below the next cell's first: the piece there is at most one
         // past the cell's guide entry when the next entry is.
-        let single_step = guide.windows(2).all(|w| w[1] - w[0] <= 1)
-            && pieces.len() - 1 - *guide.last().unwrap_or(&0) as usize <= 1;
-        let guide_right = guide.iter().map(|&i| pieces[i as usize].right).collect();
-        Table { lo, guide_scale, guide, guide_right, pieces, single_step }
+        let single_step = first_pieces.windows(2).all(|w| w[1] - w[0] <= 1)
+            && pieces.len() - 1 - *first_pieces.last().unwrap_or(&0) <= 1;
+        let guide = first_pieces.iter().map(|&i| pack_guide_entry(i, pieces[i].right)).collect();
+        Table { lo, guide_scale, guide, pieces, single_step }
     }
 
-    /// The piece holding x, for a table with `single_step`: branch-free, and without bounds
-    /// checks so that a loop over it vectorises (gathers).
+    /// The piece of the draw at x for a table with `single_step`: the cell's guide piece, or
+    /// the next one where x is beyond the guide entry's right end (rounded toward zero by less
+    /// than 2^-36: within that of a join, x may get the piece to the right, whose polynomial is
+    /// as exact there). Branch-free, and without bounds checks so that a loop over it
+    /// vectorises (gathers).
     #[inline(always)]
     fn piece_one_step(&self, x: f64) -> &Piece<N> {
         let last = self.pieces.len() - 1;
         let cell = (((x - self.lo) * self.guide_scale) as usize).min(self.guide.len() - 1);
-        // SAFETY: the guide tables are non-empty and of one length (Table::new), so cell is
-        // in them, and the piece index is at most `last` < pieces.len().
+        // SAFETY: the guide is non-empty (Table::new), so cell is in it, and the piece index
+        // is at most `last` < pieces.len().
         unsafe {
-            let i = *self.guide.get_unchecked(cell) as usize
-                + usize::from(x > *self.guide_right.get_unchecked(cell));
-            self.pieces.get_unchecked(i.min(last))
+            let (first, right) = unpack_guide_entry(*self.guide.get_unchecked(cell));
+            self.pieces.get_unchecked((first + usize::from(x > right)).min(last))
         }
+    }
+
+    /// The piece of the draw at x: [`Self::piece_one_step`] where the table has
+    /// `single_step`, else [`Self::piece`].
+    #[inline(always)]
+    fn draw_piece(&self, x: f64) -> &Piece<N> {
+        if self.single_step { self.piece_one_step(x) } else { self.piece(x) }
     }
 
     /// The piece holding x (the first or last one outside [lo, hi]).
@@ -639,7 +676,7 @@ impl<const N: usize> Table<N> {
     fn piece(&self, x: f64) -> &Piece<N> {
         // `as usize` saturates: below lo (and NaN) gives cell 0.
         let cell = (((x - self.lo) * self.guide_scale) as usize).min(self.guide.len() - 1);
-        let mut i = self.guide[cell] as usize;
+        let mut i = unpack_guide_entry(self.guide[cell]).0;
         while x > self.pieces[i].right && i + 1 < self.pieces.len() {
             i += 1;
         }

@@ -300,8 +300,12 @@ impl DeviceTables {
         }
         let cell = (((w - tables.lo) * tables.guide_scale) as usize).min(tables.guide.len() - 1);
         let mut i = tables.guide[cell] as usize;
-        while w > tables.right[i] && i + 1 < tables.right.len() {
-            i += 1;
+        if tables.single_step {
+            i = (i + usize::from(w > tables.guide_right[cell])).min(tables.right.len() - 1);
+        } else {
+            while w > tables.right[i] && i + 1 < tables.right.len() {
+                i += 1;
+            }
         }
         let t = (w - tables.center[i]) * tables.inv_half_width[i];
         let c = &tables.coefficients[i];
