@@ -128,7 +128,10 @@ impl Philox4x32 {
     #[allow(clippy::needless_range_loop)] // lane j of four arrays at once
     fn blocks(&self, first_block: u64, stream: u64) -> [[u32; BATCH_BLOCKS]; 4] {
         // Each 32-bit word sits in a 64-bit lane, so that the 32 x 32 -> 64-bit products are
-        // single vector multiplies (vpmuludq) with no shuffling.
+        // single vector multiplies (vpmuludq) with no shuffling. Only a lane's low 32 bits are
+        // the word: the multiplies read them through `as u32` (which vpmuludq does by itself),
+        // so the lanes are never masked (masked lanes through the round loop made LLVM use the
+        // slower 64 x 64-bit multiply and keep the masks).
         const LOW: u64 = 0xffff_ffff;
         let mut x = [[0u64; BATCH_BLOCKS]; 4];
         for j in 0..BATCH_BLOCKS {
@@ -141,12 +144,12 @@ impl Philox4x32 {
         let mut key = [u64::from(self.key[0]), u64::from(self.key[1])];
         for _ in 0..PHILOX_ROUNDS {
             for j in 0..BATCH_BLOCKS {
-                let product0 = u64::from(PHILOX_M0) * x[0][j];
-                let product1 = u64::from(PHILOX_M1) * x[2][j];
+                let product0 = u64::from(PHILOX_M0) * u64::from(x[0][j] as u32);
+                let product1 = u64::from(PHILOX_M1) * u64::from(x[2][j] as u32);
                 x[0][j] = (product1 >> 32) ^ x[1][j] ^ key[0];
-                x[1][j] = product1 & LOW;
+                x[1][j] = product1;
                 x[2][j] = (product0 >> 32) ^ x[3][j] ^ key[1];
-                x[3][j] = product0 & LOW;
+                x[3][j] = product0;
             }
             key = [(key[0] + u64::from(PHILOX_W0)) & LOW, (key[1] + u64::from(PHILOX_W1)) & LOW];
         }
