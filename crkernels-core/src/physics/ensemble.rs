@@ -190,6 +190,10 @@ struct AgeProfile {
     max_age_myr: f64,
     /// Segments covering [0, max_age), in increasing age.
     segments: Vec<Segment>,
+    /// Indices of the segments that are not fitted (loose or direct), in increasing age.
+    unfitted: Vec<usize>,
+    /// Per segment, the map from age to its polynomials' coordinate.
+    local: Vec<LocalCoordinate>,
 }
 
 impl AgeProfile {
@@ -205,7 +209,15 @@ impl AgeProfile {
             let builder = SegmentBuilder { direct: &direct, max_age_myr, bin_width, nodes: &nodes };
             builder.cover(c * BINS_PER_CELL, BINS_PER_CELL, &mut segments);
         }
-        AgeProfile { energy_gev, ln_rate, max_age_myr, segments }
+        let unfitted = (0..segments.len()).filter(|&i| segments[i].fitted().is_none()).collect();
+        let local = segments
+            .iter()
+            .map(|segment| LocalCoordinate {
+                inverse_width: (1.0 / bin_width) / segment.bins as f64,
+                index: (segment.first_bin / segment.bins) as f64,
+            })
+            .collect();
+        AgeProfile { energy_gev, ln_rate, max_age_myr, segments, unfitted, local }
     }
 }
 
@@ -668,15 +680,16 @@ impl Ensemble {
         };
         // One partial sum per lane over all the fitted segments, added up once at the end.
         let mut partial = [0.0; LANES];
-        for segment in &profile.segments {
+        for (segment, &local) in profile.segments.iter().zip(&profile.local) {
             let range = sources_of(segment);
             if let (Some(polynomials), false) = (segment.fitted(), range.is_empty()) {
-                self.polynomial_sum(segment, polynomials, work, range, &mut partial);
+                polynomial_sum(segment.form, polynomials, local, work, range, &mut partial);
             }
         }
         let mut total = lane_total(&partial);
         let fitted_total = total;
-        for segment in &profile.segments {
+        for &i in &profile.unfitted {
+            let (segment, local) = (&profile.segments[i], profile.local[i]);
             let range = sources_of(segment);
             let count = range.len() as f64;
             let negligible = || count * exp(segment.ln_amplitude_bound) <= NEGLIGIBLE_FRACTION * fitted_total;
@@ -687,45 +700,13 @@ impl Ensemble {
                     if count * exp(*ln_error_bound) <= LOOSE_FRACTION * fitted_total =>
                 {
                     let mut partial = [0.0; LANES];
-                    self.polynomial_sum(segment, polynomials, work, range, &mut partial);
+                    polynomial_sum(segment.form, polynomials, local, work, range, &mut partial);
                     total += lane_total(&partial);
                 }
                 _ => total += self.direct_sum(profile, work, range),
             }
         }
         total
-    }
-
-    /// Adds the terms of the sources `range` of a segment by its polynomials to `partial`.
-    #[inline(always)]
-    fn polynomial_sum(
-        &self,
-        segment: &Segment,
-        polynomials: &Polynomials,
-        work: &Workspace,
-        range: core::ops::Range<usize>,
-        partial: &mut [f64; LANES],
-    ) {
-        let local = LocalCoordinate {
-            inverse_width: (1.0 / self.bin_width_myr) / segment.bins as f64,
-            index: (segment.first_bin / segment.bins) as f64,
-        };
-        match segment.form {
-            Form::Plain => {
-                let columns =
-                    Columns { age: &work.age, ln_age: &[], inverse_age: &[], distance2: &work.distance2 };
-                segment_sum::<false>(polynomials, local, &columns, range, partial);
-            }
-            Form::LogAge => {
-                let columns = Columns {
-                    age: &work.age,
-                    ln_age: &work.ln_age,
-                    inverse_age: &work.inverse_age,
-                    distance2: &work.distance2,
-                };
-                segment_sum::<true>(polynomials, local, &columns, range, partial);
-            }
-        }
     }
 
     /// The direct formula over the sources `range` (ages beyond max_age add exactly zero).
@@ -744,6 +725,35 @@ impl Ensemble {
                 exp(ln_a - work.distance2[j] / (4.0 * l2))
             })
             .sum()
+    }
+}
+
+/// Adds the terms of the sources `range` of a segment of `form` by its polynomials to
+/// `partial`.
+#[inline(always)]
+fn polynomial_sum(
+    form: Form,
+    polynomials: &Polynomials,
+    local: LocalCoordinate,
+    work: &Workspace,
+    range: core::ops::Range<usize>,
+    partial: &mut [f64; LANES],
+) {
+    match form {
+        Form::Plain => {
+            let columns =
+                Columns { age: &work.age, ln_age: &[], inverse_age: &[], distance2: &work.distance2 };
+            segment_sum::<false>(polynomials, local, &columns, range, partial);
+        }
+        Form::LogAge => {
+            let columns = Columns {
+                age: &work.age,
+                ln_age: &work.ln_age,
+                inverse_age: &work.inverse_age,
+                distance2: &work.distance2,
+            };
+            segment_sum::<true>(polynomials, local, &columns, range, partial);
+        }
     }
 }
 
