@@ -147,10 +147,10 @@ enum Evaluation {
     /// Polynomials within CELL_TOLERANCE: always used.
     Fitted(Polynomials),
     /// A single bin where no fit met CELL_TOLERANCE (near T(E), where E0 runs up the cutoff and
-    /// ln A falls steeply), but polynomials within LOOSE_TOLERANCE do, with ln of the largest
-    /// error they can put on one source's term: used where the bin's sources together cannot
-    /// move the flux by LOOSE_FRACTION of itself, else the direct formula.
-    Loose { polynomials: Polynomials, ln_error_bound: f64 },
+    /// ln A falls steeply), but polynomials within LOOSE_TOLERANCE do, with the largest error
+    /// they can put on one source's term: used where the bin's sources together cannot move the
+    /// flux by LOOSE_FRACTION of itself, else the direct formula.
+    Loose { polynomials: Polynomials, error_bound: f64 },
     /// The direct formula (a single bin).
     Direct,
 }
@@ -165,10 +165,10 @@ struct Segment {
     evaluation: Evaluation,
     /// What the polynomials interpolate.
     form: Form,
-    /// For a loose or direct bin: an upper bound of ln A on it (+inf where none is
-    /// established), so that a bin whose sources cannot reach NEGLIGIBLE_FRACTION of the sum is
-    /// skipped.
-    ln_amplitude_bound: f64,
+    /// For a loose or direct bin: an upper bound of A on it (+inf where none is established),
+    /// so that a bin whose sources cannot reach NEGLIGIBLE_FRACTION of the sum is skipped.
+    /// (Bounds are kept as values, not logarithms: no exp per bin and realisation.)
+    amplitude_bound: f64,
 }
 
 impl Segment {
@@ -253,7 +253,7 @@ impl SegmentBuilder<'_> {
                 bins,
                 evaluation: Evaluation::Fitted(polynomials),
                 form,
-                ln_amplitude_bound: f64::INFINITY,
+                amplitude_bound: f64::INFINITY,
             }),
             None if bins > 1 => {
                 self.cover(first_bin, bins / 2, out);
@@ -263,13 +263,14 @@ impl SegmentBuilder<'_> {
                 let ln_amplitude_bound = self.ln_amplitude_bound(left, width.min(self.max_age_myr - left));
                 let evaluation =
                     self.loose_fit(left, width, ln_amplitude_bound).unwrap_or(Evaluation::Direct);
-                out.push(Segment { first_bin, bins, evaluation, form: Form::Plain, ln_amplitude_bound })
+                let amplitude_bound = exp(ln_amplitude_bound);
+                out.push(Segment { first_bin, bins, evaluation, form: Form::Plain, amplitude_bound })
             }
         }
     }
 
     /// The plain-form polynomials of a bin where their errors are within LOOSE_TOLERANCE and ln A
-    /// is bounded, with ln of the largest error of one source's term: the term is A e^-x with
+    /// is bounded, with the largest error of one source's term: the term is A e^-x with
     /// x = s^2 h >= 0, so errors da of a and dh (relative) of h move it by at most
     /// A e^-x (da + x dh) e^(da + x dh) <= A_max (da + dh / (e (1 - dh))) e^da, below
     /// A_max (2 da + dh) for errors below 1e-3; a factor 10 covers errors between the check
@@ -281,7 +282,7 @@ impl SegmentBuilder<'_> {
         let fit = fit_with_errors(self.direct, Form::Plain, left, width, self.nodes)?;
         (fit.a_error <= LOOSE_TOLERANCE && fit.h_error <= LOOSE_TOLERANCE).then(|| Evaluation::Loose {
             polynomials: fit.polynomials,
-            ln_error_bound: ln_amplitude_bound + ln(10.0 * (2.0 * fit.a_error + fit.h_error)),
+            error_bound: exp(ln_amplitude_bound + ln(10.0 * (2.0 * fit.a_error + fit.h_error))),
         })
     }
 
@@ -692,12 +693,12 @@ impl Ensemble {
             let (segment, local) = (&profile.segments[i], profile.local[i]);
             let range = sources_of(segment);
             let count = range.len() as f64;
-            let negligible = || count * exp(segment.ln_amplitude_bound) <= NEGLIGIBLE_FRACTION * fitted_total;
+            let negligible = || count * segment.amplitude_bound <= NEGLIGIBLE_FRACTION * fitted_total;
             match &segment.evaluation {
                 Evaluation::Fitted(_) => {}
                 _ if range.is_empty() || negligible() => {}
-                Evaluation::Loose { polynomials, ln_error_bound }
-                    if count * exp(*ln_error_bound) <= LOOSE_FRACTION * fitted_total =>
+                Evaluation::Loose { polynomials, error_bound }
+                    if count * error_bound <= LOOSE_FRACTION * fitted_total =>
                 {
                     let mut partial = [0.0; LANES];
                     polynomial_sum(segment.form, polynomials, local, work, range, &mut partial);
