@@ -17,18 +17,45 @@ pub fn nodes(n: usize) -> Vec<f64> {
 /// Coefficients c_j of the degree n-1 interpolant sum_j c_j T_j(t) through the values
 /// `samples[k] = f(t_k)` at the points of [`nodes`]`(n)` (a discrete cosine transform).
 pub fn coefficients(samples: &[f64]) -> Vec<f64> {
-    let n = samples.len();
-    let scale = 2.0 / n as f64;
-    (0..n)
-        .map(|j| {
-            let sum: f64 = samples
-                .iter()
-                .enumerate()
-                .map(|(k, &f)| f * cos(core::f64::consts::PI * j as f64 * (k as f64 + 0.5) / n as f64))
-                .sum();
-            if j == 0 { 0.5 * scale * sum } else { scale * sum }
-        })
-        .collect()
+    Grid::new(samples.len()).coefficients(samples)
+}
+
+/// The n Chebyshev points and the cosines of the transform [`coefficients`], computed once for
+/// many interpolants of one degree (the same values and bits as `nodes` and `coefficients`).
+#[derive(Clone, Debug)]
+pub struct Grid {
+    /// [`nodes`]`(n)`.
+    pub nodes: Vec<f64>,
+    /// cos(pi j (k + 1/2) / n) at [j n + k].
+    cosines: Vec<f64>,
+}
+
+impl Grid {
+    /// The grid of n points.
+    pub fn new(n: usize) -> Self {
+        let cosines = (0..n * n)
+            .map(|i| {
+                let (j, k) = (i / n, i % n);
+                cos(core::f64::consts::PI * j as f64 * (k as f64 + 0.5) / n as f64)
+            })
+            .collect();
+        Grid { nodes: nodes(n), cosines }
+    }
+
+    /// [`coefficients`] of n samples at the grid's points.
+    pub fn coefficients(&self, samples: &[f64]) -> Vec<f64> {
+        let n = self.nodes.len();
+        assert_eq!(samples.len(), n, "one sample per point of the grid");
+        let scale = 2.0 / n as f64;
+        self.cosines
+            .chunks_exact(n)
+            .enumerate()
+            .map(|(j, row)| {
+                let sum: f64 = samples.iter().zip(row).map(|(&f, &c)| f * c).sum();
+                if j == 0 { 0.5 * scale * sum } else { scale * sum }
+            })
+            .collect()
+    }
 }
 
 /// Coefficients of the integral I(t) = integral_{-1}^{t} f(s) ds of f = sum_j c_j T_j, one

@@ -201,12 +201,12 @@ impl AgeProfile {
         let ln_rate = ln(transport.losses().rate_unchecked(energy_gev));
         let direct = DirectProfile { transport, spectrum, energy_gev, ln_rate };
         let max_age_myr = negligible_beyond(&direct, transport.max_age_unchecked(energy_gev));
-        let nodes = chebyshev::nodes(CELL_POINTS);
+        let grid = chebyshev::Grid::new(CELL_POINTS);
         let cell_width = BINS_PER_CELL as f64 * bin_width;
         let n_cells = (libm::ceil(max_age_myr / cell_width) as usize).min(AGE_BINS / BINS_PER_CELL);
         let mut segments = Vec::new();
         for c in 0..n_cells {
-            let builder = SegmentBuilder { direct: &direct, max_age_myr, bin_width, nodes: &nodes };
+            let builder = SegmentBuilder { direct: &direct, max_age_myr, bin_width, grid: &grid };
             builder.cover(c * BINS_PER_CELL, BINS_PER_CELL, &mut segments);
         }
         let unfitted = (0..segments.len()).filter(|&i| segments[i].fitted().is_none()).collect();
@@ -226,7 +226,7 @@ struct SegmentBuilder<'a> {
     direct: &'a DirectProfile<'a>,
     max_age_myr: f64,
     bin_width: f64,
-    nodes: &'a [f64],
+    grid: &'a chebyshev::Grid,
 }
 
 impl SegmentBuilder<'_> {
@@ -240,7 +240,7 @@ impl SegmentBuilder<'_> {
         let holds_last_age = left + width >= self.max_age_myr;
         // The plain form where it fits (ln t is smooth away from 0), else, in the first cells,
         // the log-age form (elsewhere halving is cheaper: it keeps ln t off most sources).
-        let fit = |form| fit_cell(self.direct, form, left, width, self.nodes).map(|p| (p, form));
+        let fit = |form| fit_cell(self.direct, form, left, width, self.grid).map(|p| (p, form));
         let log_age_allowed = first_bin + bins <= LOG_AGE_BINS;
         let fitted = if holds_last_age {
             None
@@ -279,7 +279,7 @@ impl SegmentBuilder<'_> {
         if !ln_amplitude_bound.is_finite() {
             return None;
         }
-        let fit = fit_with_errors(self.direct, Form::Plain, left, width, self.nodes)?;
+        let fit = fit_with_errors(self.direct, Form::Plain, left, width, self.grid)?;
         (fit.a_error <= LOOSE_TOLERANCE && fit.h_error <= LOOSE_TOLERANCE).then(|| Evaluation::Loose {
             polynomials: fit.polynomials,
             error_bound: exp(ln_amplitude_bound + ln(10.0 * (2.0 * fit.a_error + fit.h_error))),
@@ -339,7 +339,14 @@ struct Fit {
 
 /// Fits a and h on [left, left + width] and measures the errors halfway between the points;
 /// None where a point's value is not finite.
-fn fit_with_errors(direct: &DirectProfile, form: Form, left: f64, width: f64, nodes: &[f64]) -> Option<Fit> {
+fn fit_with_errors(
+    direct: &DirectProfile,
+    form: Form,
+    left: f64,
+    width: f64,
+    grid: &chebyshev::Grid,
+) -> Option<Fit> {
+    let nodes = &grid.nodes;
     let age_at = |x: f64| left + 0.5 * width * (1.0 + x);
     let at = |x: f64| direct.smooth_at(form, age_at(x));
     let ln_amplitude = |x: f64, a: f64| match form {
@@ -351,7 +358,7 @@ fn fit_with_errors(direct: &DirectProfile, form: Form, left: f64, width: f64, no
         return None;
     }
     let monomial = |values: Vec<f64>| {
-        let m = chebyshev::to_monomial(&chebyshev::coefficients(&values));
+        let m = chebyshev::to_monomial(&grid.coefficients(&values));
         let mut out = [0.0; CELL_POINTS];
         out.copy_from_slice(&m);
         out
@@ -386,8 +393,14 @@ fn fit_with_errors(direct: &DirectProfile, form: Form, left: f64, width: f64, no
 }
 
 /// The polynomials of [`fit_with_errors`] where both errors are within CELL_TOLERANCE.
-fn fit_cell(direct: &DirectProfile, form: Form, left: f64, width: f64, nodes: &[f64]) -> Option<Polynomials> {
-    fit_with_errors(direct, form, left, width, nodes)
+fn fit_cell(
+    direct: &DirectProfile,
+    form: Form,
+    left: f64,
+    width: f64,
+    grid: &chebyshev::Grid,
+) -> Option<Polynomials> {
+    fit_with_errors(direct, form, left, width, grid)
         .filter(|fit| fit.a_error <= CELL_TOLERANCE && fit.h_error <= CELL_TOLERANCE)
         .map(|fit| fit.polynomials)
 }

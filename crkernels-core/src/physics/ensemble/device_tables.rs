@@ -123,7 +123,7 @@ impl Ensemble {
         let mut max_age_myr = Vec::with_capacity(self.profiles.len());
         let mut cell_of_bin = Vec::with_capacity(self.profiles.len() * bins);
         let mut cells = Vec::new();
-        let nodes = chebyshev::nodes(CELL_POINTS);
+        let grid = chebyshev::Grid::new(CELL_POINTS);
         let floors = self.flux_floors();
         for (profile, &flux_floor) in self.profiles.iter().zip(&floors) {
             let direct = DirectProfile {
@@ -155,7 +155,7 @@ impl Ensemble {
                         let right = (left + self.bin_width_myr).min(limit);
                         let refiner = Refiner {
                             direct: &direct,
-                            nodes: &nodes,
+                            grid: &grid,
                             log_age_allowed: segment.first_bin < LOG_AGE_BINS,
                             ln_error_allowed: ln(ERROR_PER_SOURCE * flux_floor),
                         };
@@ -229,7 +229,7 @@ impl DeviceCell {
 /// also passes at NOISE_TOLERANCE (see there).
 struct Refiner<'a> {
     direct: &'a DirectProfile<'a>,
-    nodes: &'a [f64],
+    grid: &'a chebyshev::Grid,
     log_age_allowed: bool,
     /// ln of the largest error allowed on one source's term.
     ln_error_allowed: f64,
@@ -242,7 +242,7 @@ impl Refiner<'_> {
         }
         let width = right - left;
         let acceptable = |form| {
-            fit_with_errors(self.direct, form, left, width, self.nodes)
+            fit_with_errors(self.direct, form, left, width, self.grid)
                 .filter(|fit| {
                     let strict = fit.a_error <= CELL_TOLERANCE && fit.h_error <= CELL_TOLERANCE;
                     let noise_limited = depth >= NOISE_DEPTH
