@@ -877,22 +877,28 @@ mod tests {
     use crate::physics::losses::{EnergyLosses, LossModel};
     use crate::physics::photon_field::PhotonField;
 
-    /// The loose bins of the SECRET setup give the flux of the direct formula on them to
-    /// 1e-15 (their polynomials are used only where their error cannot show).
-    #[test]
-    fn loose_bins_agree_with_the_direct_formula() {
+    /// The SECRET single-point setup (19 energies, exact KN losses, the spiral model) at the
+    /// supernova rate `rate` [1/Myr], and its energies.
+    fn secret_setup(rate: f64) -> (Ensemble, Vec<f64>) {
         let energies: Vec<f64> = (0..19).map(|i| libm::pow(10.0, 2.4 + 0.1 * i as f64)).collect();
         let losses = EnergyLosses::new(LossModel::KleinNishina, &PhotonField::default_field());
         let transport = Transport::new(&losses, 3e28, 0.6, 4.0, 100.0, 1e7).unwrap();
         let params = EnsembleParams {
-            sn_rate_per_myr: 4.55e4,
+            sn_rate_per_myr: rate,
             t_max_myr: 7.0,
             s_max_kpc: 10.0,
             spatial: SpatialModel::SpiralArms,
             poisson_count: false,
             spectrum: SourceSpectrum::from_energy_erg(1e48, 1.0, 2.2, 1e4).unwrap(),
         };
-        let ensemble = Ensemble::new(&transport, &params, &energies).unwrap();
+        (Ensemble::new(&transport, &params, &energies).unwrap(), energies)
+    }
+
+    /// The loose bins of the SECRET setup give the flux of the direct formula on them to
+    /// 1e-15 (their polynomials are used only where their error cannot show).
+    #[test]
+    fn loose_bins_agree_with_the_direct_formula() {
+        let (ensemble, energies) = secret_setup(4.55e4);
         let mut direct_only = ensemble.clone();
         let mut loose = 0;
         for segment in direct_only.profiles.iter_mut().flat_map(|p| &mut p.segments) {
@@ -915,18 +921,7 @@ mod tests {
     /// The baseline, AVX2 and AVX-512 builds of the evaluation give the same bits.
     #[test]
     fn every_instruction_set_gives_the_same_bits() {
-        let energies: Vec<f64> = (0..19).map(|i| libm::pow(10.0, 2.4 + 0.1 * i as f64)).collect();
-        let losses = EnergyLosses::new(LossModel::KleinNishina, &PhotonField::default_field());
-        let transport = Transport::new(&losses, 3e28, 0.6, 4.0, 100.0, 1e7).unwrap();
-        let params = EnsembleParams {
-            sn_rate_per_myr: 4e3,
-            t_max_myr: 7.0,
-            s_max_kpc: 10.0,
-            spatial: SpatialModel::SpiralArms,
-            poisson_count: false,
-            spectrum: SourceSpectrum::from_energy_erg(1e48, 1.0, 2.2, 1e4).unwrap(),
-        };
-        let mut ensemble = Ensemble::new(&transport, &params, &energies).unwrap();
+        let (mut ensemble, energies) = secret_setup(4e3);
         let flux_on = |ensemble: &Ensemble| {
             let mut flux = std::vec![0.0; 3 * energies.len()];
             for (k, row) in flux.chunks_mut(energies.len()).enumerate() {
