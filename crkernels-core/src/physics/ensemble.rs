@@ -261,28 +261,27 @@ impl SegmentBuilder<'_> {
             }
             None => {
                 let ln_amplitude_bound = self.ln_amplitude_bound(left, width.min(self.max_age_myr - left));
-                let evaluation =
-                    self.loose_fit(left, width, ln_amplitude_bound).unwrap_or(Evaluation::Direct);
                 let amplitude_bound = exp(ln_amplitude_bound);
+                let evaluation = self.loose_fit(left, width, amplitude_bound).unwrap_or(Evaluation::Direct);
                 out.push(Segment { first_bin, bins, evaluation, form: Form::Plain, amplitude_bound })
             }
         }
     }
 
-    /// The plain-form polynomials of a bin where their errors are within LOOSE_TOLERANCE and ln A
-    /// is bounded, with the largest error of one source's term: the term is A e^-x with
+    /// The plain-form polynomials of a bin where their errors are within LOOSE_TOLERANCE and A is
+    /// bounded by `amplitude_bound`, with the largest error of one source's term: the term is A e^-x with
     /// x = s^2 h >= 0, so errors da of a and dh (relative) of h move it by at most
     /// A e^-x (da + x dh) e^(da + x dh) <= A_max (da + dh / (e (1 - dh))) e^da, below
     /// A_max (2 da + dh) for errors below 1e-3; a factor 10 covers errors between the check
     /// points.
-    fn loose_fit(&self, left: f64, width: f64, ln_amplitude_bound: f64) -> Option<Evaluation> {
-        if !ln_amplitude_bound.is_finite() {
+    fn loose_fit(&self, left: f64, width: f64, amplitude_bound: f64) -> Option<Evaluation> {
+        if !amplitude_bound.is_finite() {
             return None;
         }
         let fit = fit_with_errors(self.direct, Form::Plain, left, width, self.grid)?;
         (fit.a_error <= LOOSE_TOLERANCE && fit.h_error <= LOOSE_TOLERANCE).then(|| Evaluation::Loose {
             polynomials: fit.polynomials,
-            error_bound: exp(ln_amplitude_bound + ln(10.0 * (2.0 * fit.a_error + fit.h_error))),
+            error_bound: amplitude_bound * 10.0 * (2.0 * fit.a_error + fit.h_error),
         })
     }
 

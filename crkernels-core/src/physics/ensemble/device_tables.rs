@@ -139,15 +139,15 @@ impl Ensemble {
             let first_of_energy = cell_of_bin.len();
             let first_cell_of_energy = cells.len();
             cell_of_bin.resize(first_of_energy + bins, NO_CELL);
-            for segment in &profile.segments {
+            for (segment, local) in profile.segments.iter().zip(&profile.local) {
                 let before = cells.len();
                 let left = segment.first_bin as f64 * self.bin_width_myr;
                 match segment.fitted() {
-                    // The local coordinate exactly as the CPU's LocalCoordinate.
+                    // The CPU's own local coordinate.
                     Some(polynomials) => cells.push(DeviceCell::new(
                         (segment.first_bin + segment.bins) as f64 * self.bin_width_myr,
-                        (1.0 / self.bin_width_myr) / segment.bins as f64,
-                        (segment.first_bin / segment.bins) as f64,
+                        local.inverse_width,
+                        local.index,
                         segment.form,
                         polynomials,
                     )),
