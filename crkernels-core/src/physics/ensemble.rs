@@ -279,7 +279,7 @@ impl SegmentBuilder<'_> {
             return None;
         }
         let fit = fit_with_errors(self.direct, Form::Plain, left, width, self.grid)?;
-        (fit.a_error <= LOOSE_TOLERANCE && fit.h_error <= LOOSE_TOLERANCE).then(|| Evaluation::Loose {
+        (fit.a_error <= LOOSE_TOLERANCE && fit.h_error <= LOOSE_TOLERANCE).then_some(Evaluation::Loose {
             polynomials: fit.polynomials,
             error_bound: amplitude_bound * 10.0 * (2.0 * fit.a_error + fit.h_error),
         })
