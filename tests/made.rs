@@ -100,7 +100,7 @@ fn samples_agree_with_the_slow_reference_sampler() {
 
 #[test]
 fn one_dimensional_samples_pass_a_ks_test_against_the_exact_cdf() {
-    for name in ["plain_d1_secret", "plain_d1_ctx0"] {
+    for name in ["plain_d1_secret", "plain_d1_ctx0", "plain_d1_noctx"] {
         let path = data_dir().join(format!("{name}.safetensors"));
         let made = load_made(&path, &LoadOptions::default()).unwrap();
         let reference = PlainReference::load(&path);

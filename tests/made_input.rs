@@ -100,13 +100,19 @@ fn bad_files_are_rejected_with_the_tensor_named() {
     };
     let degrees =
         |name: &str, values: &[i64]| (name.to_string(), "I64", vec![values.len()], i64_bytes(values));
-    // Context degree not below the data degrees; repeated data degrees; hidden degree too high.
+    // Context degree not below the data degrees; repeated data degrees; hidden degrees above
+    // the highest data degree (3) or negative. Degrees 0 (reads no input) and 3 (feeds no
+    // output) are harmless and load.
     expect_format(load_bytes(&with("degrees.input", degrees("degrees.input", &[2, 3, 2]))), "degrees.input");
     expect_format(load_bytes(&with("degrees.input", degrees("degrees.input", &[1, 2, 2]))), "degrees.input");
-    expect_format(
-        load_bytes(&with("hidden.0.degrees", degrees("hidden.0.degrees", &[1, 2, 3]))),
-        "hidden.0.degrees",
-    );
+    for bad in [[1, 2, 4], [-1, 1, 2]] {
+        expect_format(
+            load_bytes(&with("hidden.0.degrees", degrees("hidden.0.degrees", &bad))),
+            "hidden.0.degrees",
+        );
+    }
+    load_bytes(&with("hidden.0.degrees", degrees("hidden.0.degrees", &[0, 3, 2])))
+        .expect("hidden degrees 0 and the highest data degree are harmless");
     // NaN weights and a missing tensor.
     let mut nan = vec![0.1f32; 12];
     nan[7] = f32::NAN;

@@ -181,8 +181,10 @@ class PlainMade:
             raise ValueError("degrees: context degrees must be all 0 or 1..C")
         if C and lo_d != int(cdeg.max()) + 1:
             raise ValueError("degrees: data degrees must follow the context degrees")
-        lo_h = int(cdeg.min()) if C else 1
-        hi_h = int(ddeg.max()) - 1
+        # Hidden degrees in [0, highest data degree]: units outside [lowest context degree (1
+        # without context), highest data degree - 1] read no input or feed no output (harmless;
+        # the only kind when D = 1 without context).
+        lo_h, hi_h = 0, int(ddeg.max())
         self.layers = []
         prev_deg, n_in, i = deg, C + D, 0
         while f"hidden.{i}.weight" in t:
@@ -301,8 +303,14 @@ def make_plain(rng, *, C, D, K, hidden, act, ctx="none", standardize=False, prem
     t = {"degrees.input": deg.astype(deg_dtype)}
     prev, n_in = deg, C + D
     for i, H in enumerate(hidden):
-        span = hi - lo + 1
-        hd = lo + rng.permutation(np.arange(H) % span)      # every degree present when H >= span
+        if hi >= lo:
+            span = hi - lo + 1
+            hd = lo + rng.permutation(np.arange(H) % span)  # every degree present when H >= span
+        else:
+            # D = 1 without context: [lo, hi] is empty. Degree 0 units read no input (a
+            # constant fed to the output), degree 1 units read x and feed no output; both are
+            # harmless and the loader accepts them (PHYSICS.md, MADE degrees).
+            hd = rng.permutation(np.arange(H) % 2)
         W = rng.standard_normal((H, n_in)) / np.sqrt(n_in) * 1.5
         M = hd[:, None] >= prev[None, :]
         if premask:
@@ -664,7 +672,7 @@ def bad_files():
 
     t2 = dict(t)
     hd = t2["hidden.0.degrees"].copy()
-    hd[3] = t["degrees.input"].max()                      # hidden degree = max data degree
+    hd[3] = t["degrees.input"].max() + 1                  # hidden degree above every data degree
     t2["hidden.0.degrees"] = hd
     write("bad_degrees.safetensors", t2, meta)
 
@@ -733,6 +741,10 @@ def main():
       C=2, D=1, K=3, hidden=[8], act="tanh", ctx="zero", standardize=True)
     P("plain_d1_secret", 111, "D=1, C=1 SECRET-style context degree 1, 1 hidden (6 relu), K=10",
       C=1, D=1, K=10, hidden=[6], act="relu", ctx="secret")
+    P("plain_d1_noctx", 112, "D=1, no context: a single Gaussian mixture; 1 hidden (6 tanh) "
+      "with degrees 0 (constant units) and 1 (units that feed no output), K=4, "
+      "standardisation, reference_samples (20000)",
+      C=0, D=1, K=4, hidden=[6], act="tanh", standardize=True, samples=20000)
     P("secret_shape", 2024, "SECRET shape: C=5 context degrees 1..5, D=19, 1 hidden (200 "
       "sigmoid), K=10, standardisation, weights ~N(0, 1/sqrt(fan_in))",
       C=5, D=19, K=10, hidden=[200], act="sigmoid", ctx="secret", standardize=True)
@@ -757,6 +769,13 @@ def main():
       "D=2, C=1, hidden 10, 2 residual blocks, no batch norm, K=5",
       D=2, C=1, H=10, num_blocks=2, K=5, use_bn=False, prefix="net._distribution._made.",
       sbi=True)
+    N("nflows_d1_noctx_1blk_k3", 206, "MixtureOfGaussiansMADE, no prefix; D=1, no context "
+      "(hidden degrees all 0, as nflows makes them), hidden 8, 1 residual block, K=3, "
+      "reference_samples (20000)",
+      D=1, C=0, H=8, num_blocks=1, K=3, use_bn=False, prefix="", samples=20000)
+    N("nflows_d1_ctx_1blk_k3", 207, "MixtureOfGaussiansMADE, no prefix; D=1, C=2, hidden 8, "
+      "1 residual block, batch norm, K=3",
+      D=1, C=2, H=8, num_blocks=1, K=3, use_bn=True, prefix="")
     bad_files()
     for f in sorted(WRITTEN):                         # the official parser accepts every file
         p = os.path.join(OUT, f)

@@ -9,7 +9,10 @@
 //! `output.{logits,means,log_scales}.{weight,bias}` [D K, H_last], [D K] with row d K + k;
 //! optional `standardize.x_mean`, `standardize.x_std` [D], `standardize.context_mean`,
 //! `standardize.context_std` [C]. Degrees: context all 0 or 1..C, data the next D integers in
-//! any order, hidden in [lowest context degree (1 without context), highest data degree - 1].
+//! any order, hidden in [lowest context degree (1 without context), highest data degree - 1]
+//! to connect inputs to outputs; hidden degrees 0 (the unit reads no input) up to the highest
+//! data degree (it feeds no output) are accepted too, as the masks keep them harmless: a
+//! one-dimensional model without context (a single Gaussian mixture) has only such units.
 //!
 //! # nflows layout
 //!
@@ -225,8 +228,13 @@ fn plain_spec(file: &SafeTensors<'_>, metadata: &Metadata) -> Result<MadeSpec> {
             top_context + 1
         )));
     }
-    let lowest_hidden = if c > 0 { context_degrees.iter().copied().min().unwrap_or(0) } else { 1 };
-    let highest_hidden = highest_data - 1;
+    // Hidden degrees: [lowest context degree (1 without context), highest data degree - 1]
+    // connects a unit to inputs and outputs. Degrees down to 0 (a unit that reads no input) and
+    // up to the highest data degree (a unit that feeds no output) are harmless, since the
+    // masks follow from the degrees; they are accepted, so that D = 1 without context (an
+    // empty connecting range) loads. Anything else is a corrupt file.
+    let lowest_hidden = 0;
+    let highest_hidden = highest_data;
     let mut layers = Vec::new();
     let mut n_in = d;
     let mut i = 0;
@@ -236,7 +244,7 @@ fn plain_spec(file: &SafeTensors<'_>, metadata: &Metadata) -> Result<MadeSpec> {
         let hidden_degrees = integers(file, &degrees_name, &[h])?;
         if let Some(j) = hidden_degrees.iter().position(|&g| g < lowest_hidden || g > highest_hidden) {
             return Err(format_error(format!(
-                "{degrees_name}: degree {} of unit {j} is outside [{lowest_hidden}, {highest_hidden}] (lowest context degree, highest data degree - 1)",
+                "{degrees_name}: degree {} of unit {j} is outside [{lowest_hidden}, {highest_hidden}] (0, highest data degree)",
                 hidden_degrees[j]
             )));
         }
