@@ -1,14 +1,21 @@
 //! Compiles the C programs in tests/c against include/crkernels.h and the static library,
 //! runs them, and checks the header compiles as strict C99 and as C++17; builds and runs the
 //! C++ wrapper tests (include/crkernels.hpp, tests/cpp) as C++17 and C++20 and the C++ example
-//! (examples/cpp, with OpenMP).
+//! (examples/cpp, with OpenMP); builds and runs the Fortran bindings, example and tests.
+//!
+//! The C compiler ($CC, default cc) is required. The C++ compiler ($CXX, default c++, with
+//! OpenMP for the examples) and the Fortran compiler ($FC, default gfortran) are optional:
+//! without them, the tests (or parts) that need them are skipped with a notice, or fail under
+//! CRKERNELS_REQUIRE_ALL=1 (tests/tool_support).
 
 mod library_support;
+mod tool_support;
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use library_support::{library_dir, root};
+use tool_support::{requirement_met, tool_available};
 
 const C_FLAGS: &[&str] = &["-std=c99", "-Wall", "-Wextra", "-Werror", "-pedantic", "-O1"];
 const CXX_FLAGS: &[&str] = &["-std=c++17", "-Wall", "-Wextra", "-Werror", "-pedantic", "-O1"];
@@ -18,6 +25,18 @@ const CXX_OPENMP_FLAGS: &[&str] =
 
 fn compiler(var: &str, default: &str) -> String {
     std::env::var(var).unwrap_or_else(|_| default.to_string())
+}
+
+/// The C++ compiler ($CXX, default c++), if available for `test` (tests/tool_support).
+fn cxx_for(test: &str) -> Option<String> {
+    let cxx = compiler("CXX", "c++");
+    tool_available(&cxx, test).then_some(cxx)
+}
+
+/// The Fortran compiler ($FC, default gfortran), if available for `test` (tests/tool_support).
+fn fortran_for(test: &str) -> Option<String> {
+    let fortran = compiler("FC", "gfortran");
+    tool_available(&fortran, test).then_some(fortran)
 }
 
 /// Compiles `source` into `exe` with the static library, or panics with the compiler output.
@@ -85,10 +104,11 @@ fn c_programs_pass() {
 
 #[test]
 fn header_compiles_as_cpp17() {
+    let Some(cxx) = cxx_for("header_compiles_as_cpp17") else { return };
     let out_dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("c_tests");
     std::fs::create_dir_all(&out_dir).unwrap();
     let exe = out_dir.join("header_cpp");
-    build(&compiler("CXX", "c++"), CXX_FLAGS, &root().join("tests/c/header_check.cpp"), &exe);
+    build(&cxx, CXX_FLAGS, &root().join("tests/c/header_check.cpp"), &exe);
     run(&exe);
 }
 
@@ -96,12 +116,13 @@ fn header_compiles_as_cpp17() {
 /// (std::span overloads too).
 #[test]
 fn cpp_wrapper_tests_pass() {
+    let Some(cxx) = cxx_for("cpp_wrapper_tests_pass") else { return };
     let out_dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("cpp_tests");
     std::fs::create_dir_all(&out_dir).unwrap();
     let source = root().join("tests/cpp/test_wrappers.cpp");
     for (name, flags) in [("test_wrappers_cpp17", CXX_FLAGS), ("test_wrappers_cpp20", CXX20_FLAGS)] {
         let exe = out_dir.join(name);
-        build(&compiler("CXX", "c++"), flags, &source, &exe);
+        build(&cxx, flags, &source, &exe);
         run(&exe);
     }
 }
@@ -139,17 +160,37 @@ fn cpp_header_is_up_to_date() {
     }
 }
 
+/// Whether `cxx` compiles and links an OpenMP program with -fopenmp (for `test`, under the
+/// rule of tests/tool_support).
+fn openmp_available(cxx: &str, out_dir: &Path, test: &str) -> bool {
+    let source = out_dir.join("openmp_probe.cpp");
+    std::fs::write(&source, "#include <omp.h>\nint main() { return omp_get_max_threads() > 0 ? 0 : 1; }\n")
+        .unwrap();
+    let works = Command::new(cxx)
+        .arg("-fopenmp")
+        .arg(&source)
+        .arg("-o")
+        .arg(out_dir.join("openmp_probe"))
+        .output()
+        .is_ok_and(|o| o.status.success());
+    requirement_met(works, &format!("{cxx} -fopenmp cannot build an OpenMP program"), "g++", test)
+}
+
 /// The C++ examples build with OpenMP (they call kernels from `omp parallel for` loops) and run.
 #[test]
 fn cpp_examples_build_and_run() {
+    let Some(cxx) = cxx_for("cpp_examples_build_and_run") else { return };
     let out_dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("cpp_examples");
     std::fs::create_dir_all(&out_dir).unwrap();
+    if !openmp_available(&cxx, &out_dir, "cpp_examples_build_and_run") {
+        return;
+    }
     let mut built = 0;
     for entry in std::fs::read_dir(root().join("examples/cpp")).unwrap() {
         let source = entry.unwrap().path();
         if source.extension().is_some_and(|e| e == "cpp") {
             let exe = out_dir.join(source.file_stem().unwrap());
-            build(&compiler("CXX", "c++"), CXX_OPENMP_FLAGS, &source, &exe);
+            build(&cxx, CXX_OPENMP_FLAGS, &source, &exe);
             run(&exe);
             built += 1;
         }
@@ -184,10 +225,10 @@ fn build_fortran(fortran: &str, out_dir: &Path, program: &Path, exe: &Path) {
         .arg(library_dir().join("libcrkernels.a"))
         .args(["-lm", "-lpthread", "-ldl"])
         .output()
-        .expect("run gfortran");
+        .unwrap_or_else(|e| panic!("cannot run {fortran}: {e}"));
     assert!(
         output.status.success(),
-        "gfortran failed on {}:\n{}",
+        "{fortran} failed on {}:\n{}",
         program.display(),
         String::from_utf8_lossy(&output.stderr)
     );
@@ -196,19 +237,10 @@ fn build_fortran(fortran: &str, out_dir: &Path, program: &Path, exe: &Path) {
 /// The Fortran bindings (bindings/fortran/crkernels.f90), example and layer test
 /// (tests/fortran/layer.f90) compile and run against the static library, and an error without
 /// `stat` stops the program with its message.
-/// Skipped with a notice when gfortran is absent, unless CRKERNELS_REQUIRE_FORTRAN is set (as
-/// .ci/run does, after installing it).
+/// Needs $FC (default gfortran): skipped with a notice without it (tests/tool_support).
 #[test]
 fn fortran_bindings_and_example_run() {
-    let fortran = compiler("FC", "gfortran");
-    if Command::new(&fortran).arg("--version").output().is_err() {
-        assert!(
-            std::env::var_os("CRKERNELS_REQUIRE_FORTRAN").is_none(),
-            "{fortran} not found and CRKERNELS_REQUIRE_FORTRAN is set"
-        );
-        eprintln!("skipping the Fortran test: {fortran} not found");
-        return;
-    }
+    let Some(fortran) = fortran_for("fortran_bindings_and_example_run") else { return };
     let out_dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("fortran");
     std::fs::create_dir_all(&out_dir).unwrap();
 
@@ -259,7 +291,7 @@ fn output_of(exe: &Path) -> String {
 
 /// The README's C, C++ and Fortran examples compile and run as written (the Python one is run
 /// by scripts/test-python.sh; Julia cannot be installed here), and print the loss rate the
-/// library gives.
+/// library gives. The C++ and Fortran parts are skipped with a notice without their compilers.
 #[test]
 fn readme_examples_run_as_written() {
     let out_dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("readme_examples");
@@ -269,17 +301,14 @@ fn readme_examples_run_as_written() {
     std::fs::write(&c, readme_block("## From C", "c")).unwrap();
     build(&compiler("CC", "cc"), C_FLAGS, &c, &out_dir.join("example_c"));
     assert!(output_of(&out_dir.join("example_c")).contains(expected));
-    let cpp = out_dir.join("example.cpp");
-    std::fs::write(&cpp, readme_block("## From C++", "cpp")).unwrap();
-    build(&compiler("CXX", "c++"), CXX_FLAGS, &cpp, &out_dir.join("example_cpp"));
-    let printed = output_of(&out_dir.join("example_cpp"));
-    assert!(printed.contains(expected) && printed.contains("CRK_ERR_INVALID_ARGUMENT"), "{printed}");
-    let fortran = compiler("FC", "gfortran");
-    if Command::new(&fortran).arg("--version").output().is_err() {
-        assert!(std::env::var_os("CRKERNELS_REQUIRE_FORTRAN").is_none(), "{fortran} not found");
-        eprintln!("skipping the README's Fortran example: {fortran} not found");
-        return;
+    if let Some(cxx) = cxx_for("the C++ part of readme_examples_run_as_written") {
+        let cpp = out_dir.join("example.cpp");
+        std::fs::write(&cpp, readme_block("## From C++", "cpp")).unwrap();
+        build(&cxx, CXX_FLAGS, &cpp, &out_dir.join("example_cpp"));
+        let printed = output_of(&out_dir.join("example_cpp"));
+        assert!(printed.contains(expected) && printed.contains("CRK_ERR_INVALID_ARGUMENT"), "{printed}");
     }
+    let Some(fortran) = fortran_for("the Fortran part of readme_examples_run_as_written") else { return };
     let f90 = out_dir.join("my_losses.f90");
     std::fs::write(&f90, readme_block("## From Fortran", "fortran")).unwrap();
     build_fortran(&fortran, &out_dir, &f90, &out_dir.join("my_losses"));

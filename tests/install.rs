@@ -3,11 +3,16 @@
 //! (tests/cmake_consumer) against crkernels::crkernels and crkernels::crkernels_static, and
 //! compiles and runs a C program with the flags from `pkg-config --cflags --libs crkernels`.
 //!
-//! Needs bash, cmake, pkg-config and a C/C++ compiler: without cmake or pkg-config the test
-//! fails, unless CRKERNELS_SKIP_INSTALL_TEST=1 (then it is skipped with a notice).
+//! Needs bash and a C compiler; the checks that need cmake, a C++ compiler ($CXX, default
+//! c++), pkg-config or readelf are skipped with a notice where the tool is missing, or fail
+//! under CRKERNELS_REQUIRE_ALL=1 (tests/tool_support).
+
+mod tool_support;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
+
+use tool_support::tool_available;
 
 fn root() -> &'static Path {
     Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -15,10 +20,6 @@ fn root() -> &'static Path {
 
 fn tmp() -> PathBuf {
     PathBuf::from(env!("CARGO_TARGET_TMPDIR"))
-}
-
-fn have(tool: &str) -> bool {
-    Command::new(tool).arg("--version").output().is_ok_and(|o| o.status.success())
 }
 
 fn checked(what: &str, command: &mut Command) -> Output {
@@ -56,35 +57,12 @@ fn install_prefix() -> PathBuf {
         .clone()
 }
 
-/// Whether to run: the tools are there, or the test is skipped on request (or fails).
-fn tools_present(tools: &[&str]) -> bool {
-    let missing: Vec<&str> = tools.iter().copied().filter(|t| !have(t)).collect();
-    if missing.is_empty() {
-        return true;
-    }
-    if std::env::var("CRKERNELS_SKIP_INSTALL_TEST").as_deref() == Ok("1") {
-        eprintln!(
-            "skipping the install test: {} not found (CRKERNELS_SKIP_INSTALL_TEST=1)",
-            missing.join(", ")
-        );
-        return false;
-    }
-    panic!(
-        "the install test needs {}: install them (apt-get install -y cmake pkg-config) or set \
-         CRKERNELS_SKIP_INSTALL_TEST=1 to skip it",
-        missing.join(", ")
-    );
-}
-
 fn version() -> &'static str {
     env!("CARGO_PKG_VERSION")
 }
 
 #[test]
 fn install_layout_and_soname() {
-    if !tools_present(&["cmake", "pkg-config"]) {
-        return;
-    }
     let prefix = install_prefix();
     let lib = prefix.join("lib");
     let major = version().split('.').next().unwrap();
@@ -110,7 +88,7 @@ fn install_layout_and_soname() {
         std::fs::read(lib.join(format!("libcrkernels.so.{}", version()))).unwrap()
     );
 
-    if have("readelf") {
+    if tool_available("readelf", "the SONAME check of install_layout_and_soname") {
         let out = checked(
             "readelf -d",
             Command::new("readelf").arg("-d").arg(lib.join(format!("libcrkernels.so.{}", version()))),
@@ -120,11 +98,12 @@ fn install_layout_and_soname() {
             dynamic.contains(&format!("Library soname: [libcrkernels.so.{major}]")),
             "wrong or missing SONAME:\n{dynamic}"
         );
-    } else {
-        eprintln!("readelf not found: SONAME not checked");
     }
 
     // pkg-config: the static link flags carry the system libraries.
+    if !tool_available("pkg-config", "the pkg-config checks of install_layout_and_soname") {
+        return;
+    }
     let pc_path = lib.join("pkgconfig");
     let out = checked(
         "pkg-config --static --libs crkernels",
@@ -143,7 +122,10 @@ fn install_layout_and_soname() {
 
 #[test]
 fn cmake_consumer_builds_and_runs() {
-    if !tools_present(&["cmake", "pkg-config"]) {
+    let cxx = std::env::var("CXX").unwrap_or_else(|_| "c++".to_string());
+    if !tool_available("cmake", "cmake_consumer_builds_and_runs")
+        || !tool_available(&cxx, "cmake_consumer_builds_and_runs")
+    {
         return;
     }
     let prefix = install_prefix();
@@ -165,7 +147,7 @@ fn cmake_consumer_builds_and_runs() {
         let exe = build.join("consumer");
         let out = checked(&format!("the {kind} consumer"), &mut Command::new(&exe));
         assert!(String::from_utf8_lossy(&out.stdout).contains("via find_package"));
-        if have("readelf") {
+        if tool_available("readelf", "the NEEDED check of cmake_consumer_builds_and_runs") {
             let out = checked("readelf -d consumer", Command::new("readelf").arg("-d").arg(&exe));
             let needs_shared = String::from_utf8_lossy(&out.stdout).contains("[libcrkernels.so.");
             assert_eq!(needs_shared, kind == "shared", "the {kind} consumer's NEEDED entries are wrong");
@@ -188,7 +170,7 @@ int main(void) {
 
 #[test]
 fn pkg_config_program_builds_and_runs() {
-    if !tools_present(&["cmake", "pkg-config"]) {
+    if !tool_available("pkg-config", "pkg_config_program_builds_and_runs") {
         return;
     }
     let prefix = install_prefix();
