@@ -6,7 +6,15 @@
 # thread) and libgomp's thread-local storage of the OpenMP pool (320 bytes).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-command -v valgrind >/dev/null || { echo "valgrind not found (apt-get install valgrind)" >&2; exit 1; }
+# Optional tools follow the tests' rule (tests/tool_support/mod.rs): where one is missing this
+# is skipped with one line, or fails under CRKERNELS_REQUIRE_ALL=1 (as .ci/run sets).
+skip_or_fail() {  # what is missing, how to install it
+    if [ -n "${CRKERNELS_REQUIRE_ALL:-}" ] && [ "$CRKERNELS_REQUIRE_ALL" != 0 ]; then
+        echo "$0: $1, and CRKERNELS_REQUIRE_ALL is set: $2" >&2; exit 1
+    fi
+    echo "skipping $0: $1 (set CRKERNELS_REQUIRE_ALL=1 to make this an error)" >&2; exit 0
+}
+command -v valgrind >/dev/null || skip_or_fail "valgrind not found" "sudo apt-get install -y valgrind"
 status=0
 for exe in target/tmp/c_examples/* target/tmp/cpp_examples/* target/tmp/cpp_tests/* target/tmp/fortran/* \
            target/tmp/c_tests/*; do

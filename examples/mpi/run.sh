@@ -11,13 +11,23 @@ OUT=$ROOT/target/mpi
 NP=${NP:-2}
 read -r -a MPIRUN <<< "${MPIRUN:-mpirun --oversubscribe --allow-run-as-root}"
 
+# Optional tools follow the tests' rule (tests/tool_support/mod.rs): where one is missing this
+# is skipped with one line, or fails under CRKERNELS_REQUIRE_ALL=1 (as .ci/run sets).
+skip_or_fail() {  # what is missing, how to install it
+    if [ -n "${CRKERNELS_REQUIRE_ALL:-}" ] && [ "$CRKERNELS_REQUIRE_ALL" != 0 ]; then
+        echo "$0: $1, and CRKERNELS_REQUIRE_ALL is set: $2" >&2; exit 1
+    fi
+    echo "skipping $0: $1 (set CRKERNELS_REQUIRE_ALL=1 to make this an error)" >&2; exit 0
+}
 for tool in mpicc "${MPIRUN[0]}"; do
-    command -v "$tool" >/dev/null || { echo "$tool not found: apt-get install -y openmpi-bin libopenmpi-dev" >&2; exit 1; }
+    command -v "$tool" >/dev/null ||
+        skip_or_fail "$tool not found" "sudo apt-get install -y openmpi-bin libopenmpi-dev"
 done
 if [ -z "${PYTHON:-}" ]; then
     if [ -x "$ROOT/.venv-python/bin/python" ]; then PYTHON=$ROOT/.venv-python/bin/python; else PYTHON=python3; fi
 fi
-"$PYTHON" -c "import numpy" 2>/dev/null || { echo "$PYTHON has no NumPy (run scripts/test-python.sh or pip install numpy)" >&2; exit 1; }
+"$PYTHON" -c "import numpy" 2>/dev/null ||
+    skip_or_fail "$PYTHON has no NumPy" "run scripts/test-python.sh (it makes .venv-python) or pip install numpy"
 
 cargo build --release
 mkdir -p "$OUT"
