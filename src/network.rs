@@ -1,6 +1,6 @@
 //! Threads and files for the convolution layers and the network runner (std). The numerics
 //! are in `crkernels_core::nn`; a batch is split across threads on sample boundaries (the
-//! network on chunks of [`CHUNK`] samples), and each sample is computed by the same operations
+//! network on its chunks of samples, [`Network::chunk`]), and each sample is computed by the same operations
 //! whatever thread it lands on, so results do not depend on the thread count.
 
 use std::path::Path;
@@ -10,7 +10,6 @@ use crate::Error;
 use crate::Result;
 use crate::nn::Network;
 use crate::nn::conv::{Conv2d, first_non_finite};
-use crate::nn::network::CHUNK;
 
 /// Loads a network from a `crkernels.network.v1` safetensors file (see
 /// [`crate::nn::network_load`]).
@@ -96,10 +95,18 @@ impl ParallelNetwork for Network {
     ) -> Result<()> {
         self.check_batch(inputs, batch, output.len())?;
         let workspace = || self.workspace();
-        split_rows(batch, self.output_size(), CHUNK, n_threads, output, workspace, |work, first, rows| {
-            self.run_rows(work, inputs, first, rows);
-            Ok(())
-        })
+        split_rows(
+            batch,
+            self.output_size(),
+            self.chunk(),
+            n_threads,
+            output,
+            workspace,
+            |work, first, rows| {
+                self.run_rows(work, inputs, first, rows);
+                Ok(())
+            },
+        )
     }
 }
 

@@ -88,6 +88,10 @@ fn options_from_c(options: Option<&crk_made_load_options>) -> Result<LoadOptions
 /// missing or unreadable); CRK_ERR_FORMAT (corrupt or truncated file, wrong format string,
 /// shapes, degrees or masks that disagree, non-finite weights; the message names the tensor).
 ///
+/// Memory: the file's bytes while loading, and for the handle its weights (f32) with their
+/// masked and packed copies; loading never allocates more than a small multiple of the file
+/// size (declared sizes are checked against the data before they are used).
+///
 /// # Safety
 /// `path` a NUL-terminated string or NULL; `out` writable or NULL.
 #[unsafe(no_mangle)]
@@ -165,6 +169,26 @@ pub unsafe extern "C" fn crk_made_load_buffer_with_options(
         let inner = Made::from_safetensors(data, &options)?;
         // SAFETY: checked above.
         unsafe { write_handle(out, crk_made { inner: GpuMade::new(inner) }) }
+    })
+}
+
+/// Working memory of one thread running crk_made_log_prob or crk_made_sample, in bytes,
+/// whatever the batch: 4 x 16 (sum over the layers of (C + units) + 3 D K) + 8 (4 K + 16 K)
+/// + 8 x layers (rows run in tiles of 16).
+///
+/// Errors: CRK_ERR_NULL_POINTER.
+///
+/// # Safety
+/// `m` a live handle or NULL; `bytes` writable or NULL.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn crk_made_workspace_bytes(m: *const crk_made, bytes: *mut usize) -> crk_status {
+    guard(|| {
+        // SAFETY: forwarded from the caller.
+        let made = &unsafe { handle(m, "m")? }.inner;
+        // SAFETY: NULL or writable (the caller promises).
+        let slot = unsafe { bytes.as_mut() }.ok_or_else(|| Error::NullPointer("bytes is NULL".into()))?;
+        *slot = made.workspace_bytes();
+        Ok(())
     })
 }
 
@@ -247,6 +271,9 @@ fn count(n: usize, width: usize, name: &str) -> Result<usize> {
 /// infinite input, naming the row and column); CRK_ERR_OUT_OF_DOMAIN (an input so large that
 /// the f32 network overflows; log_prob is then filled with NaN).
 ///
+/// Memory: per thread, crk_made_workspace_bytes (rows run in tiles of 16), whatever n; an
+/// input array that overlaps log_prob is copied first (4 n C or 4 n D bytes).
+///
 /// # Safety
 /// `m` a live handle or NULL; arrays of the given sizes or NULL.
 #[unsafe(no_mangle)]
@@ -282,6 +309,9 @@ pub unsafe extern "C" fn crk_made_log_prob(
 /// Errors (nothing written): CRK_ERR_NULL_POINTER; CRK_ERR_INVALID_ARGUMENT (n = 0, NaN or
 /// infinite context).
 ///
+/// Memory: per thread, crk_made_workspace_bytes (rows run in tiles of 16), whatever n; a
+/// context that overlaps x_out is copied first (4 n C bytes).
+///
 /// # Safety
 /// `m` a live handle or NULL; arrays of the given sizes or NULL.
 #[unsafe(no_mangle)]
@@ -314,6 +344,9 @@ pub unsafe extern "C" fn crk_made_sample(
 ///
 /// Errors (x unchanged): CRK_ERR_NULL_POINTER; CRK_ERR_INVALID_ARGUMENT (n = 0, dimensions that
 /// do not lead the order, NaN or infinite given values or context).
+///
+/// Memory: copies of the context and of x (4 n (C + D) bytes), plus crk_made_workspace_bytes
+/// per thread.
 ///
 /// # Safety
 /// `m` a live handle or NULL; arrays of the given sizes or NULL.

@@ -1028,8 +1028,12 @@ pub unsafe extern "C" fn crk_softmax_f32(
 ///
 /// Errors: CRK_ERR_NULL_POINTER; CRK_ERR_INVALID_ARGUMENT (path not UTF-8); CRK_ERR_IO
 /// (unreadable file); CRK_ERR_FORMAT (corrupt file, wrong format string, bad JSON, unknown
-/// layer, missing tensor, wrong shape, non-finite weight; the message names the layer and
-/// tensor).
+/// layer, missing tensor, wrong shape, non-finite weight, a network whose single sample needs
+/// more than 1 GiB of working memory; the message names the layer and tensor).
+///
+/// Memory: the file's bytes while loading, and for the handle about its weights (f32) with
+/// their packed copies; loading never allocates more than a small multiple of the file size
+/// (declared sizes are checked against the data before they are used).
 ///
 /// # Safety
 /// `path` a NUL-terminated string or NULL; `out` writable or NULL.
@@ -1134,6 +1138,57 @@ pub unsafe extern "C" fn crk_network_input_shape(
     })
 }
 
+/// Working memory of one thread running the network, in bytes (at most 1 GiB): `chunk` x
+/// `bytes_per_sample` + the convolutions' padded input of one sample and the dense and im2col
+/// packing panels. `chunk` (32, or fewer for large activations) is how many samples run
+/// together; `bytes_per_sample` is 4 x the sum of the layer output sizes. Any pointer but
+/// `net` may be NULL.
+///
+/// Errors: CRK_ERR_NULL_POINTER (`net`).
+///
+/// # Safety
+/// `net` a live handle or NULL; the others writable or NULL.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn crk_network_workspace_bytes(
+    net: *const crk_network,
+    bytes: *mut usize,
+    chunk: *mut usize,
+    bytes_per_sample: *mut usize,
+) -> crk_status {
+    guard(|| {
+        // SAFETY: forwarded from the caller.
+        let net = &unsafe { handle(net, "net")? }.inner;
+        for (slot, value) in
+            [(bytes, net.workspace_bytes()), (chunk, net.chunk()), (bytes_per_sample, net.bytes_per_sample())]
+        {
+            // SAFETY: NULL or writable (the caller promises).
+            if let Some(slot) = unsafe { slot.as_mut() } {
+                *slot = value;
+            }
+        }
+        Ok(())
+    })
+}
+
+/// Multiply-adds per sample in the network's convolution and dense layers (FLOPs are twice
+/// that): what a batch costs.
+///
+/// Errors: CRK_ERR_NULL_POINTER.
+///
+/// # Safety
+/// `net` a live handle or NULL; `macs` writable or NULL.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn crk_network_macs_per_sample(net: *const crk_network, macs: *mut u64) -> crk_status {
+    guard(|| {
+        // SAFETY: forwarded from the caller.
+        let net = &unsafe { handle(net, "net")? }.inner;
+        // SAFETY: NULL or writable (the caller promises).
+        let slot = unsafe { macs.as_mut() }.ok_or_else(|| Error::NullPointer("macs is NULL".into()))?;
+        *slot = net.macs_per_sample();
+        Ok(())
+    })
+}
+
 /// Values per sample of the network's output.
 ///
 /// # Safety
@@ -1153,6 +1208,10 @@ pub unsafe extern "C" fn crk_network_output_size(net: *const crk_network, size: 
 /// Runs the network on a batch: inputs[j] is [batch][shape of input j] (n_inputs = the
 /// network's input count, in file order), output [batch][output size] with output_len =
 /// batch x output size. n_threads: 0 = all cores; the results are the same on any count.
+///
+/// Memory: per thread, crk_network_workspace_bytes (chunk x 4 x the sum of the layer output
+/// sizes + the convolutions' padded input of one sample and the packing panels, at most
+/// 1 GiB), whatever the batch: the batch runs in chunks of up to 32 samples.
 ///
 /// Errors: CRK_ERR_NULL_POINTER; CRK_ERR_INVALID_ARGUMENT (batch = 0, wrong n_inputs or
 /// output_len, a non-finite input value, named by input, sample and index).

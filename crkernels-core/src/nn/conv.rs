@@ -433,6 +433,17 @@ impl Conv2d {
         }
     }
 
+    /// Bytes of the working memory [`workspace`](Self::workspace) allocates: the padded input
+    /// of one sample, 4 (C_in (h + pads) (w + pads) + NR), plus, for im2col, a patch panel of
+    /// 4 C_in/G kh kw NR; saturates instead of overflowing.
+    pub fn workspace_bytes(&self) -> usize {
+        let [hp, wp] = self.padded_hw;
+        let nr = self.micro.nr();
+        let padded = self.c_in.saturating_mul(hp).saturating_mul(wp).saturating_add(nr);
+        let panel = if self.algorithm == Algorithm::Im2colGemm { self.k_offsets.len() * nr } else { 0 };
+        padded.saturating_add(panel).saturating_mul(core::mem::size_of::<f32>())
+    }
+
     /// Working memory for [`forward_with`](Self::forward_with).
     pub fn workspace(&self) -> ConvWorkspace {
         let mut work = ConvWorkspace::default();

@@ -131,6 +131,11 @@ impl Dense {
         self.pack();
     }
 
+    /// Bytes of the working memory [`workspace`](Self::workspace) allocates: 4 n_in MR.
+    pub fn workspace_bytes(&self) -> usize {
+        self.n_in.saturating_mul(self.micro.mr()).saturating_mul(core::mem::size_of::<f32>())
+    }
+
     /// Working memory for [`forward_with`](Self::forward_with).
     pub fn workspace(&self) -> DenseWorkspace {
         DenseWorkspace { panel: vec![0.0; self.n_in * self.micro.mr()] }

@@ -167,9 +167,15 @@ fn check_shape(view: &TensorView<'_>, name: &str, shape: &[usize]) -> Result<()>
     Ok(())
 }
 
-/// The shape of a tensor, or an error naming it.
+/// The shape of a tensor whose sizes the loader builds on, or an error naming it. A zero
+/// dimension (an empty layer, or a header declaring [0, 2^40] in no bytes) is refused before
+/// any of its sizes is used to allocate.
 fn shape_of(file: &SafeTensors<'_>, name: &str) -> Result<Vec<usize>> {
-    Ok(tensor(file, name)?.shape().to_vec())
+    let shape = tensor(file, name)?.shape().to_vec();
+    if shape.contains(&0) {
+        return Err(format_error(format!("{name}: shape {shape:?} has a zero dimension (an empty layer)")));
+    }
+    Ok(shape)
 }
 
 /// A metadata value parsed as a count.

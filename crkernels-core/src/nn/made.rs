@@ -585,6 +585,17 @@ impl Made {
         self.data_degrees.iter().map(|&degree| self.units_below(s, degree)).collect()
     }
 
+    /// Bytes of one [`workspace`](Self::workspace) (a thread's working memory, whatever the
+    /// batch): 4 TILE (sum over buffers of (C + units) + 3 D K) + 8 (4 K + K TILE) + 8 stages,
+    /// with TILE = 16 rows.
+    pub fn workspace_bytes(&self) -> usize {
+        let f32_values: usize =
+            self.buffer_degrees.iter().map(|d| (self.n_context + d.len()) * TILE).sum::<usize>()
+                + self.heads.n_out() * TILE;
+        let f64_values = 4 * self.n_components + self.n_components * TILE;
+        4 * f32_values + 8 * f64_values + core::mem::size_of::<usize>() * self.stages.len()
+    }
+
     /// A workspace for this model.
     pub fn workspace(&self) -> MadeWorkspace {
         MadeWorkspace {

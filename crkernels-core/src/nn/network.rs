@@ -3,9 +3,14 @@
 //! detector features, joined by flatten and concatenation and finished by dense layers), run on
 //! batches. Networks are loaded from files by [`crate::nn::network_load`].
 //!
-//! The batch is processed in chunks of [`CHUNK`] samples, each layer over the whole chunk; a
-//! sample's numbers do not depend on its chunk, so results are the same on any thread count
-//! (the std crate's `network` module splits batches across threads on chunk boundaries).
+//! The batch is processed in chunks of up to [`CHUNK`] samples, each layer over the whole
+//! chunk; a sample's numbers do not depend on its chunk, so results are the same on any thread
+//! count (the std crate's `network` module splits batches across threads on chunk boundaries).
+//!
+//! Memory: a thread's working memory is [`Network::workspace_bytes`] = chunk x
+//! [`Network::bytes_per_sample`] + [`Network::fixed_workspace_bytes`], whatever the batch; the
+//! chunk shrinks below [`CHUNK`] for networks with large activations so that this stays within
+//! [`MAX_WORKSPACE_BYTES`], and a network whose single sample does not fit is refused at load.
 
 use alloc::string::String;
 use alloc::vec;
@@ -17,8 +22,13 @@ use crate::nn::conv::{Conv2d, ConvWorkspace};
 use crate::nn::linear::{Dense, DenseWorkspace};
 use crate::nn::pool::{Pool2d, global_avgpool};
 
-/// Samples processed together, layer by layer.
+/// Samples processed together, layer by layer (fewer when they would not fit in
+/// [`MAX_WORKSPACE_BYTES`]).
 pub const CHUNK: usize = 32;
+
+/// The most working memory one thread may need to run a network: 1 GiB. A network file whose
+/// single sample needs more (absurd declared input shapes or paddings) is refused at load.
+pub const MAX_WORKSPACE_BYTES: usize = 1 << 30;
 
 /// A named input of a network and its per-sample shape (channels first).
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -81,6 +91,8 @@ pub struct Network {
     pub(crate) buffer_sizes: Vec<usize>,
     pub(crate) steps: Vec<Step>,
     pub(crate) output: usize,
+    /// Samples per chunk (1 ..= CHUNK), from [`Network::checked_chunk`].
+    pub(crate) chunk: usize,
 }
 
 /// Working memory of one thread: every intermediate buffer for [`CHUNK`] samples.
@@ -125,13 +137,64 @@ impl Network {
             .sum()
     }
 
-    /// Working memory for [`run_rows`](Self::run_rows).
+    /// Samples run together, layer by layer: [`CHUNK`], or fewer for a network whose
+    /// activations would not fit in [`MAX_WORKSPACE_BYTES`].
+    pub fn chunk(&self) -> usize {
+        self.chunk
+    }
+
+    /// Bytes of intermediate values per sample: 4 x the sizes of every layer's output.
+    pub fn bytes_per_sample(&self) -> usize {
+        self.buffer_sizes[self.inputs.len()..]
+            .iter()
+            .fold(0usize, |acc, &size| acc.saturating_add(size))
+            .saturating_mul(core::mem::size_of::<f32>())
+    }
+
+    /// Bytes of working memory that do not grow with the chunk: each convolution's padded
+    /// input of one sample (and im2col panel), each dense layer's packing panel.
+    pub fn fixed_workspace_bytes(&self) -> usize {
+        self.steps
+            .iter()
+            .map(|s| match &s.op {
+                Op::Conv(c) => c.workspace_bytes(),
+                Op::Dense(d) => d.workspace_bytes(),
+                _ => 0,
+            })
+            .fold(0usize, usize::saturating_add)
+    }
+
+    /// A thread's working memory in bytes: [`chunk`](Self::chunk) x
+    /// [`bytes_per_sample`](Self::bytes_per_sample) + [`fixed_workspace_bytes`](Self::fixed_workspace_bytes)
+    /// (at most [`MAX_WORKSPACE_BYTES`]).
+    pub fn workspace_bytes(&self) -> usize {
+        self.chunk.saturating_mul(self.bytes_per_sample()).saturating_add(self.fixed_workspace_bytes())
+    }
+
+    /// The chunk for this network's buffers and steps: the most samples, up to [`CHUNK`], whose
+    /// working memory fits in [`MAX_WORKSPACE_BYTES`].
+    ///
+    /// Errors: [`crate::Error::InvalidArgument`] when a single sample does not fit.
+    pub(crate) fn checked_chunk(&self) -> Result<usize> {
+        let (per_sample, fixed) = (self.bytes_per_sample(), self.fixed_workspace_bytes());
+        let one = per_sample.saturating_add(fixed);
+        if one > MAX_WORKSPACE_BYTES {
+            return Err(invalid!(
+                "one sample needs {one} bytes of working memory ({per_sample} of layer outputs, \
+                 {fixed} of convolution and dense scratch), above the limit of {MAX_WORKSPACE_BYTES} \
+                 bytes per thread"
+            ));
+        }
+        Ok(((MAX_WORKSPACE_BYTES - fixed) / per_sample.max(1)).clamp(1, CHUNK))
+    }
+
+    /// Working memory for [`run_rows`](Self::run_rows): [`workspace_bytes`](Self::workspace_bytes).
     pub fn workspace(&self) -> NetworkWorkspace {
         let buffers = self
             .buffer_sizes
             .iter()
             .enumerate()
-            .map(|(i, &size)| if i < self.inputs.len() { Vec::new() } else { vec![0.0; size * CHUNK] })
+            .map(|(i, &size)| if i < self.inputs.len() { Vec::new() } else { vec![0.0; size * self.chunk] })
             .collect();
         let scratch = self
             .steps
@@ -201,8 +264,8 @@ impl Network {
     /// [`check_batch`](Self::check_batch) (a thread's share of it).
     pub fn run_rows(&self, work: &mut NetworkWorkspace, inputs: &[&[f32]], first: usize, output: &mut [f32]) {
         let out_size = self.output_size();
-        for (c, out_rows) in output.chunks_mut(CHUNK * out_size).enumerate() {
-            let start = first + c * CHUNK;
+        for (c, out_rows) in output.chunks_mut(self.chunk * out_size).enumerate() {
+            let start = first + c * self.chunk;
             let count = out_rows.len() / out_size;
             self.run_chunk(work, inputs, start, count);
             let result = self.buffer(work, inputs, self.output, start, count);

@@ -148,12 +148,15 @@ impl Network {
             builder.layer(i, layer, sources)?;
         }
         let output = builder.layers.last().map_or(0, |l| l.buffer);
-        Ok(Network {
+        let mut network = Network {
             inputs: builder.inputs,
             buffer_sizes: builder.buffer_sizes,
             steps: builder.steps,
             output,
-        })
+            chunk: 1,
+        };
+        network.chunk = network.checked_chunk().map_err(|e| fmt(format!("network: {}", e.message())))?;
+        Ok(network)
     }
 }
 
