@@ -808,6 +808,9 @@ const char *crk_version(void);
  negative distance or age, bad spectrum); CRK_ERR_OUT_OF_DOMAIN (energy outside the
  transport table).
 
+ Memory: 24 bytes per source that can contribute (age in (0, max T(E)], inside the light
+ cone) + 8 n_energies bytes; time about 6 ns per (source, energy) pair.
+
  # Safety
  `tr` a live handle; `spectrum` readable; arrays of the given lengths.
  */
@@ -837,6 +840,16 @@ crk_status crk_source_spectrum_from_energy(double energy_erg,
  Builds an ensemble: checks the parameters and the energy grid [GeV] (inside the transport
  table) and tabulates the age profiles once, for repeated crk_ensemble_run calls.
 
+ Errors (nothing is returned): CRK_ERR_NULL_POINTER; CRK_ERR_INVALID_ARGUMENT (as
+ crk_ensemble_generate; and the memory limits, checked before the tables are built: more
+ than 16384 energies; N_young + 8 sqrt(N_young) + 8 above 2^27 = 134217728 young sources,
+ N_young = R_SN t_max P(s < s_max) T_young / t_max the expected number of sources young
+ enough to contribute on the grid, T_young = max_i T(E_i) capped at t_max; age tables above
+ 4 GiB in all); CRK_ERR_OUT_OF_DOMAIN (energy outside the transport table).
+
+ Memory: the age tables, 10 to 50 KB an energy (at most 8192 segments of about 220 bytes);
+ the first GPU call adds 32 KB an energy and the cells' polynomials. Time: a few ms an energy.
+
  # Safety
  `tr` a live handle; `params` readable; `energy_GeV` holds `n_energies` values; `out`
  writable.
@@ -855,6 +868,11 @@ crk_status crk_ensemble_new(const struct crk_transport *tr,
 
  Errors: CRK_ERR_NULL_POINTER; CRK_ERR_CANCELLED (progress asked to stop: finished rows are
  valid, unfinished rows are NaN).
+
+ Memory: per thread, a workspace of 76 bytes per young source of the largest realisation it
+ draws (N_young on average; up to twice that while it grows) + 64 KiB, whatever
+ n_realisations: about 76 (N_young + 8 sqrt(N_young)) x threads bytes. Time: about N_young x
+ n_energies x 10 ns per realisation.
 
  # Safety
  `ensemble` a live handle; `flux` holds n_realisations * n_energies values.
@@ -875,8 +893,10 @@ crk_status crk_ensemble_run(const struct crk_ensemble *ensemble,
  calls with the same parameters use crk_ensemble_new and crk_ensemble_run.
 
  Errors (nothing is written): CRK_ERR_NULL_POINTER; CRK_ERR_INVALID_ARGUMENT (NaN or
- non-positive rate, t_max, s_max; unknown spatial model; bad spectrum);
- CRK_ERR_OUT_OF_DOMAIN (energy outside the transport table).
+ non-positive rate, t_max, s_max; unknown spatial model; bad spectrum; the memory limits of
+ crk_ensemble_new); CRK_ERR_OUT_OF_DOMAIN (energy outside the transport table).
+
+ Memory: that of crk_ensemble_new (the age tables) plus that of crk_ensemble_run.
 
  # Safety
  `tr` a live handle; `params` readable; arrays of the given sizes.
@@ -900,6 +920,8 @@ crk_status crk_ensemble_generate(const struct crk_transport *tr,
 
  Errors: CRK_ERR_NULL_POINTER; CRK_ERR_INVALID_ARGUMENT (capacity too small: n_sources
  still tells the size needed).
+
+ Memory: 40 bytes per young source drawn (N_young on average, bounded by crk_ensemble_new).
 
  # Safety
  `ensemble` a live handle; arrays with room for `capacity` values; `n_sources` writable.
@@ -925,6 +947,11 @@ void crk_ensemble_free(struct crk_ensemble *ensemble);
  1e-13 relative (the same sources; the sum in another order, from fitted tables where the CPU
  uses its direct formula). The GPU tables are built on the first call (tens of ms) and kept
  with the handle. Realisations stream through the device in chunks: any n_realisations fits.
+
+ Memory: on the host, the GPU tables (about 32 KB an energy, built once) and per chunk of
+ c = min(65536, 2^24 / n_energies) realisations 40 c bytes of counts and flags; on the
+ device, the tables, 8 c n_energies bytes of flux (at most 128 MiB) and 32 bytes per source
+ of the largest realisation per block (fewer blocks where device memory is short).
 
  Errors (nothing is written): CRK_ERR_NULL_POINTER; CRK_ERR_INVALID_ARGUMENT
  (n_realisations * n_energies overflows, or first_realisation + n_realisations does);
@@ -1099,6 +1126,10 @@ void crk_losses_free(struct crk_losses *losses);
  missing or unreadable); CRK_ERR_FORMAT (corrupt or truncated file, wrong format string,
  shapes, degrees or masks that disagree, non-finite weights; the message names the tensor).
 
+ Memory: the file's bytes while loading, and for the handle its weights (f32) with their
+ masked and packed copies; loading never allocates more than a small multiple of the file
+ size (declared sizes are checked against the data before they are used).
+
  # Safety
  `path` a NUL-terminated string or NULL; `out` writable or NULL.
  */
@@ -1140,6 +1171,19 @@ crk_status crk_made_load_buffer_with_options(const uint8_t *bytes,
                                              struct crk_made **out);
 
 /*
+ Working memory of one thread running crk_made_log_prob or crk_made_sample, in bytes,
+ whatever the batch: 4 x 16 (sum over the layers of (C + units) + 3 D K) + 8 (4 K + 16 K)
+ + 8 x layers (rows run in tiles of 16).
+
+ Errors: CRK_ERR_NULL_POINTER.
+
+ # Safety
+ `m` a live handle or NULL; `bytes` writable or NULL.
+ */
+crk_status crk_made_workspace_bytes(const struct crk_made *m,
+                                    size_t *bytes);
+
+/*
  The model's sizes: context inputs C, data dimensions D, mixture components K (any out
  pointer may be NULL).
 
@@ -1171,6 +1215,9 @@ crk_status crk_made_order(const struct crk_made *m,
  infinite input, naming the row and column); CRK_ERR_OUT_OF_DOMAIN (an input so large that
  the f32 network overflows; log_prob is then filled with NaN).
 
+ Memory: per thread, crk_made_workspace_bytes (rows run in tiles of 16), whatever n; an
+ input array that overlaps log_prob is copied first (4 n C or 4 n D bytes).
+
  # Safety
  `m` a live handle or NULL; arrays of the given sizes or NULL.
  */
@@ -1188,6 +1235,9 @@ crk_status crk_made_log_prob(const struct crk_made *m,
 
  Errors (nothing written): CRK_ERR_NULL_POINTER; CRK_ERR_INVALID_ARGUMENT (n = 0, NaN or
  infinite context).
+
+ Memory: per thread, crk_made_workspace_bytes (rows run in tiles of 16), whatever n; a
+ context that overlaps x_out is copied first (4 n C bytes).
 
  # Safety
  `m` a live handle or NULL; arrays of the given sizes or NULL.
@@ -1207,6 +1257,9 @@ crk_status crk_made_sample(const struct crk_made *m,
 
  Errors (x unchanged): CRK_ERR_NULL_POINTER; CRK_ERR_INVALID_ARGUMENT (n = 0, dimensions that
  do not lead the order, NaN or infinite given values or context).
+
+ Memory: copies of the context and of x (4 n (C + D) bytes), plus crk_made_workspace_bytes
+ per thread.
 
  # Safety
  `m` a live handle or NULL; arrays of the given sizes or NULL.
@@ -1892,8 +1945,12 @@ crk_status crk_softmax_f32(const float *input,
 
  Errors: CRK_ERR_NULL_POINTER; CRK_ERR_INVALID_ARGUMENT (path not UTF-8); CRK_ERR_IO
  (unreadable file); CRK_ERR_FORMAT (corrupt file, wrong format string, bad JSON, unknown
- layer, missing tensor, wrong shape, non-finite weight; the message names the layer and
- tensor).
+ layer, missing tensor, wrong shape, non-finite weight, a network whose single sample needs
+ more than 1 GiB of working memory; the message names the layer and tensor).
+
+ Memory: the file's bytes while loading, and for the handle about its weights (f32) with
+ their packed copies; loading never allocates more than a small multiple of the file size
+ (declared sizes are checked against the data before they are used).
 
  # Safety
  `path` a NUL-terminated string or NULL; `out` writable or NULL.
@@ -1940,6 +1997,35 @@ crk_status crk_network_input_shape(const struct crk_network *net,
                                    size_t *size);
 
 /*
+ Working memory of one thread running the network, in bytes (at most 1 GiB): `chunk` x
+ `bytes_per_sample` + the convolutions' padded input of one sample and the dense and im2col
+ packing panels. `chunk` (32, or fewer for large activations) is how many samples run
+ together; `bytes_per_sample` is 4 x the sum of the layer output sizes. Any pointer but
+ `net` may be NULL.
+
+ Errors: CRK_ERR_NULL_POINTER (`net`).
+
+ # Safety
+ `net` a live handle or NULL; the others writable or NULL.
+ */
+crk_status crk_network_workspace_bytes(const struct crk_network *net,
+                                       size_t *bytes,
+                                       size_t *chunk,
+                                       size_t *bytes_per_sample);
+
+/*
+ Multiply-adds per sample in the network's convolution and dense layers (FLOPs are twice
+ that): what a batch costs.
+
+ Errors: CRK_ERR_NULL_POINTER.
+
+ # Safety
+ `net` a live handle or NULL; `macs` writable or NULL.
+ */
+crk_status crk_network_macs_per_sample(const struct crk_network *net,
+                                       uint64_t *macs);
+
+/*
  Values per sample of the network's output.
 
  # Safety
@@ -1952,6 +2038,10 @@ crk_status crk_network_output_size(const struct crk_network *net,
  Runs the network on a batch: inputs[j] is [batch][shape of input j] (n_inputs = the
  network's input count, in file order), output [batch][output size] with output_len =
  batch x output size. n_threads: 0 = all cores; the results are the same on any count.
+
+ Memory: per thread, crk_network_workspace_bytes (chunk x 4 x the sum of the layer output
+ sizes + the convolutions' padded input of one sample and the packing panels, at most
+ 1 GiB), whatever the batch: the batch runs in chunks of up to 32 samples.
 
  Errors: CRK_ERR_NULL_POINTER; CRK_ERR_INVALID_ARGUMENT (batch = 0, wrong n_inputs or
  output_len, a non-finite input value, named by input, sample and index).
@@ -2176,6 +2266,8 @@ crk_status crk_chi2_neg_log_pvalue(double chi2,
  Errors: CRK_ERR_NULL_POINTER; CRK_ERR_INVALID_ARGUMENT (n = 0: no experiments; chi2 < 0,
  ndof <= 0, NaN, naming the experiment).
 
+ Memory: 32 n bytes.
+
  # Safety
  `chi2`, `ndof`, `results` must hold n values; `summary` must be writable.
  */
@@ -2196,7 +2288,13 @@ crk_status crk_experiment_statistics(const double *chi2,
 
  Errors (nothing is written): CRK_ERR_NULL_POINTER; CRK_ERR_INVALID_ARGUMENT (empty
  experiments, no species, bad bounds or start, unknown abscissa, bad species or grids, x <= 0,
- sigma <= 0, NaN values, indices out of range).
+ sigma <= 0, NaN values, indices out of range; the memory limits, checked before the
+ Jacobian is allocated: n_experiments > n_points, k = n_normalisations + 3 > 4096 fitted
+ parameters, n_points x k > 2^28 Jacobian entries).
+
+ Memory, n = n_points, k = n_normalisations + 3, E = n_experiments, G the grid points of all
+ species: 8 n k (Jacobian) + 24 k^2 (normal matrix, damped system, covariance) + about
+ 260 n + 16 E + 16 G bytes. Time: n k^2 multiply-adds per iteration, at most 500 iterations.
 
  # Safety
  Every pointer must hold its count of values; `summary` must be writable.
@@ -2217,6 +2315,7 @@ crk_status crk_modulation_fit(const struct crk_fit_species *species,
 /*
  The number of polynomial features of total degree 1..degree in n_params variables,
  C(n_params + degree, degree) - 1 (no intercept; 1329 for 18 parameters at degree 3).
+ crk_surrogate_fit accepts at most 32768 features at the largest candidate degree.
 
  Errors: CRK_ERR_INVALID_ARGUMENT (n_params or degree 0, overflow); CRK_ERR_NULL_POINTER.
 
@@ -2236,7 +2335,15 @@ crk_status crk_polynomial_feature_count(size_t n_params,
 
  Errors: CRK_ERR_NULL_POINTER; CRK_ERR_INVALID_ARGUMENT (NaN values, a parameter or the NLL
  with zero spread, fewer points than features, fewer than 10 points, bad degree or alpha,
- unknown weighting, negative custom weights, all training weights zero, start out of range).
+ unknown weighting, negative custom weights, all training weights zero, start out of range;
+ more than 32768 features F at the largest degree, checked before allocating: e.g. 1000
+ parameters at degree 2 give 501500).
+
+ Memory, with F the features of the largest degree, C <= F those of a candidate, n points,
+ p parameters: 8 F^2 (Gram matrix) + 8 C^2 (ridge system) + about 5200 F + 8 n (p + 6)
+ bytes; at most 16 GiB + 8 n (p + 6) at the limit, whatever n (the n x F design matrix is
+ never held: it is built 256 points at a time). Time: n F^2 multiply-adds for the Gram
+ matrix plus C^3 / 3 per (degree, alpha) candidate. The fitted handle holds 20 F + 24 p bytes.
 
  # Safety
  `x` must hold n_points * n_params values, `nll` n_points; `options` must point to a struct
@@ -2285,6 +2392,7 @@ crk_status crk_surrogate_validation_scores(const struct crk_surrogate *surrogate
 
 /*
  The surrogate's NLL [original units] at n_points points `x` ([n_points][n_params]).
+ Memory: 8 (F + p) bytes, F the handle's feature count, whatever n_points.
 
  # Safety
  `surrogate` must be a live handle; `x` must hold n_points * n_params values, `nll` n_points.
@@ -2296,7 +2404,7 @@ crk_status crk_surrogate_predict(const struct crk_surrogate *surrogate,
 
 /*
  The gradient dNLL/dx [NLL per original unit] of the surrogate at one point x (n_params
- values), analytic.
+ values), analytic. Memory: 8 (2 F + 2 p) bytes; time F p.
 
  # Safety
  `surrogate` must be a live handle; `x` and `gradient` must hold n_params values.
@@ -2334,7 +2442,13 @@ void crk_surrogate_free(struct crk_surrogate *surrogate);
 
  Errors: CRK_ERR_NULL_POINTER; CRK_ERR_INVALID_ARGUMENT (kappa0 <= 0, NaN or infinite
  parameters, E_min <= 0, E_min >= E_max); CRK_ERR_OUT_OF_DOMAIN (the first-order
- expansion is negative inside the range).
+ expansion is negative inside the range; a range so wide that b(E_min) underflows or
+ T(E_min), L(E_min) overflow double precision).
+
+ Memory: 256 P + 112 P' bytes plus a copy of the losses, P = 8 log2(E_max / E_min) + 2
+ pieces of the T and L tables and P' (the same over the loss times) of the inverse table;
+ both are at most 16376 (the eighth-octaves of all doubles), so under 6.1 MB for any range
+ (about 0.25 s to build for [1e-150, 1e150] GeV).
 
  # Safety
  `losses` must be a live handle; `out` must be writable.

@@ -161,6 +161,11 @@ inline void losses_rate(const crk_losses *losses, const double *energy_GeV, size
     detail::check(::crk_losses_rate(losses, energy_GeV, n, rate_GeV_per_s), "crk_losses_rate");
 }
 
+/// Wraps crk_made_workspace_bytes; throws crk::error on failure.
+inline void made_workspace_bytes(const crk_made *m, size_t *bytes) {
+    detail::check(::crk_made_workspace_bytes(m, bytes), "crk_made_workspace_bytes");
+}
+
 /// Wraps crk_made_dims; throws crk::error on failure.
 inline void made_dims(const crk_made *m, size_t *n_context, size_t *n_dims, size_t *n_components) {
     detail::check(::crk_made_dims(m, n_context, n_dims, n_components), "crk_made_dims");
@@ -398,6 +403,16 @@ inline size_t network_input_count(const crk_network *net) {
 /// Wraps crk_network_input_shape; throws crk::error on failure.
 inline void network_input_shape(const crk_network *net, size_t index, size_t *shape, size_t max_dims, size_t *n_dims, size_t *size) {
     detail::check(::crk_network_input_shape(net, index, shape, max_dims, n_dims, size), "crk_network_input_shape");
+}
+
+/// Wraps crk_network_workspace_bytes; throws crk::error on failure.
+inline void network_workspace_bytes(const crk_network *net, size_t *bytes, size_t *chunk, size_t *bytes_per_sample) {
+    detail::check(::crk_network_workspace_bytes(net, bytes, chunk, bytes_per_sample), "crk_network_workspace_bytes");
+}
+
+/// Wraps crk_network_macs_per_sample; throws crk::error on failure.
+inline void network_macs_per_sample(const crk_network *net, uint64_t *macs) {
+    detail::check(::crk_network_macs_per_sample(net, macs), "crk_network_macs_per_sample");
 }
 
 /// Wraps crk_network_output_size; throws crk::error on failure.
@@ -868,6 +883,8 @@ public:
     }
     explicit operator bool() const noexcept { return h_ != nullptr; }
 
+    /// crk_made_workspace_bytes on this handle.
+    void workspace_bytes(size_t *bytes) const { crk::made_workspace_bytes(h_, bytes); }
     /// crk_made_dims on this handle.
     void dims(size_t *n_context, size_t *n_dims, size_t *n_components) const { crk::made_dims(h_, n_context, n_dims, n_components); }
     /// crk_made_order on this handle.
@@ -938,6 +955,10 @@ public:
     size_t input_count() const { return crk::network_input_count(h_); }
     /// crk_network_input_shape on this handle.
     void input_shape(size_t index, size_t *shape, size_t max_dims, size_t *n_dims, size_t *size) const { crk::network_input_shape(h_, index, shape, max_dims, n_dims, size); }
+    /// crk_network_workspace_bytes on this handle.
+    void workspace_bytes(size_t *bytes, size_t *chunk, size_t *bytes_per_sample) const { crk::network_workspace_bytes(h_, bytes, chunk, bytes_per_sample); }
+    /// crk_network_macs_per_sample on this handle.
+    void macs_per_sample(uint64_t *macs) const { crk::network_macs_per_sample(h_, macs); }
     /// crk_network_output_size on this handle.
     void output_size(size_t *size) const { crk::network_output_size(h_, size); }
     /// crk_network_output_size on this handle, returning the value.

@@ -449,6 +449,13 @@ module crkernels
       type(c_ptr), intent(out) :: out
       integer(c_int32_t) :: crk_made_load_buffer_with_options
     end function crk_made_load_buffer_with_options
+    function crk_made_workspace_bytes(m, bytes) &
+        bind(C, name="crk_made_workspace_bytes")
+      import
+      type(c_ptr), value :: m
+      integer(c_size_t), intent(out) :: bytes
+      integer(c_int32_t) :: crk_made_workspace_bytes
+    end function crk_made_workspace_bytes
     function crk_made_dims(m, n_context, n_dims, n_components) &
         bind(C, name="crk_made_dims")
       import
@@ -1024,6 +1031,22 @@ module crkernels
       integer(c_size_t), intent(out) :: size
       integer(c_int32_t) :: crk_network_input_shape
     end function crk_network_input_shape
+    function crk_network_workspace_bytes(net, bytes, chunk, bytes_per_sample) &
+        bind(C, name="crk_network_workspace_bytes")
+      import
+      type(c_ptr), value :: net
+      integer(c_size_t), intent(out) :: bytes
+      integer(c_size_t), intent(out) :: chunk
+      integer(c_size_t), intent(out) :: bytes_per_sample
+      integer(c_int32_t) :: crk_network_workspace_bytes
+    end function crk_network_workspace_bytes
+    function crk_network_macs_per_sample(net, macs) &
+        bind(C, name="crk_network_macs_per_sample")
+      import
+      type(c_ptr), value :: net
+      integer(c_int64_t), intent(out) :: macs
+      integer(c_int32_t) :: crk_network_macs_per_sample
+    end function crk_network_macs_per_sample
     function crk_network_output_size(net, size) &
         bind(C, name="crk_network_output_size")
       import

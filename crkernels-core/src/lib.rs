@@ -21,6 +21,7 @@ extern crate alloc;
 mod batch;
 pub mod error;
 pub mod math;
+pub mod memory;
 pub mod nn;
 pub mod physics;
 pub mod rng;

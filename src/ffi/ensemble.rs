@@ -104,6 +104,9 @@ fn params_from_c(p: &crk_ensemble_params) -> Result<EnsembleParams> {
 /// negative distance or age, bad spectrum); CRK_ERR_OUT_OF_DOMAIN (energy outside the
 /// transport table).
 ///
+/// Memory: 24 bytes per source that can contribute (age in (0, max T(E)], inside the light
+/// cone) + 8 n_energies bytes; time about 6 ns per (source, energy) pair.
+///
 /// # Safety
 /// `tr` a live handle; `spectrum` readable; arrays of the given lengths.
 #[unsafe(no_mangle)]
@@ -167,6 +170,16 @@ pub unsafe extern "C" fn crk_source_spectrum_from_energy(
 /// Builds an ensemble: checks the parameters and the energy grid [GeV] (inside the transport
 /// table) and tabulates the age profiles once, for repeated crk_ensemble_run calls.
 ///
+/// Errors (nothing is returned): CRK_ERR_NULL_POINTER; CRK_ERR_INVALID_ARGUMENT (as
+/// crk_ensemble_generate; and the memory limits, checked before the tables are built: more
+/// than 16384 energies; N_young + 8 sqrt(N_young) + 8 above 2^27 = 134217728 young sources,
+/// N_young = R_SN t_max P(s < s_max) T_young / t_max the expected number of sources young
+/// enough to contribute on the grid, T_young = max_i T(E_i) capped at t_max; age tables above
+/// 4 GiB in all); CRK_ERR_OUT_OF_DOMAIN (energy outside the transport table).
+///
+/// Memory: the age tables, 10 to 50 KB an energy (at most 8192 segments of about 220 bytes);
+/// the first GPU call adds 32 KB an energy and the cells' polynomials. Time: a few ms an energy.
+///
 /// # Safety
 /// `tr` a live handle; `params` readable; `energy_GeV` holds `n_energies` values; `out`
 /// writable.
@@ -212,6 +225,11 @@ unsafe fn build(
 ///
 /// Errors: CRK_ERR_NULL_POINTER; CRK_ERR_CANCELLED (progress asked to stop: finished rows are
 /// valid, unfinished rows are NaN).
+///
+/// Memory: per thread, a workspace of 76 bytes per young source of the largest realisation it
+/// draws (N_young on average; up to twice that while it grows) + 64 KiB, whatever
+/// n_realisations: about 76 (N_young + 8 sqrt(N_young)) x threads bytes. Time: about N_young x
+/// n_energies x 10 ns per realisation.
 ///
 /// # Safety
 /// `ensemble` a live handle; `flux` holds n_realisations * n_energies values.
@@ -270,8 +288,10 @@ unsafe fn run(
 /// calls with the same parameters use crk_ensemble_new and crk_ensemble_run.
 ///
 /// Errors (nothing is written): CRK_ERR_NULL_POINTER; CRK_ERR_INVALID_ARGUMENT (NaN or
-/// non-positive rate, t_max, s_max; unknown spatial model; bad spectrum);
-/// CRK_ERR_OUT_OF_DOMAIN (energy outside the transport table).
+/// non-positive rate, t_max, s_max; unknown spatial model; bad spectrum; the memory limits of
+/// crk_ensemble_new); CRK_ERR_OUT_OF_DOMAIN (energy outside the transport table).
+///
+/// Memory: that of crk_ensemble_new (the age tables) plus that of crk_ensemble_run.
 ///
 /// # Safety
 /// `tr` a live handle; `params` readable; arrays of the given sizes.
@@ -314,6 +334,8 @@ pub unsafe extern "C" fn crk_ensemble_generate(
 ///
 /// Errors: CRK_ERR_NULL_POINTER; CRK_ERR_INVALID_ARGUMENT (capacity too small: n_sources
 /// still tells the size needed).
+///
+/// Memory: 40 bytes per young source drawn (N_young on average, bounded by crk_ensemble_new).
 ///
 /// # Safety
 /// `ensemble` a live handle; arrays with room for `capacity` values; `n_sources` writable.
@@ -365,6 +387,11 @@ pub unsafe extern "C" fn crk_ensemble_free(ensemble: *mut crk_ensemble) {
 /// 1e-13 relative (the same sources; the sum in another order, from fitted tables where the CPU
 /// uses its direct formula). The GPU tables are built on the first call (tens of ms) and kept
 /// with the handle. Realisations stream through the device in chunks: any n_realisations fits.
+///
+/// Memory: on the host, the GPU tables (about 32 KB an energy, built once) and per chunk of
+/// c = min(65536, 2^24 / n_energies) realisations 40 c bytes of counts and flags; on the
+/// device, the tables, 8 c n_energies bytes of flux (at most 128 MiB) and 32 bytes per source
+/// of the largest realisation per block (fewer blocks where device memory is short).
 ///
 /// Errors (nothing is written): CRK_ERR_NULL_POINTER; CRK_ERR_INVALID_ARGUMENT
 /// (n_realisations * n_energies overflows, or first_realisation + n_realisations does);

@@ -102,6 +102,8 @@ impl From<ExperimentStatistics> for crk_experiment_result {
 /// Errors: CRK_ERR_NULL_POINTER; CRK_ERR_INVALID_ARGUMENT (n = 0: no experiments; chi2 < 0,
 /// ndof <= 0, NaN, naming the experiment).
 ///
+/// Memory: 32 n bytes.
+///
 /// # Safety
 /// `chi2`, `ndof`, `results` must hold n values; `summary` must be writable.
 #[unsafe(no_mangle)]
@@ -252,7 +254,13 @@ fn parameter(p: &crk_fit_parameter) -> FitParameter {
 ///
 /// Errors (nothing is written): CRK_ERR_NULL_POINTER; CRK_ERR_INVALID_ARGUMENT (empty
 /// experiments, no species, bad bounds or start, unknown abscissa, bad species or grids, x <= 0,
-/// sigma <= 0, NaN values, indices out of range).
+/// sigma <= 0, NaN values, indices out of range; the memory limits, checked before the
+/// Jacobian is allocated: n_experiments > n_points, k = n_normalisations + 3 > 4096 fitted
+/// parameters, n_points x k > 2^28 Jacobian entries).
+///
+/// Memory, n = n_points, k = n_normalisations + 3, E = n_experiments, G the grid points of all
+/// species: 8 n k (Jacobian) + 24 k^2 (normal matrix, damped system, covariance) + about
+/// 260 n + 16 E + 16 G bytes. Time: n k^2 multiply-adds per iteration, at most 500 iterations.
 ///
 /// # Safety
 /// Every pointer must hold its count of values; `summary` must be writable.
@@ -293,7 +301,12 @@ pub unsafe extern "C" fn crk_modulation_fit(
         };
         let species =
             species.iter().enumerate().map(|(i, s)| species_model(s, i)).collect::<Result<Vec<_>>>()?;
-        let points = points.iter().enumerate().map(|(i, p)| data_point(p, i)).collect::<Result<Vec<_>>>()?;
+        // Exactly n_points entries (collecting a Result would grow the vector by doubling).
+        let mut converted = crkernels_core::memory::try_with_capacity(points.len(), "the data points")?;
+        for (i, p) in points.iter().enumerate() {
+            converted.push(data_point(p, i)?);
+        }
+        let points = converted;
         let fit = ModulationFit::new(
             species,
             normalisations.iter().map(parameter).collect(),

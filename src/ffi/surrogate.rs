@@ -79,6 +79,7 @@ pub struct crk_surrogate_step {
 
 /// The number of polynomial features of total degree 1..degree in n_params variables,
 /// C(n_params + degree, degree) - 1 (no intercept; 1329 for 18 parameters at degree 3).
+/// crk_surrogate_fit accepts at most 32768 features at the largest candidate degree.
 ///
 /// Errors: CRK_ERR_INVALID_ARGUMENT (n_params or degree 0, overflow); CRK_ERR_NULL_POINTER.
 ///
@@ -102,7 +103,15 @@ pub unsafe extern "C" fn crk_polynomial_feature_count(
 ///
 /// Errors: CRK_ERR_NULL_POINTER; CRK_ERR_INVALID_ARGUMENT (NaN values, a parameter or the NLL
 /// with zero spread, fewer points than features, fewer than 10 points, bad degree or alpha,
-/// unknown weighting, negative custom weights, all training weights zero, start out of range).
+/// unknown weighting, negative custom weights, all training weights zero, start out of range;
+/// more than 32768 features F at the largest degree, checked before allocating: e.g. 1000
+/// parameters at degree 2 give 501500).
+///
+/// Memory, with F the features of the largest degree, C <= F those of a candidate, n points,
+/// p parameters: 8 F^2 (Gram matrix) + 8 C^2 (ridge system) + about 5200 F + 8 n (p + 6)
+/// bytes; at most 16 GiB + 8 n (p + 6) at the limit, whatever n (the n x F design matrix is
+/// never held: it is built 256 points at a time). Time: n F^2 multiply-adds for the Gram
+/// matrix plus C^3 / 3 per (degree, alpha) candidate. The fitted handle holds 20 F + 24 p bytes.
 ///
 /// # Safety
 /// `x` must hold n_points * n_params values, `nll` n_points; `options` must point to a struct
@@ -243,6 +252,7 @@ pub unsafe extern "C" fn crk_surrogate_validation_scores(
 }
 
 /// The surrogate's NLL [original units] at n_points points `x` ([n_points][n_params]).
+/// Memory: 8 (F + p) bytes, F the handle's feature count, whatever n_points.
 ///
 /// # Safety
 /// `surrogate` must be a live handle; `x` must hold n_points * n_params values, `nll` n_points.
@@ -268,7 +278,7 @@ pub unsafe extern "C" fn crk_surrogate_predict(
 }
 
 /// The gradient dNLL/dx [NLL per original unit] of the surrogate at one point x (n_params
-/// values), analytic.
+/// values), analytic. Memory: 8 (2 F + 2 p) bytes; time F p.
 ///
 /// # Safety
 /// `surrogate` must be a live handle; `x` and `gradient` must hold n_params values.

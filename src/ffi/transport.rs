@@ -28,7 +28,13 @@ impl crk_transport {
 ///
 /// Errors: CRK_ERR_NULL_POINTER; CRK_ERR_INVALID_ARGUMENT (kappa0 <= 0, NaN or infinite
 /// parameters, E_min <= 0, E_min >= E_max); CRK_ERR_OUT_OF_DOMAIN (the first-order
-/// expansion is negative inside the range).
+/// expansion is negative inside the range; a range so wide that b(E_min) underflows or
+/// T(E_min), L(E_min) overflow double precision).
+///
+/// Memory: 256 P + 112 P' bytes plus a copy of the losses, P = 8 log2(E_max / E_min) + 2
+/// pieces of the T and L tables and P' (the same over the loss times) of the inverse table;
+/// both are at most 16376 (the eighth-octaves of all doubles), so under 6.1 MB for any range
+/// (about 0.25 s to build for [1e-150, 1e150] GeV).
 ///
 /// # Safety
 /// `losses` must be a live handle; `out` must be writable.

@@ -22,6 +22,10 @@ use super::Gpu;
 /// Realisations per chunk (at most; 19 energies take 10 MB of flux per chunk).
 #[cfg_attr(not(feature = "cuda"), allow(dead_code))]
 const CHUNK_REALISATIONS: usize = 1 << 16;
+/// Flux values per chunk (at most): a long energy grid gets fewer realisations per chunk, so
+/// that the chunk's flux (device buffer and host staging) stays within 128 MiB.
+#[cfg_attr(not(feature = "cuda"), allow(dead_code))]
+const CHUNK_FLUX_VALUES: usize = 1 << 24;
 /// Blocks of a launch (each loops over realisations): enough to fill an H100 several times;
 /// each holds scratch for one realisation's sources.
 #[cfg_attr(not(feature = "cuda"), allow(dead_code))]
@@ -146,7 +150,9 @@ enum Output<'a> {
 mod cuda {
     use cudarc::driver::{CudaSlice, DeviceRepr, LaunchConfig, PushKernelArg};
 
-    use super::{CHUNK_REALISATIONS, ENERGIES_PER_PASS, GpuRun, MAX_BINS, MAX_BLOCKS, Output};
+    use super::{
+        CHUNK_FLUX_VALUES, CHUNK_REALISATIONS, ENERGIES_PER_PASS, GpuRun, MAX_BINS, MAX_BLOCKS, Output,
+    };
     use crate::Result;
     use crate::gpu::cuda::device_error;
     use crate::gpu::{DeviceState, Kernels};
@@ -269,7 +275,7 @@ mod cuda {
             piece_coefficients: device_address(&stream, &uploaded.piece_coefficients),
         };
         let energies = tables.energies;
-        let chunk = n.min(CHUNK_REALISATIONS);
+        let chunk = n.min(CHUNK_REALISATIONS).min((CHUNK_FLUX_VALUES / energies.max(1)).max(1));
         let mut young =
             stream.alloc_zeros::<u64>(chunk).map_err(device_error("allocating the source counts"))?;
         let mut position =

@@ -306,6 +306,10 @@ function crk_made_load_buffer_with_options(bytes, len, options, out)
     @ccall libcrkernels.crk_made_load_buffer_with_options(bytes::Ptr{UInt8}, len::Csize_t, options::Ptr{crk_made_load_options}, out::Ptr{Ptr{Cvoid}})::crk_status
 end
 
+function crk_made_workspace_bytes(m, bytes)
+    @ccall libcrkernels.crk_made_workspace_bytes(m::Ptr{Cvoid}, bytes::Ptr{Csize_t})::crk_status
+end
+
 function crk_made_dims(m, n_context, n_dims, n_components)
     @ccall libcrkernels.crk_made_dims(m::Ptr{Cvoid}, n_context::Ptr{Csize_t}, n_dims::Ptr{Csize_t}, n_components::Ptr{Csize_t})::crk_status
 end
@@ -498,6 +502,14 @@ function crk_network_input_shape(net, index, shape, max_dims, n_dims, size)
     @ccall libcrkernels.crk_network_input_shape(net::Ptr{Cvoid}, index::Csize_t, shape::Ptr{Csize_t}, max_dims::Csize_t, n_dims::Ptr{Csize_t}, size::Ptr{Csize_t})::crk_status
 end
 
+function crk_network_workspace_bytes(net, bytes, chunk, bytes_per_sample)
+    @ccall libcrkernels.crk_network_workspace_bytes(net::Ptr{Cvoid}, bytes::Ptr{Csize_t}, chunk::Ptr{Csize_t}, bytes_per_sample::Ptr{Csize_t})::crk_status
+end
+
+function crk_network_macs_per_sample(net, macs)
+    @ccall libcrkernels.crk_network_macs_per_sample(net::Ptr{Cvoid}, macs::Ptr{UInt64})::crk_status
+end
+
 function crk_network_output_size(net, size)
     @ccall libcrkernels.crk_network_output_size(net::Ptr{Cvoid}, size::Ptr{Csize_t})::crk_status
 end
@@ -664,6 +676,7 @@ const C_FUNCTIONS = (
     :crk_made_load_with_options,
     :crk_made_load_buffer,
     :crk_made_load_buffer_with_options,
+    :crk_made_workspace_bytes,
     :crk_made_dims,
     :crk_made_order,
     :crk_made_log_prob,
@@ -712,6 +725,8 @@ const C_FUNCTIONS = (
     :crk_network_load_buffer,
     :crk_network_input_count,
     :crk_network_input_shape,
+    :crk_network_workspace_bytes,
+    :crk_network_macs_per_sample,
     :crk_network_output_size,
     :crk_network_run,
     :crk_network_free,

@@ -30,6 +30,16 @@
 //! the same polynomials: a branch-free loop of two short polynomials and one exp per source
 //! over lanes of 8, compiled for the widest vector instruction set of the CPU (bit-identical
 //! results on every set). Ages where ln A_i < -750 underflow to exactly zero and are skipped.
+//!
+//! Memory. The age tables take at most 8192 segments of about 220 bytes per energy (typically
+//! 10 to 50 KB); their total is limited to [`MAX_TABLE_BYTES`] and the grid to
+//! [`MAX_ENERGIES`] energies. A realisation's workspace ([`Workspace`], one per thread) holds
+//! at most 76 bytes per young source of the largest realisation it has drawn (up to twice that
+//! while its vectors grow) plus 64 KiB; [`Ensemble::sources`] 40 bytes per young source. The
+//! expected number of young sources N_young = R_SN t_max P(s < s_max) T_young / t_max is
+//! limited so that N_young + 8 sqrt(N_young) + 8 <= [`MAX_YOUNG_SOURCES`] (2^27: about 10 GiB
+//! a workspace); a Poisson draw beyond that bound has probability below 1e-15. The checks run
+//! in [`Ensemble::new`] before the tables are built.
 
 use alloc::vec::Vec;
 
@@ -90,6 +100,19 @@ const LOG_AGE_BINS: usize = 64;
 const TWO_POW_52: f64 = 4_503_599_627_370_496.0;
 /// Sources per vector chunk: 8 f64 lanes (one AVX-512 register, two AVX2 registers).
 const LANES: usize = 8;
+/// The largest energy grid of an ensemble (the age tables take 10 to 50 KB an energy, up to
+/// 1.8 MB; the GPU tables 32 KB more).
+pub const MAX_ENERGIES: usize = 1 << 14;
+/// The limit of the age tables' memory over all energies [bytes] (4 GiB): building stops with
+/// an error once the tables built so far pass it.
+pub const MAX_TABLE_BYTES: usize = 1 << 32;
+/// The limit of N_young + 8 sqrt(N_young) + 8, N_young the expected number of young sources of
+/// a realisation (2^27: a workspace of about 10 GiB, 76 bytes a source, and seconds per
+/// realisation and energy).
+pub const MAX_YOUNG_SOURCES: usize = 1 << 27;
+/// Bytes of a workspace per young source: the draw's uniforms (24), the drawn sources (16),
+/// the bin (4), the sorted columns (32).
+pub const WORKSPACE_BYTES_PER_SOURCE: usize = 76;
 
 /// ln A(t) and l^2(t) at one energy, by the direct formula (PHYSICS.md, "Green's function").
 #[derive(Clone, Copy, Debug)]
@@ -218,6 +241,13 @@ impl AgeProfile {
             })
             .collect();
         AgeProfile { energy_gev, ln_rate, max_age_myr, segments, unfitted, local }
+    }
+
+    /// The heap memory of the profile [bytes].
+    fn heap_bytes(&self) -> usize {
+        self.segments.capacity() * core::mem::size_of::<Segment>()
+            + self.unfitted.capacity() * core::mem::size_of::<usize>()
+            + self.local.capacity() * core::mem::size_of::<LocalCoordinate>()
     }
 }
 
@@ -482,7 +512,10 @@ impl Ensemble {
     /// Validates the parameters and builds the per-energy age tables.
     ///
     /// Errors: rate, t_max or s_max not finite and > 0; a bad spectrum; an energy not finite,
-    /// <= 0 or outside the transport table (OutOfDomain); an empty grid.
+    /// <= 0 or outside the transport table (OutOfDomain); an empty grid. Memory limits
+    /// (InvalidArgument, before the tables are built; see the module documentation): more than
+    /// [`MAX_ENERGIES`] energies; more young sources than [`MAX_YOUNG_SOURCES`] allows; age
+    /// tables beyond [`MAX_TABLE_BYTES`] (found while building them).
     pub fn new(transport: &Transport, params: &EnsembleParams, energies_gev: &[f64]) -> Result<Self> {
         require_positive("supernova rate R_SN [1/Myr]", params.sn_rate_per_myr)?;
         require_positive("oldest age t_max [Myr]", params.t_max_myr)?;
@@ -490,6 +523,13 @@ impl Ensemble {
         params.spectrum.validate()?;
         if energies_gev.is_empty() {
             return Err(invalid!("the energy grid is empty"));
+        }
+        if energies_gev.len() > MAX_ENERGIES {
+            return Err(invalid!(
+                "n_energies = {} is above the limit of {MAX_ENERGIES} energies an ensemble (its age tables take \
+                 up to 1.8 MB an energy)",
+                energies_gev.len()
+            ));
         }
         check_each("energy", energies_gev, |e| transport.check_energy(e))?;
         let spatial = SpatialDistribution::new(params.spatial, params.s_max_kpc)?;
@@ -499,11 +539,38 @@ impl Ensemble {
         }
         let oldest = energies_gev.iter().map(|&e| transport.max_age_unchecked(e)).fold(0.0, f64::max);
         let young_age_myr = oldest.min(params.t_max_myr);
+        let young_fraction = young_age_myr / params.t_max_myr;
+        let young_mean = if params.poisson_count {
+            mean_sources * young_fraction
+        } else {
+            libm::round(mean_sources) * young_fraction
+        };
+        let young_bound = young_mean + 8.0 * libm::sqrt(young_mean) + 8.0;
+        if young_bound > MAX_YOUNG_SOURCES as f64 {
+            return Err(invalid!(
+                "R_SN t_max P(s < s_max) = {mean_sources:.4e} sources, {young_mean:.4e} of them young enough to \
+                 contribute on this grid (T_young = {young_age_myr} Myr): a realisation's workspace would need about \
+                 {WORKSPACE_BYTES_PER_SOURCE} x {young_bound:.4e} bytes = {:.1} GiB per thread, above the limit of \
+                 {MAX_YOUNG_SOURCES} young sources; lower the supernova rate R_SN or t_max",
+                WORKSPACE_BYTES_PER_SOURCE as f64 * young_bound / (1u64 << 30) as f64
+            ));
+        }
         let bin_width_myr = young_age_myr / AGE_BINS as f64;
-        let profiles: Vec<AgeProfile> = energies_gev
-            .iter()
-            .map(|&e| AgeProfile::build(transport, &params.spectrum, e, bin_width_myr))
-            .collect();
+        let mut profiles: Vec<AgeProfile> = Vec::with_capacity(energies_gev.len());
+        let mut table_bytes = 0usize;
+        for &e in energies_gev {
+            let profile = AgeProfile::build(transport, &params.spectrum, e, bin_width_myr);
+            table_bytes += profile.heap_bytes() + core::mem::size_of::<AgeProfile>();
+            if table_bytes > MAX_TABLE_BYTES {
+                return Err(invalid!(
+                    "the age tables of the first {} of n_energies = {} energies already take {table_bytes} bytes, \
+                     above the limit of {MAX_TABLE_BYTES} bytes (4 GiB); use fewer energies",
+                    profiles.len() + 1,
+                    energies_gev.len()
+                ));
+            }
+            profiles.push(profile);
+        }
         let log_age_bins = profiles
             .iter()
             .flat_map(|p: &AgeProfile| &p.segments)

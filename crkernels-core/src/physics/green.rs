@@ -614,8 +614,7 @@ pub fn flux_from_sources(
 ) -> Result<()> {
     let sources = Sources { distance_kpc, age_myr, height_kpc: None, observer_height_kpc: 0.0 };
     sources.check(transport, spectrum, energy_gev, flux)?;
-    sources.flux(transport, spectrum, energy_gev, flux);
-    Ok(())
+    sources.flux(transport, spectrum, energy_gev, flux)
 }
 
 /// [`flux_from_sources`] with source i at height `height_kpc[i]` [kpc] and the observer at
@@ -635,8 +634,7 @@ pub fn flux_from_sources_at_heights(
 ) -> Result<()> {
     let sources = Sources { distance_kpc, age_myr, height_kpc: Some(height_kpc), observer_height_kpc };
     sources.check(transport, spectrum, energy_gev, flux)?;
-    sources.flux(transport, spectrum, energy_gev, flux);
-    Ok(())
+    sources.flux(transport, spectrum, energy_gev, flux)
 }
 
 /// The sources of a flux call (heights None: all in the plane).
@@ -674,14 +672,27 @@ impl Sources<'_> {
     /// light cone), as (age, distance, height), sorted by age; then energy by energy (what
     /// depends on E alone computed once), summing over the sources younger than T(E): a
     /// prefix of the sorted list, so older sources cost nothing.
-    fn flux(&self, transport: &Transport, spectrum: &SourceSpectrum, energy_gev: &[f64], flux: &mut [f64]) {
+    /// Memory: 24 bytes per source that can contribute (reserved with try_reserve_exact: an
+    /// error, not an abort, if the allocator refuses it).
+    fn flux(
+        &self,
+        transport: &Transport,
+        spectrum: &SourceSpectrum,
+        energy_gev: &[f64],
+        flux: &mut [f64],
+    ) -> Result<()> {
         let oldest = energy_gev.iter().map(|&e| transport.max_age_unchecked(e)).fold(0.0, f64::max);
-        let mut young: Vec<(f64, f64, f64)> = (0..self.age_myr.len())
-            .map(|i| (self.age_myr[i], self.distance_kpc[i], self.height_kpc.map_or(0.0, |z| z[i])))
-            .filter(|&(age, distance, _)| {
-                age > 0.0 && age <= oldest && distance <= SPEED_OF_LIGHT_KPC_PER_MYR * age
-            })
-            .collect();
+        let can_contribute = |age: f64, distance: f64| {
+            age > 0.0 && age <= oldest && distance <= SPEED_OF_LIGHT_KPC_PER_MYR * age
+        };
+        let count =
+            self.age_myr.iter().zip(self.distance_kpc).filter(|&(&t, &s)| can_contribute(t, s)).count();
+        let mut young: Vec<(f64, f64, f64)> = crate::memory::try_with_capacity(count, "the sorted sources")?;
+        young.extend(
+            (0..self.age_myr.len())
+                .map(|i| (self.age_myr[i], self.distance_kpc[i], self.height_kpc.map_or(0.0, |z| z[i])))
+                .filter(|&(age, distance, _)| can_contribute(age, distance)),
+        );
         young.sort_unstable_by(|a, b| a.0.total_cmp(&b.0));
         let halo = transport.halo_half_height_kpc();
         for (out, &energy) in flux.iter_mut().zip(energy_gev) {
@@ -696,6 +707,7 @@ impl Sources<'_> {
             }
             *out = FLUX_PER_DENSITY * sum.value();
         }
+        Ok(())
     }
 }
 

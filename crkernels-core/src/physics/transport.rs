@@ -169,7 +169,16 @@ impl Transport {
     /// Errors: a parameter that is NaN, infinite where it must be finite, or of the wrong sign
     /// (InvalidArgument); E_min >= E_max (InvalidArgument); losses that vanish (an empty field
     /// without magnetic field: InvalidArgument); losses undefined somewhere in the range
-    /// (OutOfDomain: the first-order Klein-Nishina expansion above its zero).
+    /// (OutOfDomain: the first-order Klein-Nishina expansion above its zero); a range so wide
+    /// that b(E_min) underflows or T(E_min), L(E_min) overflow (OutOfDomain).
+    ///
+    /// Memory and time: the tables have one piece per eighth of an octave of [E_min, E_max]
+    /// (P = 8 log2(E_max / E_min) + 2 pieces of 2 x 128 bytes) and of the loss-time range of the
+    /// inverse table (P' pieces of 112 bytes, P' = 8 log2(T(E_min) / y_lin) + 2, y_lin =
+    /// 2^-20 min(tau_top, T(E_min))); both are at most 16376, the eighth-octaves of all positive
+    /// doubles, so 256 P + 112 P' <= 6.1 MB for any range (plus the copy of the losses). Each
+    /// piece costs 20 loss evaluations and the inverse's 10 root solves: about 0.25 s for
+    /// [1e-150, 1e150] GeV.
     pub fn new(
         losses: &EnergyLosses,
         kappa0_cm2_per_s: f64,
@@ -196,6 +205,18 @@ impl Transport {
                 losses.max_energy_gev()
             ));
         }
+        if !losses.rate_unchecked(energy_max_gev).is_finite() {
+            return Err(out_of_domain!(
+                "the loss rate b(E) overflows at E_max = {energy_max_gev:e} GeV: the loss time there is beyond \
+                 double precision; lower E_max"
+            ));
+        }
+        if losses.rate_unchecked(energy_min_gev) <= 0.0 && losses.rate_unchecked(energy_max_gev) > 0.0 {
+            return Err(out_of_domain!(
+                "the loss rate b(E) underflows to zero at E_min = {energy_min_gev:e} GeV: the loss time there is \
+                 beyond double precision; raise E_min"
+            ));
+        }
         if losses.rate_unchecked(energy_min_gev) <= 0.0 {
             return Err(invalid!(
                 "the losses vanish (no photon field and no magnetic field): loss times are infinite"
@@ -212,6 +233,14 @@ impl Transport {
 
         let top_loss_time_myr = energy_max_gev / rate_per_myr(energy_max_gev);
         let oldest = loss_time.at_left[0];
+        if !(oldest.is_finite() && loss_length.at_left[0].is_finite() && top_loss_time_myr > 0.0) {
+            return Err(out_of_domain!(
+                "the energy range [{energy_min_gev:e}, {energy_max_gev:e}] GeV is beyond double precision for these \
+                 losses: T(E_min) = {oldest} Myr, L(E_min) = {} kpc^2, E_max / b(E_max) = {top_loss_time_myr} Myr; \
+                 narrow it",
+                loss_length.at_left[0]
+            ));
+        }
         // Where E0 is within 2^-20 of E_top in loss-time units, the first-order form is exact to
         // 2^-40 of E0 - E, also for a table narrower than tau_top.
         let linear_below_myr = INVERSE_LINEAR_BELOW * top_loss_time_myr.min(oldest);

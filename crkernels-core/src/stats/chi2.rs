@@ -86,14 +86,11 @@ pub fn summarise(experiments: &[ExperimentStatistics]) -> Result<NllSummary> {
 /// The statistics of several experiments from their chi2 and ndof (equal lengths, >= 1).
 pub fn experiment_statistics(chi2: &[f64], ndof: &[f64]) -> Result<(Vec<ExperimentStatistics>, NllSummary)> {
     crate::batch::check_lengths("chi2", chi2.len(), "ndof", ndof.len())?;
-    let stats = chi2
-        .iter()
-        .zip(ndof)
-        .enumerate()
-        .map(|(i, (&c, &n))| {
-            ExperimentStatistics::new(c, n).map_err(|e| invalid!("experiment {i}: {}", e.message()))
-        })
-        .collect::<Result<Vec<_>>>()?;
+    // Exactly one entry per experiment (collecting a Result would grow the vector by doubling).
+    let mut stats = crate::memory::try_with_capacity(chi2.len(), "the experiment statistics")?;
+    for (i, (&c, &n)) in chi2.iter().zip(ndof).enumerate() {
+        stats.push(ExperimentStatistics::new(c, n).map_err(|e| invalid!("experiment {i}: {}", e.message()))?);
+    }
     let summary = summarise(&stats)?;
     Ok((stats, summary))
 }

@@ -29,6 +29,15 @@
 //! Per experiment, ndof = its number of points (the fitted parameters are shared by all
 //! experiments and not charged to any one; the caller can recompute the statistics with its
 //! own ndof via stats::chi2).
+//!
+//! Memory (n data points, k = K + 3 parameters, E experiments, G grid points over all
+//! species): the dense Jacobian (8 n k bytes), the normal matrix, the damped system and the
+//! covariance (8 k^2 each), about 200 bytes per data point (the point, its two Earth terms, two
+//! residual vectors) and 16 E, plus the species' tables (16 G): 8 n k + 24 k^2 + 200 n + 16 E +
+//! 16 G bytes. k is limited to [`MAX_PARAMETERS`] and n k to [`MAX_JACOBIAN_VALUES`], E to n
+//! (each experiment needs a point): checked when the problem is built, before the Jacobian is
+//! allocated. Time: n k^2 multiply-adds per iteration for the normal equations, at most 500
+//! iterations.
 
 use alloc::vec;
 use alloc::vec::Vec;
@@ -45,6 +54,12 @@ use crate::physics::particle::Particle;
 const MAX_ITERATIONS: usize = 500;
 /// Relative decrease of chi2 below which the fit has converged.
 const RELATIVE_DECREASE: f64 = 1e-13;
+/// The largest number of fitted parameters k (normalisations and the three potentials): the
+/// normal matrix, the damped system and the covariance take 8 k^2 bytes each (384 MiB together
+/// at the limit), and each step's Cholesky factorisation k^3 / 3 multiply-adds.
+pub const MAX_PARAMETERS: usize = 4096;
+/// The largest Jacobian, data points x parameters (n k <= 2^28 values: 2 GiB).
+pub const MAX_JACOBIAN_VALUES: usize = 1 << 28;
 
 /// A fitted parameter: start value and bounds (lower <= start <= upper; lower == upper fixes it).
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -184,7 +199,8 @@ pub struct FitResult {
 impl ModulationFit {
     /// Builds and checks a fit problem: normalisation bounds > 0 and every species' index in
     /// range; `n_experiments` >= 1 and each has at least one point; species indices in range, a
-    /// ratio's species distinct; x > 0, value finite, sigma > 0.
+    /// ratio's species distinct; x > 0, value finite, sigma > 0; at most [`MAX_PARAMETERS`]
+    /// parameters and [`MAX_JACOBIAN_VALUES`] Jacobian entries (see the module documentation).
     pub fn new(
         species: Vec<SpeciesModel>,
         normalisations: Vec<FitParameter>,
@@ -209,6 +225,29 @@ impl ModulationFit {
         }
         if n_experiments == 0 {
             return Err(invalid!("the fit needs at least one experiment"));
+        }
+        if n_experiments > points.len() {
+            return Err(invalid!(
+                "n_experiments = {n_experiments} exceeds the number of data points ({}): every experiment needs a point",
+                points.len()
+            ));
+        }
+        let k = normalisations.len().saturating_add(3);
+        if k > MAX_PARAMETERS {
+            return Err(invalid!(
+                "{} normalisations give k = {k} fitted parameters: the normal matrices would need 24 k^2 = {}, \
+                 above the limit of {MAX_PARAMETERS} parameters",
+                normalisations.len(),
+                crate::memory::describe_bytes(k.checked_mul(k).and_then(|v| v.checked_mul(24)))
+            ));
+        }
+        if points.len().checked_mul(k).is_none_or(|values| values > MAX_JACOBIAN_VALUES) {
+            return Err(invalid!(
+                "{} data points x {k} parameters: the Jacobian would need 8 n k = {}, above the limit of \
+                 2^28 values (2 GiB); fit fewer points or normalisations at once",
+                points.len(),
+                crate::memory::describe_bytes(points.len().checked_mul(k).and_then(|v| v.checked_mul(8)))
+            ));
         }
         for (what, p) in ["Phi0", "Phi1+", "Phi1-"].iter().zip(&modulation) {
             p.validate(what)?;
@@ -370,9 +409,10 @@ impl ModulationFit {
         let mut theta: Vec<f64> = bounds.iter().map(|b| b.start).collect();
         let mut residuals = vec![0.0; n];
         let mut trial_residuals = vec![0.0; n];
-        let mut jacobian = Vec::new();
-        let (mut normal, mut gradient) = (vec![0.0; k * k], vec![0.0; k]);
-        let mut system = Vec::with_capacity(k * k);
+        let mut jacobian = crate::memory::try_with_capacity(n * k, "the fit's Jacobian")?;
+        let (mut normal, mut gradient) =
+            (crate::memory::try_filled(k * k, "the normal matrix")?, vec![0.0; k]);
+        let mut system = crate::memory::try_with_capacity(k * k, "the damped system")?;
         let mut step = Vec::with_capacity(k);
         let mut trial = theta.clone();
         let mut workspace = Vec::new();

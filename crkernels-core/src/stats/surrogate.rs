@@ -36,6 +36,18 @@
 //!    and Delta_max itself (closed form for d <= 3, isolated roots above; math::polynomial).
 //! 8. The proposal x_new = mean + std (z_s + t* u) in original units, with the predicted NLL
 //!    y_s + std(y) p(t*).
+//!
+//! Memory and time (F features of the largest degree, C those of a candidate degree, n points,
+//! p parameters). The design matrix Phi (n x F) is never held whole: the Gram matrix and the
+//! right-hand sides are accumulated [`ROW_BLOCK`] points at a time, and the validation scores
+//! recompute each point's features. The fit holds the Gram matrix (8 F^2 bytes), one ridge
+//! system (8 C^2 <= 8 F^2), the block of features and the packing buffers (8 (ROW_BLOCK + 384) F),
+//! the features' recipe (12 F) and per point the shifted coordinates and five scalars
+//! (8 n (p + 6)): at most 16 F^2 + 5200 F + 8 n (p + 6) bytes, whatever n. It takes n F^2
+//! multiply-adds for the Gram matrix and C^3 / 3 per (degree, alpha) candidate for its Cholesky
+//! factorisation. F is limited to [`MAX_FEATURES`] (32768: 16 GiB for the two matrices), checked
+//! before anything is allocated. A fitted surrogate holds 20 F + 24 p bytes; predictions and
+//! gradients need 8 (F + p) bytes more.
 
 use alloc::vec;
 use alloc::vec::Vec;
@@ -51,6 +63,14 @@ pub const MAX_DEGREE: usize = 10;
 pub const VALIDATION_MODULUS: usize = 10;
 /// See [`VALIDATION_MODULUS`].
 pub const VALIDATION_REMAINDER: usize = 9;
+/// The largest number of features F of the largest candidate degree a fit accepts: the Gram
+/// matrix and the ridge system take 8 F^2 bytes each (16 GiB together at the limit), and each
+/// candidate's Cholesky factorisation F^3 / 3 multiply-adds.
+pub const MAX_FEATURES: usize = 1 << 15;
+/// Points whose features are computed at once while the Gram matrix and the right-hand sides
+/// are accumulated (the row block of the Gram kernel, so the sums are those of the whole
+/// design matrix, bit for bit).
+pub const ROW_BLOCK: usize = 256;
 
 /// The number of polynomial features of total degree 1..=degree in `n_params` variables,
 /// C(n_params + degree, degree) - 1 (no intercept). Errors: n_params or degree 0, overflow.
@@ -61,9 +81,10 @@ pub fn polynomial_feature_count(n_params: usize, degree: usize) -> Result<usize>
     // C(p + k, k) = C(p + k - 1, k - 1) (p + k) / k, exact at every step.
     let mut count: usize = 1;
     for k in 1..=degree {
-        count = count.checked_mul(n_params + k).map(|c| c / k).ok_or_else(|| {
-            invalid!("the feature count of {n_params} parameters at degree {degree} overflows")
-        })?;
+        count =
+            n_params.checked_add(k).and_then(|m| count.checked_mul(m)).map(|c| c / k).ok_or_else(|| {
+                invalid!("the feature count of {n_params} parameters at degree {degree} overflows")
+            })?;
     }
     Ok(count - 1)
 }
@@ -190,9 +211,12 @@ impl Surrogate {
     /// the module documentation).
     ///
     /// Errors: lengths; a non-finite value; a zero spread of a parameter or of y; no degree or
-    /// alpha, a degree outside 1..=MAX_DEGREE, alpha not finite or <= 0; a start index out of
-    /// range; fewer points than features of the largest degree; no validation point (n < 10);
-    /// custom weights negative or not finite; all training weights zero (singular weights).
+    /// alpha, a degree outside 1..=MAX_DEGREE, alpha not finite or <= 0; more than
+    /// [`MAX_FEATURES`] features at the largest degree (checked before allocating); a start
+    /// index out of range; fewer points than features of the largest degree; no validation
+    /// point (n < 10); custom weights negative or not finite; all training weights zero
+    /// (singular weights); an allocation the allocator refuses. Memory: see the module
+    /// documentation.
     pub fn fit(x: &[f64], n_params: usize, y: &[f64], options: &SurrogateOptions) -> Result<Self> {
         let n = y.len();
         if n_params == 0 {
@@ -216,6 +240,15 @@ impl Surrogate {
         crate::batch::check_each("alpha", options.alphas, |a| crate::error::require_positive("alpha", a))?;
         let max_degree = options.degrees.iter().copied().max().unwrap_or(1);
         let n_features = polynomial_feature_count(n_params, max_degree)?;
+        if n_features > MAX_FEATURES {
+            let matrices = n_features.checked_mul(n_features).and_then(|v| v.checked_mul(16));
+            return Err(invalid!(
+                "{n_params} parameters at degree {max_degree} give {n_features} features: the Gram matrix and \
+                 the ridge system would need 16 F^2 = {}, above the limit of {MAX_FEATURES} features \
+                 (16 GiB); lower the degree or the number of parameters",
+                crate::memory::describe_bytes(matrices)
+            ));
+        }
         if n < n_features {
             return Err(invalid!(
                 "fewer evaluated points ({n}) than features ({n_features}, {n_params} parameters at degree {max_degree})"
@@ -282,38 +315,27 @@ impl Surrogate {
         }
         let root_weights: Vec<f64> = weights.iter().map(|&w| sqrt(w)).collect();
 
-        // 2. Features of the largest degree for every point.
+        // 2. Features of the largest degree, computed ROW_BLOCK points at a time.
         let features = Features::new(n_params, max_degree);
-        let mut phi = vec![0.0; n * n_features];
-        for (row, zi) in phi.chunks_exact_mut(n_features).zip(z.chunks_exact(n_params)) {
-            features.evaluate(zi, row);
-        }
+        let mut design = Design {
+            features: &features,
+            z: &z,
+            root_weights: &root_weights,
+            weighted_target: weights.iter().zip(&target).map(|(w, t)| w * t).collect(),
+            block: crate::memory::try_filled(ROW_BLOCK * n_features, "the surrogate's block of features")?,
+            scale: Vec::with_capacity(ROW_BLOCK),
+            local_rows: (0..ROW_BLOCK).collect(),
+            workspace: Vec::new(),
+        };
 
         // 4-5. The training Gram matrix once; a Cholesky solve per (degree, alpha).
+        let mut gram = crate::memory::try_filled(n_features * n_features, "the surrogate's Gram matrix")?;
+        let mut b_training = vec![0.0; n_features];
+        design.accumulate(&training, n_features, Some((&mut gram, n_features)), Some(&mut b_training));
         let mut workspace = Vec::new();
-        let mut gram = vec![0.0; n_features * n_features];
-        add_gram_lower(
-            &phi,
-            n_features,
-            n_features,
-            &training,
-            &root_weights,
-            &mut gram,
-            n_features,
-            &mut workspace,
-        );
-        let rhs = |rows: &[usize], count: usize| {
-            let mut b = vec![0.0; count];
-            for &i in rows {
-                let wy = weights[i] * target[i];
-                for (bf, &v) in b.iter_mut().zip(&phi[i * n_features..i * n_features + count]) {
-                    *bf += wy * v;
-                }
-            }
-            b
-        };
-        let b_training = rhs(&training, n_features);
-        let mut system = Vec::with_capacity(n_features * n_features);
+        let mut system =
+            crate::memory::try_with_capacity(n_features * n_features, "the surrogate's ridge system")?;
+        let mut row = vec![0.0; n_features];
         let mut scores = vec![f64::NAN; options.degrees.len() * options.alphas.len()];
         let mut coefficients = Vec::with_capacity(n_features);
         // Candidates in the order that breaks ties: degree ascending, alpha descending.
@@ -342,11 +364,9 @@ impl Surrogate {
             let mse = validation
                 .iter()
                 .map(|&i| {
-                    let prediction: f64 = phi[i * n_features..i * n_features + count]
-                        .iter()
-                        .zip(&coefficients)
-                        .map(|(a, b)| a * b)
-                        .sum();
+                    let row = &mut row[..count];
+                    features.evaluate(&z[i * n_params..(i + 1) * n_params], row);
+                    let prediction: f64 = row.iter().zip(&coefficients).map(|(a, b)| a * b).sum();
                     (prediction - target[i]) * (prediction - target[i])
                 })
                 .sum::<f64>()
@@ -362,18 +382,10 @@ impl Surrogate {
 
         // Refit on all points: the training Gram plus the validation points'.
         let count = features.block[degree];
-        add_gram_lower(
-            &phi,
-            n_features,
-            count,
-            &validation,
-            &root_weights,
-            &mut gram,
-            n_features,
-            &mut workspace,
-        );
+        design.accumulate(&validation, count, Some((&mut gram, n_features)), None);
         let all: Vec<usize> = (0..n).collect();
-        let b_all = rhs(&all, count);
+        let mut b_all = vec![0.0; count];
+        design.accumulate(&all, count, None, Some(&mut b_all));
         ridge_solve(&gram, n_features, count, alpha, &b_all, &mut system, &mut coefficients, &mut workspace)?;
         Ok(Surrogate {
             mean,
@@ -471,20 +483,19 @@ impl Surrogate {
         self.shifted(x, &mut z);
         let mut phi = vec![0.0; count];
         self.features.evaluate(&z, &mut phi);
-        // d phi_f / d z_j for every feature, row f.
-        let mut d = vec![0.0; count * p];
-        for j in 0..p {
-            d[j * p + j] = 1.0;
-        }
-        for (f, &(parent, variable)) in (p..count).zip(&self.features.products) {
-            let (parent, variable) = (parent as usize, variable as usize);
-            for j in 0..p {
-                d[f * p + j] = d[parent * p + j] * z[variable];
-            }
-            d[f * p + variable] += phi[parent];
-        }
+        // d phi_f / d z_j for every feature, one j at a time (memory 8 F bytes, not 8 F p).
+        let mut d = vec![0.0; count];
         for (j, o) in out.iter_mut().enumerate() {
-            let df: f64 = (0..count).map(|f| self.coefficients[f] * d[f * p + j]).sum();
+            d[..p].fill(0.0);
+            d[j] = 1.0;
+            for (f, &(parent, variable)) in (p..count).zip(&self.features.products) {
+                let (parent, variable) = (parent as usize, variable as usize);
+                d[f] = d[parent] * z[variable];
+                if variable == j {
+                    d[f] += phi[parent];
+                }
+            }
+            let df: f64 = (0..count).map(|f| self.coefficients[f] * d[f]).sum();
             *o = self.y_std * df / self.std[j];
         }
         Ok(())
@@ -533,6 +544,61 @@ impl Surrogate {
             point,
             predicted_nll: self.y_start + self.y_std * value,
         })
+    }
+}
+
+/// The design matrix of a fit, produced ROW_BLOCK points at a time.
+struct Design<'a> {
+    features: &'a Features,
+    /// The shifted scaled coordinates z' of every point, [n][p].
+    z: &'a [f64],
+    /// sqrt(w_i) per point.
+    root_weights: &'a [f64],
+    /// w_i y'_i per point.
+    weighted_target: Vec<f64>,
+    /// The features of a block of points, [ROW_BLOCK][count].
+    block: Vec<f64>,
+    /// sqrt(w) of the block's points.
+    scale: Vec<f64>,
+    /// 0..ROW_BLOCK: the block's rows for the Gram kernel.
+    local_rows: Vec<usize>,
+    /// The Gram kernel's packing buffer.
+    workspace: Vec<f64>,
+}
+
+impl Design<'_> {
+    /// Adds the Gram matrix of the first `count` features of the points `rows` (weighted) to
+    /// `gram` (leading dimension ld), and sum_i w_i y'_i phi_i to `rhs`, in the order of
+    /// `rows`: the same sums, bit for bit, as from the whole design matrix (the Gram kernel
+    /// works in blocks of ROW_BLOCK rows too).
+    fn accumulate(
+        &mut self,
+        rows: &[usize],
+        count: usize,
+        mut gram: Option<(&mut [f64], usize)>,
+        mut rhs: Option<&mut [f64]>,
+    ) {
+        let p = self.features.n_params;
+        for chunk in rows.chunks(ROW_BLOCK) {
+            let block = &mut self.block[..chunk.len() * count];
+            for (out, &i) in block.chunks_exact_mut(count).zip(chunk) {
+                self.features.evaluate(&self.z[i * p..(i + 1) * p], out);
+            }
+            if let Some((gram, ld)) = gram.as_mut() {
+                self.scale.clear();
+                self.scale.extend(chunk.iter().map(|&i| self.root_weights[i]));
+                let local = &self.local_rows[..chunk.len()];
+                add_gram_lower(block, count, count, local, &self.scale, gram, *ld, &mut self.workspace);
+            }
+            if let Some(b) = rhs.as_mut() {
+                for (phi, &i) in block.chunks_exact(count).zip(chunk) {
+                    let wy = self.weighted_target[i];
+                    for (bf, &v) in b.iter_mut().zip(phi) {
+                        *bf += wy * v;
+                    }
+                }
+            }
+        }
     }
 }
 
