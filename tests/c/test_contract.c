@@ -4,6 +4,7 @@
 
 #include <math.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 static int failures = 0;
@@ -249,6 +250,62 @@ static void test_presets(void) {
     CHECK(n == 6, "size needed reported");
 }
 
+/* Requests whose working memory cannot fit fail with a status and a message naming the limit,
+   before allocating (issue 15, item 5). */
+static void test_bounded_resources(void) {
+    crk_losses *losses = NULL;
+    crk_transport *tr = NULL;
+    crk_surrogate *s = NULL;
+    crk_ensemble *ens = NULL;
+    double *x = calloc(20 * 1000, sizeof(double));
+    double nll[20];
+    size_t degrees[2] = {1, 5}, count = 0, i;
+    double alpha = 1e-3, energies[3] = {300.0, 1e3, 3e3};
+    crk_surrogate_options options;
+    crk_ensemble_params params;
+
+    CHECK(crk_losses_new_thomson(1e-16, &losses) == CRK_OK, "thomson");
+    expect_error(crk_transport_new(losses, 3e28, 0.6, 4.0, 1e-300, 1e300, &tr), CRK_ERR_OUT_OF_DOMAIN,
+                 "absurd energy range");
+    CHECK(tr == NULL, "no handle after a failure");
+    CHECK(crk_transport_new(losses, 3e28, 0.6, 4.0, 1e-150, 1e150, &tr) == CRK_OK, "widest range");
+    crk_transport_free(tr);
+    CHECK(crk_transport_new(losses, 3e28, 0.6, 4.0, 1.0, 1e7, &tr) == CRK_OK, "transport");
+
+    /* 1000 parameters at degree 5: 8.5e12 features. */
+    CHECK(crk_polynomial_feature_count(1000, 5, &count) == CRK_OK && count == 8459043543950ULL, "count %zu", count);
+    CHECK(x != NULL, "calloc");
+    for (i = 0; i < 20; ++i) nll[i] = (double)i;
+    options.weighting = CRK_WEIGHTS_NONE;
+    options.custom_weights = NULL;
+    options.start_index = -1;
+    options.degrees = degrees;
+    options.n_degrees = 2;
+    options.alphas = &alpha;
+    options.n_alphas = 1;
+    expect_error(crk_surrogate_fit(x, 20, 1000, nll, &options, &s), CRK_ERR_INVALID_ARGUMENT, "too many features");
+    CHECK(strstr(crk_last_error_message(), "limit of 32768 features") != NULL, "message: %s",
+          crk_last_error_message());
+    CHECK(s == NULL, "no surrogate");
+
+    /* 1e9 supernovae per Myr: about 3e8 young sources a realisation. */
+    params.sn_rate_per_Myr = 1e9;
+    params.t_max_Myr = 7.0;
+    params.s_max_kpc = 10.0;
+    params.spatial = CRK_SPATIAL_SPIRAL_ARMS;
+    params.poisson_count = 1;
+    params.spectrum.q_star_per_GeV = 1e50;
+    params.spectrum.gamma = 2.2;
+    params.spectrum.cutoff_GeV = 1e4;
+    expect_error(crk_ensemble_new(tr, &params, energies, 3, &ens), CRK_ERR_INVALID_ARGUMENT, "too many sources");
+    CHECK(strstr(crk_last_error_message(), "young sources") != NULL, "message: %s", crk_last_error_message());
+    CHECK(ens == NULL, "no ensemble");
+
+    free(x);
+    crk_transport_free(tr);
+    crk_losses_free(losses);
+}
+
 int main(void) {
     test_version_and_messages();
     test_thomson_rates();
@@ -258,6 +315,7 @@ int main(void) {
     test_thomson_transport(1.0);
     test_bad_input();
     test_presets();
+    test_bounded_resources();
     if (failures) {
         printf("%d failure(s)\n", failures);
         return 1;
