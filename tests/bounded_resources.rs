@@ -30,7 +30,7 @@ use crkernels::ffi::transport::{crk_transport, crk_transport_free, crk_transport
 use crkernels::ffi::{
     CRK_ERR_INVALID_ARGUMENT, CRK_ERR_OUT_OF_DOMAIN, CRK_OK, crk_last_error_message, crk_status,
 };
-use crkernels::physics::ensemble::{Ensemble, EnsembleParams, MAX_YOUNG_SOURCES};
+use crkernels::physics::ensemble::{Ensemble, EnsembleParams, MAX_YOUNG_SOURCES, Workspace};
 use crkernels::physics::green::SourceSpectrum;
 use crkernels::physics::losses::EnergyLosses;
 use crkernels::physics::sources::SpatialModel;
@@ -516,4 +516,95 @@ fn a_fit_that_cannot_fit_is_refused_before_its_jacobian() {
     });
     assert_mentions(result.unwrap_err().message(), &["n_experiments", "exceeds"]);
     assert!(peak < MIB, "{peak} bytes");
+}
+
+/// The documented memory of crk_modulation_fit: 8 n k + 24 k^2 + about 160 n + 56 E + 16 G
+/// bytes (n points, k parameters, E experiments, G grid points).
+#[test]
+fn the_fit_takes_the_documented_memory() {
+    let grid: Vec<f64> = (0..40).map(|i| 10f64.powf(i as f64 / 10.0)).collect();
+    let flux: Vec<f64> = grid.iter().map(|r| r.powf(-2.7)).collect();
+    let species = [crk_fit_species {
+        particle: proton(),
+        rigidity_GV: grid.as_ptr(),
+        flux_per_GV: flux.as_ptr(),
+        n_grid: grid.len(),
+        normalisation: 0,
+    }];
+    let normalisations = [crk_fit_parameter { start: 1.0, lower: 0.1, upper: 10.0 }];
+    let fixed = crk_fit_parameter { start: 0.0, lower: 0.0, upper: 0.0 };
+    let modulation = [crk_fit_parameter { start: 0.3, lower: 0.0, upper: 2.0 }, fixed, fixed];
+    let (n, e, k) = (4000usize, 4usize, 4usize);
+    let points: Vec<crk_data_point> = (0..n)
+        .map(|i| {
+            let x = 2.0 + (i % 200) as f64;
+            crk_data_point {
+                experiment: i % e,
+                numerator: 0,
+                denominator: -1,
+                abscissa: CRK_ABSCISSA_RIGIDITY,
+                x,
+                value: 1.2 * (x + 0.6f64).powf(-2.7) * (1.0 + 0.01 * ((i % 7) as f64 - 3.0)),
+                sigma: 0.05 * x.powf(-2.7),
+            }
+        })
+        .collect();
+    let (mut parameters, mut uncertainties) = (vec![0.0; k], vec![0.0; k]);
+    let mut experiments = vec![crk_experiment_result::default(); e];
+    let mut summary = crk_fit_summary::default();
+    let (status, peak) = peak_allocation(|| {
+        // SAFETY: every array holds its count.
+        unsafe {
+            crk_modulation_fit(
+                species.as_ptr(),
+                1,
+                normalisations.as_ptr(),
+                1,
+                modulation.as_ptr(),
+                points.as_ptr(),
+                n,
+                e,
+                parameters.as_mut_ptr(),
+                uncertainties.as_mut_ptr(),
+                experiments.as_mut_ptr(),
+                &mut summary,
+            )
+        }
+    });
+    assert_eq!(status, CRK_OK, "{}", last_message());
+    let formula = 8 * n * k + 24 * k * k + 160 * n + 56 * e + 16 * grid.len() + 4096;
+    eprintln!(
+        "fit: {peak} bytes, formula {formula} ({} per point beyond the Jacobian)",
+        (peak - 8 * n * k) / n
+    );
+    assert!(peak <= formula, "{peak} bytes, documented {formula}");
+}
+
+/// The documented memory of a realisation (76 bytes per young source + 64 KiB, per thread),
+/// of crk_ensemble_sources (40 bytes per young source) and of the age tables (at most 1.8 MB
+/// an energy, typically 10 to 50 KB).
+#[test]
+fn an_ensemble_takes_the_documented_memory() {
+    let transport = Transport::new(&EnergyLosses::thomson(1e-16).unwrap(), 3e28, 0.6, 4.0, 1.0, 1e7).unwrap();
+    let energies = log_grid(30, 20.0, 2e4);
+    let params = EnsembleParams {
+        sn_rate_per_myr: 3e4,
+        t_max_myr: 100.0,
+        s_max_kpc: 10.0,
+        spatial: SpatialModel::SpiralArms,
+        poisson_count: true,
+        spectrum: SourceSpectrum { q_star_per_gev: 1e50, gamma: 2.2, cutoff_gev: 1e4 },
+    };
+    let (ensemble, tables) = peak_allocation(|| Ensemble::new(&transport, &params, &energies).unwrap());
+    eprintln!("tables: {tables} bytes, {} per energy", tables / energies.len());
+    assert!(tables <= 1_800_000 * energies.len(), "{tables} bytes");
+    let mut flux = vec![0.0; energies.len()];
+    let mut work = Workspace::default();
+    let ((), workspace) = peak_allocation(|| ensemble.realisation_in(&mut work, 7, 3, &mut flux));
+    let (sources, drawn) = peak_allocation(|| ensemble.sources(7, 3));
+    let n = sources.age_myr.len();
+    eprintln!("{n} sources: workspace {workspace} bytes, sources {drawn} bytes");
+    assert!(n > 10_000, "{n} sources");
+    assert!(workspace <= 76 * n + 65 * 1024, "{workspace} bytes for {n} sources");
+    assert!(drawn <= 40 * n + 1024, "{drawn} bytes for {n} sources");
 }

@@ -260,7 +260,7 @@ fn parameter(p: &crk_fit_parameter) -> FitParameter {
 ///
 /// Memory, n = n_points, k = n_normalisations + 3, E = n_experiments, G the grid points of all
 /// species: 8 n k (Jacobian) + 24 k^2 (normal matrix, damped system, covariance) + about
-/// 260 n + 16 E + 16 G bytes. Time: n k^2 multiply-adds per iteration, at most 500 iterations.
+/// 152 n + 56 E + 16 G bytes. Time: n k^2 multiply-adds per iteration, at most 500 iterations.
 ///
 /// # Safety
 /// Every pointer must hold its count of values; `summary` must be writable.

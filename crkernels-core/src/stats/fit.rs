@@ -32,12 +32,12 @@
 //!
 //! Memory (n data points, k = K + 3 parameters, E experiments, G grid points over all
 //! species): the dense Jacobian (8 n k bytes), the normal matrix, the damped system and the
-//! covariance (8 k^2 each), about 200 bytes per data point (the point, its two Earth terms, two
-//! residual vectors) and 16 E, plus the species' tables (16 G): 8 n k + 24 k^2 + 200 n + 16 E +
-//! 16 G bytes. k is limited to [`MAX_PARAMETERS`] and n k to [`MAX_JACOBIAN_VALUES`], E to n
-//! (each experiment needs a point): checked when the problem is built, before the Jacobian is
-//! allocated. Time: n k^2 multiply-adds per iteration for the normal equations, at most 500
-//! iterations.
+//! covariance (8 k^2 each), 152 bytes per data point (the point, its two Earth terms, two
+//! residual vectors) and 56 per experiment, plus the species' tables (16 G): 8 n k + 24 k^2 +
+//! 152 n + 56 E + 16 G bytes (tests/bounded_resources.rs measures it). k is limited to
+//! [`MAX_PARAMETERS`] and n k to [`MAX_JACOBIAN_VALUES`], E to n (each experiment needs a
+//! point): checked when the problem is built, before the Jacobian is allocated. Time: n k^2
+//! multiply-adds per iteration for the normal equations, at most 500 iterations.
 
 use alloc::vec;
 use alloc::vec::Vec;
