@@ -76,6 +76,14 @@ class Made(_native.Handle):
         """(n_context, n_dims, n_components) (crk_made_dims)."""
         return self.n_context, self.n_dims, self.n_components
 
+    @property
+    def workspace_bytes(self):
+        """Working memory of one thread in log_prob and sample, in bytes, whatever the batch
+        (crk_made_workspace_bytes)."""
+        size = ctypes.c_size_t()
+        check(_lib.crk_made_workspace_bytes(self, ctypes.byref(size)), "crk_made_workspace_bytes")
+        return size.value
+
     def order(self):
         """The autoregressive order: order[t] is the data dimension drawn t-th (crk_made_order)."""
         out = np.empty(self.n_dims, dtype=np.uintp)

@@ -124,3 +124,13 @@ def test_gpu_raises_no_device(no_gpu):
             made.sample_gpu(context=c, seed=1, device=0)
         with pytest.raises(crk.NoDevice):
             made.sample_given_gpu(x, [made.order()[0]], c, seed=1, device=0)
+
+
+def test_workspace_bytes_follows_the_documented_formula():
+    # crk_made_workspace_bytes: 4 x 16 (sum over buffers of (C + units) + 3 D K)
+    # + 8 (4 K + 16 K) + 8 x layers; this model: C = 3, D = 4, K = 10, one hidden layer of 40.
+    made, _ = load("plain_h1_sigmoid_k10_ctxsecret_std")
+    with made:
+        c, d, k, h = 3, 4, 10, 40
+        assert made.dims == (c, d, k)
+        assert made.workspace_bytes == 4 * 16 * ((c + d) + (c + h) + 3 * d * k) + 8 * (4 * k + 16 * k) + 8
