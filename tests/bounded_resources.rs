@@ -162,7 +162,7 @@ fn transport_tables_are_bounded_for_any_finite_range() {
         let ((status, tr), peak) = peak_allocation(|| transport(losses, lo, hi));
         assert_eq!(status, CRK_OK, "{}", last_message());
         assert!(peak < 7 * MIB, "{lo}..{hi}: {peak} bytes");
-        assert!(start.elapsed() < Duration::from_secs(10), "{:?}", start.elapsed());
+        assert!(start.elapsed() < Duration::from_secs(60), "{:?}", start.elapsed());
         // SAFETY: a live handle.
         unsafe { crk_transport_free(tr) };
     }
@@ -607,4 +607,15 @@ fn an_ensemble_takes_the_documented_memory() {
     assert!(n > 10_000, "{n} sources");
     assert!(workspace <= 76 * n + 65 * 1024, "{workspace} bytes for {n} sources");
     assert!(drawn <= 40 * n + 1024, "{drawn} bytes for {n} sources");
+}
+
+#[test]
+fn too_many_surrogate_candidates_are_refused_before_allocating() {
+    // 10^6 degrees x 10^6 alphas: 10^12 candidates, 24 TB of scores.
+    let (x, y) = surrogate_points(20, 2);
+    let degrees = vec![1usize; 1_000_000];
+    let alphas = vec![1e-3; 1_000_000];
+    let options = surrogate_options(&degrees, &alphas);
+    let message = refused(CRK_ERR_INVALID_ARGUMENT, MIB, || fit_surrogate(&x, 2, &y, &options).0);
+    assert_mentions(&message, &["1000000 x 1000000", "candidates", "limit of 65536"]);
 }

@@ -104,14 +104,15 @@ pub unsafe extern "C" fn crk_polynomial_feature_count(
 /// Errors: CRK_ERR_NULL_POINTER; CRK_ERR_INVALID_ARGUMENT (NaN values, a parameter or the NLL
 /// with zero spread, fewer points than features, fewer than 10 points, bad degree or alpha,
 /// unknown weighting, negative custom weights, all training weights zero, start out of range;
-/// more than 32768 features F at the largest degree, checked before allocating: e.g. 1000
-/// parameters at degree 2 give 501500).
+/// more than 32768 features F at the largest degree, e.g. 1000 parameters at degree 2 give
+/// 501500, or more than 65536 candidates n_degrees x n_alphas: checked before allocating).
 ///
 /// Memory, with F the features of the largest degree, C <= F those of a candidate, n points,
-/// p parameters: 8 F^2 (Gram matrix) + 8 C^2 (ridge system) + about 5200 F + 8 n (p + 6)
-/// bytes; at most 16 GiB + 8 n (p + 6) at the limit, whatever n (the n x F design matrix is
-/// never held: it is built 256 points at a time). Time: n F^2 multiply-adds for the Gram
-/// matrix plus C^3 / 3 per (degree, alpha) candidate. The fitted handle holds 20 F + 24 p bytes.
+/// p parameters: 8 F^2 (Gram matrix) + 8 C^2 (ridge system) + about 5200 F + 8 n (p + 6) +
+/// 24 n_degrees n_alphas bytes; at most 16 GiB + 8 n (p + 6) at the feature limit, whatever n
+/// (the n x F design matrix is never held: it is built 256 points at a time). Time: n F^2
+/// multiply-adds for the Gram matrix plus C^3 / 3 per (degree, alpha) candidate. The fitted
+/// handle holds 20 F + 24 p + 8 n_degrees n_alphas bytes.
 ///
 /// # Safety
 /// `x` must hold n_points * n_params values, `nll` n_points; `options` must point to a struct

@@ -41,13 +41,15 @@
 //! p parameters). The design matrix Phi (n x F) is never held whole: the Gram matrix and the
 //! right-hand sides are accumulated [`ROW_BLOCK`] points at a time, and the validation scores
 //! recompute each point's features. The fit holds the Gram matrix (8 F^2 bytes), one ridge
-//! system (8 C^2 <= 8 F^2), the block of features and the packing buffers (8 (ROW_BLOCK + 384) F),
-//! the features' recipe (12 F) and per point the shifted coordinates and five scalars
-//! (8 n (p + 6)): at most 16 F^2 + 5200 F + 8 n (p + 6) bytes, whatever n. It takes n F^2
-//! multiply-adds for the Gram matrix and C^3 / 3 per (degree, alpha) candidate for its Cholesky
-//! factorisation. F is limited to [`MAX_FEATURES`] (32768: 16 GiB for the two matrices), checked
-//! before anything is allocated. A fitted surrogate holds 20 F + 24 p bytes; predictions and
-//! gradients need 8 (F + p) bytes more.
+//! system (8 C^2 <= 8 F^2), the block of features and the packing buffers
+//! (8 (ROW_BLOCK + 384) F), the features' recipe (12 F), per point the shifted coordinates and
+//! five scalars (8 n (p + 6)), and 24 bytes per (degree, alpha) candidate: at most
+//! 16 F^2 + 5200 F + 8 n (p + 6) + 24 n_degrees n_alphas bytes, whatever n. It takes n F^2
+//! multiply-adds for the Gram matrix and C^3 / 3 per candidate for its Cholesky
+//! factorisation. F is limited to [`MAX_FEATURES`] (32768: 16 GiB for the two matrices) and
+//! the candidates to [`MAX_CANDIDATES`], checked before anything is allocated. A fitted
+//! surrogate holds 20 F + 24 p + 8 n_degrees n_alphas bytes; predictions and gradients need
+//! 8 (F + p) and 16 (F + p) bytes more.
 
 use alloc::vec;
 use alloc::vec::Vec;
@@ -67,6 +69,9 @@ pub const VALIDATION_REMAINDER: usize = 9;
 /// matrix and the ridge system take 8 F^2 bytes each (16 GiB together at the limit), and each
 /// candidate's Cholesky factorisation F^3 / 3 multiply-adds.
 pub const MAX_FEATURES: usize = 1 << 15;
+/// The largest number of (degree, alpha) candidates, n_degrees x n_alphas: each is a Cholesky
+/// factorisation, and their scores and order take 24 bytes each.
+pub const MAX_CANDIDATES: usize = 1 << 16;
 /// Points whose features are computed at once while the Gram matrix and the right-hand sides
 /// are accumulated (the row block of the Gram kernel, so the sums are those of the whole
 /// design matrix, bit for bit).
@@ -212,7 +217,8 @@ impl Surrogate {
     ///
     /// Errors: lengths; a non-finite value; a zero spread of a parameter or of y; no degree or
     /// alpha, a degree outside 1..=MAX_DEGREE, alpha not finite or <= 0; more than
-    /// [`MAX_FEATURES`] features at the largest degree (checked before allocating); a start
+    /// [`MAX_FEATURES`] features at the largest degree or [`MAX_CANDIDATES`] (degree, alpha)
+    /// candidates (checked before allocating); a start
     /// index out of range; fewer points than features of the largest degree; no validation
     /// point (n < 10); custom weights negative or not finite; all training weights zero
     /// (singular weights); an allocation the allocator refuses. Memory: see the module
@@ -238,6 +244,16 @@ impl Surrogate {
             return Err(invalid!("degree {d} is outside 1..={MAX_DEGREE}"));
         }
         crate::batch::check_each("alpha", options.alphas, |a| crate::error::require_positive("alpha", a))?;
+        let candidates = options.degrees.len().saturating_mul(options.alphas.len());
+        if candidates > MAX_CANDIDATES {
+            return Err(invalid!(
+                "n_degrees x n_alphas = {} x {} = {candidates} candidates: their scores and order would need {}, \
+                 above the limit of {MAX_CANDIDATES} candidates",
+                options.degrees.len(),
+                options.alphas.len(),
+                crate::memory::describe_bytes(candidates.checked_mul(24))
+            ));
+        }
         let max_degree = options.degrees.iter().copied().max().unwrap_or(1);
         let n_features = polynomial_feature_count(n_params, max_degree)?;
         if n_features > MAX_FEATURES {
