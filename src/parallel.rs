@@ -9,12 +9,22 @@ use crate::Error;
 use crate::Result;
 use crate::physics::ensemble::{Ensemble, Workspace};
 
+/// The most threads a run starts (more are lowered to it).
+pub const MAX_THREADS: usize = 1024;
+/// The memory the workspaces of a run's threads may take together [bytes] (64 GiB; 4 GiB on
+/// 32-bit targets): where
+/// [`Ensemble::workspace_bytes_bound`] times the threads asked for is more, fewer threads run
+/// (at least one). The results do not depend on it.
+pub const MAX_WORKSPACES_BYTES: usize = (u64::MAX >> 28) as usize;
+
 /// Runs many realisations of an [`Ensemble`] on threads.
 pub trait ParallelEnsemble {
     /// Realisations first..first + n of seed `seed` into `flux` ([n][energies], row-major),
     /// on `n_threads` threads (0: all available cores). Results do not depend on the thread
     /// count or on how the realisations are split into calls. Working memory per thread is
-    /// one realisation's sources, whatever n.
+    /// one realisation's sources, whatever n ([`Ensemble::workspace_bytes_bound`]); the threads
+    /// are at most [`MAX_THREADS`] and are lowered so that their workspaces stay within
+    /// [`MAX_WORKSPACES_BYTES`] together.
     ///
     /// `progress`, if given, is called on the calling thread about every 50 ms and at the end
     /// with the number of finished realisations; returning false cancels the run: then
@@ -68,7 +78,9 @@ impl ParallelEnsemble for Ensemble {
             0 => std::thread::available_parallelism().map_or(1, |n| n.get()),
             n => n,
         }
-        .min(n_realisations);
+        .min(n_realisations)
+        .min(MAX_THREADS)
+        .min((MAX_WORKSPACES_BYTES / self.workspace_bytes_bound().max(1)).max(1));
         // Chunks small enough for a smooth progress report and load balance.
         let rows_per_chunk = (n_realisations / (threads * 16)).clamp(1, 64);
         let chunks = Mutex::new(flux.chunks_mut(rows_per_chunk * n_energies).enumerate());

@@ -606,6 +606,13 @@ fn an_ensemble_takes_the_documented_memory() {
     eprintln!("{n} sources: workspace {workspace} bytes, sources {drawn} bytes");
     assert!(n > 10_000, "{n} sources");
     assert!(workspace <= 76 * n + 65 * 1024, "{workspace} bytes for {n} sources");
+    // The bound a run uses to lower its thread count where the workspaces would not fit.
+    assert!(
+        workspace <= ensemble.workspace_bytes_bound(),
+        "{workspace} > {}",
+        ensemble.workspace_bytes_bound()
+    );
+    assert!(ensemble.workspace_bytes_bound() < 2 * 76 * n, "{}", ensemble.workspace_bytes_bound());
     assert!(drawn <= 40 * n + 1024, "{drawn} bytes for {n} sources");
 }
 

@@ -228,8 +228,9 @@ unsafe fn build(
 ///
 /// Memory: per thread, a workspace of 76 bytes per young source of the largest realisation it
 /// draws (N_young on average; up to twice that while it grows) + 64 KiB, whatever
-/// n_realisations: about 76 (N_young + 8 sqrt(N_young)) x threads bytes. Time: about N_young x
-/// n_energies x 10 ns per realisation.
+/// n_realisations: about 76 (N_young + 8 sqrt(N_young)) x threads bytes. At most 1024 threads
+/// run, fewer where their workspaces would pass 64 GiB together (the results do not depend on
+/// it). Time: about N_young x n_energies x 10 ns per realisation.
 ///
 /// # Safety
 /// `ensemble` a live handle; `flux` holds n_realisations * n_energies values.

@@ -105,7 +105,7 @@ const LANES: usize = 8;
 pub const MAX_ENERGIES: usize = 1 << 14;
 /// The limit of the age tables' memory over all energies [bytes] (4 GiB): building stops with
 /// an error once the tables built so far pass it.
-pub const MAX_TABLE_BYTES: usize = 1 << 32;
+pub const MAX_TABLE_BYTES: usize = u32::MAX as usize;
 /// The limit of N_young + 8 sqrt(N_young) + 8, N_young the expected number of young sources of
 /// a realisation (2^27: a workspace of about 10 GiB, 76 bytes a source, and seconds per
 /// realisation and energy).
@@ -249,6 +249,18 @@ impl AgeProfile {
             + self.unfitted.capacity() * core::mem::size_of::<usize>()
             + self.local.capacity() * core::mem::size_of::<LocalCoordinate>()
     }
+}
+
+/// The expected number of young sources of a realisation, N_young, and the bound
+/// N_young + 8 sqrt(N_young) + 8 (exceeded by a Poisson draw with probability below 1e-15).
+fn young_sources(params: &EnsembleParams, mean_sources: f64, young_age_myr: f64) -> (f64, f64) {
+    let young_fraction = young_age_myr / params.t_max_myr;
+    let young_mean = if params.poisson_count {
+        mean_sources * young_fraction
+    } else {
+        libm::round(mean_sources) * young_fraction
+    };
+    (young_mean, young_mean + 8.0 * libm::sqrt(young_mean) + 8.0)
 }
 
 /// Covers runs of bins with fitted segments, halving where a fit fails.
@@ -539,13 +551,7 @@ impl Ensemble {
         }
         let oldest = energies_gev.iter().map(|&e| transport.max_age_unchecked(e)).fold(0.0, f64::max);
         let young_age_myr = oldest.min(params.t_max_myr);
-        let young_fraction = young_age_myr / params.t_max_myr;
-        let young_mean = if params.poisson_count {
-            mean_sources * young_fraction
-        } else {
-            libm::round(mean_sources) * young_fraction
-        };
-        let young_bound = young_mean + 8.0 * libm::sqrt(young_mean) + 8.0;
+        let (young_mean, young_bound) = young_sources(params, mean_sources, young_age_myr);
         if young_bound > MAX_YOUNG_SOURCES as f64 {
             return Err(invalid!(
                 "R_SN t_max P(s < s_max) = {mean_sources:.4e} sources, {young_mean:.4e} of them young enough to \
@@ -560,7 +566,8 @@ impl Ensemble {
         let mut table_bytes = 0usize;
         for &e in energies_gev {
             let profile = AgeProfile::build(transport, &params.spectrum, e, bin_width_myr);
-            table_bytes += profile.heap_bytes() + core::mem::size_of::<AgeProfile>();
+            table_bytes =
+                table_bytes.saturating_add(profile.heap_bytes() + core::mem::size_of::<AgeProfile>());
             if table_bytes > MAX_TABLE_BYTES {
                 return Err(invalid!(
                     "the age tables of the first {} of n_energies = {} energies already take {table_bytes} bytes, \
@@ -605,6 +612,15 @@ impl Ensemble {
     /// T_young [Myr]: older sources contribute nothing on this grid and are not drawn.
     pub fn young_age_myr(&self) -> f64 {
         self.young_age_myr
+    }
+
+    /// A bound of the memory of one realisation's [`Workspace`] [bytes]: 76 bytes for each of
+    /// N_young + 8 sqrt(N_young) + 8 sources (N_young the expected number of young sources),
+    /// plus 64 KiB. At most about 10 GiB ([`MAX_YOUNG_SOURCES`]).
+    pub fn workspace_bytes_bound(&self) -> usize {
+        let (_, bound) = young_sources(&self.params, self.mean_sources, self.young_age_myr);
+        (WORKSPACE_BYTES_PER_SOURCE as f64 * bound) as usize
+            + 2 * (AGE_BINS + 2) * core::mem::size_of::<u32>()
     }
 
     /// The number of young sources: the first draw of a realisation's stream.
