@@ -4,13 +4,15 @@
 //!
 //! Allocation is measured by a counting global allocator, per thread (the test harness runs
 //! tests on several threads at once): the peak of the bytes live on the calling thread during
-//! a call, above what was live before it.
+//! a call, above what was live before it (tests/alloc_support).
 
-use std::alloc::{GlobalAlloc, Layout, System};
-use std::cell::Cell;
+mod alloc_support;
+
 use std::ffi::CStr;
 use std::ptr::{null, null_mut};
 use std::time::{Duration, Instant};
+
+use alloc_support::{CountingAllocator, peak_allocation};
 
 use crkernels::ffi::ensemble::{
     CRK_SPATIAL_SPIRAL_ARMS, CRK_SPATIAL_UNIFORM_DISC, crk_ensemble, crk_ensemble_free, crk_ensemble_new,
@@ -38,75 +40,8 @@ use crkernels::physics::transport::Transport;
 use crkernels::stats::fit::{Abscissa, DataPoint, FitParameter, ModulationFit, SpeciesModel};
 use crkernels::stats::surrogate::{MAX_FEATURES, Surrogate, SurrogateOptions, Weighting};
 
-struct Counting;
-
-thread_local! {
-    static LIVE: Cell<usize> = const { Cell::new(0) };
-    static PEAK: Cell<usize> = const { Cell::new(0) };
-}
-
-// SAFETY: forwards to the system allocator; the counters are plain thread-locals that never
-// allocate (const-initialised Cells).
-unsafe impl GlobalAlloc for Counting {
-    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        // SAFETY: forwarded.
-        let p = unsafe { System.alloc(layout) };
-        if !p.is_null() {
-            grow(layout.size());
-        }
-        p
-    }
-
-    unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
-        // SAFETY: forwarded.
-        let p = unsafe { System.alloc_zeroed(layout) };
-        if !p.is_null() {
-            grow(layout.size());
-        }
-        p
-    }
-
-    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
-        // SAFETY: forwarded.
-        let p = unsafe { System.realloc(ptr, layout, new_size) };
-        if !p.is_null() {
-            shrink(layout.size());
-            grow(new_size);
-        }
-        p
-    }
-
-    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        // SAFETY: forwarded.
-        unsafe { System.dealloc(ptr, layout) };
-        shrink(layout.size());
-    }
-}
-
-fn grow(bytes: usize) {
-    let _ = LIVE.try_with(|live| {
-        let now = live.get().saturating_add(bytes);
-        live.set(now);
-        let _ = PEAK.try_with(|peak| peak.set(peak.get().max(now)));
-    });
-}
-
-fn shrink(bytes: usize) {
-    // Memory freed on another thread than the one that allocated it may take a thread's count
-    // below zero: saturate.
-    let _ = LIVE.try_with(|live| live.set(live.get().saturating_sub(bytes)));
-}
-
 #[global_allocator]
-static ALLOCATOR: Counting = Counting;
-
-/// The result of `f` and the peak of the bytes it had allocated on this thread at once.
-fn peak_allocation<R>(f: impl FnOnce() -> R) -> (R, usize) {
-    let before = LIVE.with(Cell::get);
-    PEAK.with(|peak| peak.set(before));
-    let result = f();
-    (result, PEAK.with(Cell::get) - before)
-}
+static ALLOCATOR: CountingAllocator = CountingAllocator;
 
 const MIB: usize = 1 << 20;
 

@@ -15,15 +15,17 @@
 //! Explicit cases check that declared sizes up to 2^64 are refused before anything of that size
 //! is allocated, and that the path loaders refuse as the buffer loaders do.
 
+mod alloc_support;
 mod loader_support;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
+use alloc_support::CountingAllocator;
 use crkernels::ffi::made::{crk_made_free, crk_made_load, crk_made_load_options};
 use crkernels::ffi::network::{crk_network_free, crk_network_load};
 use crkernels::ffi::{CRK_ERR_FORMAT, CRK_OK, crk_last_error_message};
-use loader_support::{CountingAllocator, Outcome, exercise_made, exercise_network};
+use loader_support::{Outcome, SplitMix64, exercise_made, exercise_network};
 use serde_json::{Map, Value, json};
 
 #[global_allocator]
@@ -84,16 +86,12 @@ const SPECIAL_STRINGS: &[&str] = &[
     "[]",
 ];
 
-/// SplitMix64: the cases are the same on every run.
-struct Rng(u64);
+/// The mutations' random numbers: the cases are the same on every run.
+struct Rng(SplitMix64);
 
 impl Rng {
     fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
+        self.0.next_u64()
     }
 
     fn below(&mut self, n: usize) -> usize {
@@ -325,7 +323,7 @@ fn made_options(rng: &mut Rng) -> Option<crk_made_load_options> {
 }
 
 fn run_seeds(seeds: &[&str], exercise: impl Fn(&[u8], &mut Rng) -> Outcome) -> BTreeMap<String, [usize; 3]> {
-    let mut rng = Rng(0x5EED_F00D);
+    let mut rng = Rng(SplitMix64(0x5EED_F00D));
     let mut tally = BTreeMap::new();
     for seed in seeds {
         let raw = std::fs::read(data(seed)).unwrap();

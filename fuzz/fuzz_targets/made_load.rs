@@ -3,6 +3,8 @@
 //! runs). Run by scripts/fuzz-loaders.sh.
 #![no_main]
 
+#[path = "../../tests/alloc_support/mod.rs"]
+mod alloc_support;
 #[path = "../../tests/loader_support/mod.rs"]
 mod loader_support;
 
@@ -10,7 +12,8 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 
 use crkernels::ffi::made::crk_made_load_options;
 use libfuzzer_sys::fuzz_target;
-use loader_support::{CountingAllocator, Outcome, exercise_made};
+use alloc_support::CountingAllocator;
+use loader_support::{Outcome, exercise_made};
 
 #[global_allocator]
 static ALLOCATOR: CountingAllocator = CountingAllocator;

@@ -3,13 +3,16 @@
 //! Run by scripts/fuzz-loaders.sh.
 #![no_main]
 
+#[path = "../../tests/alloc_support/mod.rs"]
+mod alloc_support;
 #[path = "../../tests/loader_support/mod.rs"]
 mod loader_support;
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 use libfuzzer_sys::fuzz_target;
-use loader_support::{CountingAllocator, Outcome, exercise_network};
+use alloc_support::CountingAllocator;
+use loader_support::{Outcome, exercise_network};
 
 #[global_allocator]
 static ALLOCATOR: CountingAllocator = CountingAllocator;

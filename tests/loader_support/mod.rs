@@ -4,8 +4,8 @@
 //! `crk_network_load_buffer`), and
 //!
 //! - loading allocates at most [`LOAD_BYTES_PER_FILE_BYTE`] x the file size +
-//!   [`LOAD_SLACK_BYTES`] (measured by [`CountingAllocator`], which the test binary installs as
-//!   its global allocator): a header that declares a 2^40-element tensor is refused before any
+//!   [`LOAD_SLACK_BYTES`] (measured with tests/alloc_support, whose `CountingAllocator` the
+//!   binary installs as its global allocator, declaring that module too): a header that declares a 2^40-element tensor is refused before any
 //!   allocation of that size;
 //! - a refusal has a status other than CRK_ERR_PANIC, a non-empty message and no handle;
 //! - a model that loads also runs: its sizes, order and workspace are queried, then
@@ -17,10 +17,9 @@
 
 #![allow(dead_code)] // each binary uses its own part
 
-use std::alloc::{GlobalAlloc, Layout, System};
-use std::cell::Cell;
 use std::ffi::CStr;
 
+use crate::alloc_support::peak_allocation;
 use crkernels::ffi::made::{
     crk_made, crk_made_dims, crk_made_free, crk_made_load_buffer_with_options, crk_made_load_options,
     crk_made_log_prob, crk_made_order, crk_made_sample, crk_made_sample_given, crk_made_workspace_bytes,
@@ -46,72 +45,6 @@ pub const LOAD_SLACK_BYTES: usize = 1 << 20;
 pub const RUN_MAX_WORKSPACE_BYTES: usize = 64 << 20;
 /// See [`RUN_MAX_WORKSPACE_BYTES`].
 pub const RUN_MAX_MACS: u64 = 50_000_000;
-
-thread_local! {
-    static LIVE_BYTES: Cell<usize> = const { Cell::new(0) };
-    static PEAK_BYTES: Cell<usize> = const { Cell::new(0) };
-}
-
-/// The system allocator, counting the live and peak bytes allocated by each thread.
-pub struct CountingAllocator;
-
-fn count_allocation(bytes: usize) {
-    let _ = LIVE_BYTES.try_with(|live| {
-        let now = live.get().wrapping_add(bytes);
-        live.set(now);
-        let _ = PEAK_BYTES.try_with(|peak| peak.set(peak.get().max(now)));
-    });
-}
-
-fn count_release(bytes: usize) {
-    let _ = LIVE_BYTES.try_with(|live| live.set(live.get().wrapping_sub(bytes)));
-}
-
-// SAFETY: every call is forwarded to System with the same layout; only counters are added.
-unsafe impl GlobalAlloc for CountingAllocator {
-    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        // SAFETY: forwarded.
-        let ptr = unsafe { System.alloc(layout) };
-        if !ptr.is_null() {
-            count_allocation(layout.size());
-        }
-        ptr
-    }
-
-    unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
-        // SAFETY: forwarded.
-        let ptr = unsafe { System.alloc_zeroed(layout) };
-        if !ptr.is_null() {
-            count_allocation(layout.size());
-        }
-        ptr
-    }
-
-    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        // SAFETY: forwarded.
-        unsafe { System.dealloc(ptr, layout) };
-        count_release(layout.size());
-    }
-
-    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
-        // SAFETY: forwarded.
-        let new = unsafe { System.realloc(ptr, layout, new_size) };
-        if !new.is_null() {
-            count_release(layout.size());
-            count_allocation(new_size);
-        }
-        new
-    }
-}
-
-/// Runs `f` and returns its result with the most bytes this thread had allocated at once
-/// during it, beyond what it held before.
-pub fn peak_allocation<T>(f: impl FnOnce() -> T) -> (T, usize) {
-    let start = LIVE_BYTES.with(Cell::get);
-    PEAK_BYTES.with(|peak| peak.set(start));
-    let result = f();
-    (result, PEAK_BYTES.with(Cell::get).wrapping_sub(start))
-}
 
 /// What became of a case.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -152,20 +85,23 @@ fn check_load(status: crk_status, handle_is_null: bool, peak: usize, len: usize,
     false
 }
 
-/// A small deterministic generator for the rows (SplitMix64).
-struct Rows(u64);
+/// SplitMix64: a small deterministic generator (the rows here, the mutations of
+/// tests/loader_robustness.rs).
+pub struct SplitMix64(pub u64);
 
-impl Rows {
-    fn value(&mut self) -> f32 {
+impl SplitMix64 {
+    /// The next 64 random bits.
+    pub fn next_u64(&mut self) -> u64 {
         self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
         let mut z = self.0;
         z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
         z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        ((z ^ (z >> 31)) >> 40) as f32 / (1u64 << 24) as f32 * 4.0 - 2.0
+        z ^ (z >> 31)
     }
 
+    /// `n` values uniform in [-2, 2).
     fn values(&mut self, n: usize) -> Vec<f32> {
-        (0..n).map(|_| self.value()).collect()
+        (0..n).map(|_| (self.next_u64() >> 40) as f32 / (1u64 << 24) as f32 * 4.0 - 2.0).collect()
     }
 }
 
@@ -193,7 +129,7 @@ pub fn exercise_made(bytes: &[u8], options: Option<&crk_made_load_options>) -> O
         assert!(sorted.iter().enumerate().all(|(i, &o)| i == o), "order {order:?} is not a permutation");
 
         let n = 3;
-        let mut rows = Rows(bytes.len() as u64);
+        let mut rows = SplitMix64(bytes.len() as u64);
         let context = rows.values(n * c);
         let mut x = vec![0.0f32; n * d];
         let sampled = crk_made_sample(handle, context.as_ptr(), n, 7, 1, x.as_mut_ptr());
@@ -253,7 +189,7 @@ pub fn exercise_network(bytes: &[u8]) -> Outcome {
             && macs.saturating_mul(batch as u64) <= RUN_MAX_MACS
             && input_values.saturating_add(out_size) <= RUN_MAX_WORKSPACE_BYTES / 4 / batch;
         let outcome = if runnable {
-            let mut rows = Rows(bytes.len() as u64);
+            let mut rows = SplitMix64(bytes.len() as u64);
             let inputs: Vec<Vec<f32>> = sizes.iter().map(|&s| rows.values(batch * s)).collect();
             let pointers: Vec<*const f32> = inputs.iter().map(|v| v.as_ptr()).collect();
             let mut output = vec![0.0f32; batch * out_size];
