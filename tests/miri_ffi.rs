@@ -11,11 +11,15 @@
 //! unchecked pooling loop, the dense layers, the MADE, the network, the Philox generator
 //! (mixture sampling), the Cholesky of the surrogate fit.
 //!
+//! Miri reports no CPU feature that the build does not enable, so a plain run takes the
+//! portable paths; scripts/nightly-checks.sh runs this file again built with
+//! `-C target-feature=+avx2,+fma` and with `+avx512f,+avx512dq` added, which runs the AVX2 and
+//! AVX-512 kernels (the `#[target_feature]` copies of the loops and the explicit intrinsics of
+//! the GEMM tiles, the row-segment conv tile, the dense rows, the MADE's mixture lanes);
+//! `vector_instruction_set` checks which set a build dispatches to.
+//!
 //! Not covered under Miri: the transport and ensemble entry points (their tables take minutes
-//! to build there; that test runs natively only), and the AVX2 and AVX-512 code: Miri reports
-//! only the target's baseline features to `is_x86_feature_detected!`, so the
-//! `#[target_feature]` copies of the loops and the explicit intrinsics (GEMM tiles, dense
-//! rows, source sampling, mixture lanes) are not run; see BENCHMARKS.md, issue 15.
+//! to build there; that test runs natively only), with the source sampling's AVX-512 gathers.
 //! Models come from `include_bytes!` (Miri's isolation forbids opening files).
 
 use std::ffi::{CStr, c_void};
@@ -52,6 +56,7 @@ use crkernels::ffi::{
     CRK_ERR_FORMAT, CRK_ERR_INVALID_ARGUMENT, CRK_ERR_NULL_POINTER, CRK_OK, crk_last_error_message,
     crk_status, crk_version,
 };
+use crkernels::math::simd::VectorIsa;
 
 const MADE: &[u8] = include_bytes!("data/made/plain_h1_tanh_k3_std_samples.safetensors");
 const MADE_NFLOWS: &[u8] = include_bytes!("data/made/nflows_sbi_ctx_bn_1blk_k1.safetensors");
@@ -75,6 +80,21 @@ fn fails(status: crk_status, want: crk_status, text: &str) {
 
 fn values(n: usize, salt: usize) -> Vec<f32> {
     (0..n).map(|i| (((i * 7 + salt * 13) % 23) as f32 - 11.0) / 8.0).collect()
+}
+
+/// The vector code this build runs: under Miri only what the build enables at compile time
+/// (`-C target-feature`), as Miri reports no other CPU features; natively what the CPU has.
+#[test]
+fn vector_instruction_set() {
+    let isa = VectorIsa::detect();
+    eprintln!("vector instruction set: {isa:?}");
+    if cfg!(all(target_feature = "avx512f", target_feature = "avx512dq", target_feature = "fma")) {
+        assert_eq!(isa, VectorIsa::Avx512);
+    } else if cfg!(all(target_feature = "avx2", target_feature = "fma")) {
+        assert!(isa >= VectorIsa::Avx2);
+    } else if cfg!(miri) {
+        assert_eq!(isa, VectorIsa::Baseline);
+    }
 }
 
 #[test]
@@ -208,6 +228,43 @@ fn conv_pool_dense_kernels() {
         for (a, b) in one.iter().zip(&with_bias) {
             assert!((a - b).abs() <= 1e-5 * (1.0 + a.abs()), "{a} vs {b}");
         }
+        // Stride 1 and an output 8 wide: the row-segment tile on AVX-512 builds (im2col on the
+        // others); checked against the same layer on 2 threads.
+        let same = crk_conv_params { stride: [1, 1], padding: [1, 1], dilation: [1, 1], groups: 1 };
+        let (h8, w8) = (3, 8);
+        let x8 = values(n * c_in * h8 * w8, 11);
+        let mut seg = vec![0.0f32; n * c_out * h8 * w8];
+        let mut seg2 = vec![0.0f32; seg.len()];
+        ok(crk_conv2d_f32(
+            x8.as_ptr(),
+            n,
+            c_in,
+            h8,
+            w8,
+            weight.as_ptr(),
+            bias.as_ptr(),
+            c_out,
+            k,
+            k,
+            &same,
+            seg.as_mut_ptr(),
+        ));
+        ok(crk_conv2d_f32_threads(
+            x8.as_ptr(),
+            n,
+            c_in,
+            h8,
+            w8,
+            weight.as_ptr(),
+            bias.as_ptr(),
+            c_out,
+            k,
+            k,
+            &same,
+            2,
+            seg2.as_mut_ptr(),
+        ));
+        assert_eq!(seg, seg2);
         // Depthwise (direct path) and a 1-D conv of stride 1 (implicit GEMM).
         let depthwise = crk_conv_params { stride: [1, 1], padding: [0, 1], dilation: [1, 2], groups: 3 };
         let dw_weight = values(3 * k * k, 4);
