@@ -10,9 +10,9 @@ mod loader_support;
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 
+use alloc_support::CountingAllocator;
 use crkernels::ffi::made::crk_made_load_options;
 use libfuzzer_sys::fuzz_target;
-use alloc_support::CountingAllocator;
 use loader_support::{Outcome, exercise_made};
 
 #[global_allocator]

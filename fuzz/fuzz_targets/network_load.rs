@@ -10,8 +10,8 @@ mod loader_support;
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 
-use libfuzzer_sys::fuzz_target;
 use alloc_support::CountingAllocator;
+use libfuzzer_sys::fuzz_target;
 use loader_support::{Outcome, exercise_network};
 
 #[global_allocator]
