@@ -33,7 +33,7 @@ fuzz_target!(|bytes: &[u8]| {
         LOADED.fetch_add(1, Ordering::Relaxed);
     }
     let cases = CASES.fetch_add(1, Ordering::Relaxed) + 1;
-    if cases % 100_000 == 0 {
+    if cases.is_multiple_of(100_000) {
         let loaded = LOADED.load(Ordering::Relaxed);
         eprintln!("made_load: {cases} cases, {loaded} loaded and ran, {} refused", cases - loaded);
     }

@@ -27,7 +27,7 @@ fuzz_target!(|bytes: &[u8]| {
         Outcome::LoadedTooLargeToRun => _ = OUTCOMES[1].fetch_add(1, Ordering::Relaxed),
     }
     let cases = CASES.fetch_add(1, Ordering::Relaxed) + 1;
-    if cases % 100_000 == 0 {
+    if cases.is_multiple_of(100_000) {
         let [ran, large] = [&OUTCOMES[0], &OUTCOMES[1]].map(|c| c.load(Ordering::Relaxed));
         eprintln!(
             "network_load: {cases} cases, {ran} loaded and ran, {large} loaded (too large to run here), {} refused",
