@@ -70,9 +70,9 @@ run_tsan() {
     echo
     echo "=== ThreadSanitizer ($(rustc +nightly --version), target $host)"
     # halt_on_error: the first report fails the run. The stress test runs for
-    # CRK_STRESS_SECONDS after one full pass on each thread (one pass takes ~6 s instrumented).
+    # CRK_STRESS_SECONDS (10 here) after one full pass on each thread (~3 s instrumented).
     RUSTFLAGS="-Zsanitizer=thread" RUSTDOCFLAGS="-Zsanitizer=thread" \
-        TSAN_OPTIONS="halt_on_error=1 second_deadlock_stack=1" CRK_STRESS_SECONDS="${CRK_STRESS_SECONDS:-2}" \
+        TSAN_OPTIONS="halt_on_error=1 second_deadlock_stack=1" CRK_STRESS_SECONDS="${CRK_STRESS_SECONDS:-10}" \
         cargo +nightly test -Zbuild-std --target "$host" --release --target-dir target/tsan \
         --test concurrency -- --nocapture
 }
