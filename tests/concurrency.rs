@@ -27,17 +27,20 @@ use crkernels::ffi::ensemble::{
 use crkernels::ffi::gpu::crk_device_count;
 use crkernels::ffi::losses::{
     CRK_ISRF_DELAHAYE2010, CRK_ISRF_MAX_COMPONENTS, CRK_LOSS_KN_EXACT, crk_isrf_preset_components,
-    crk_losses, crk_losses_free, crk_losses_new_preset, crk_losses_new_thomson, crk_losses_rate,
-    crk_photon_field,
+    crk_losses, crk_losses_free, crk_losses_new, crk_losses_new_preset, crk_losses_new_thomson,
+    crk_losses_rate, crk_photon_field,
 };
 use crkernels::ffi::made::{
-    crk_made, crk_made_dims, crk_made_free, crk_made_load, crk_made_log_prob, crk_made_log_prob_gpu,
-    crk_made_order, crk_made_sample, crk_made_sample_given, crk_mixture_cdf, crk_mixture_log_pdf,
+    CRK_ACTIVATION_FROM_FILE, crk_made, crk_made_dims, crk_made_free, crk_made_load, crk_made_load_buffer,
+    crk_made_load_buffer_with_options, crk_made_load_options, crk_made_load_with_options, crk_made_log_prob,
+    crk_made_log_prob_gpu, crk_made_order, crk_made_sample, crk_made_sample_given, crk_made_sample_given_gpu,
+    crk_made_sample_gpu, crk_made_workspace_bytes, crk_mixture_cdf, crk_mixture_log_pdf,
     crk_mixture_quantile, crk_mixture_sample,
 };
 use crkernels::ffi::network::{
     crk_network, crk_network_free, crk_network_input_count, crk_network_input_shape, crk_network_load,
-    crk_network_output_size, crk_network_run,
+    crk_network_load_buffer, crk_network_macs_per_sample, crk_network_output_size, crk_network_run,
+    crk_network_workspace_bytes,
 };
 use crkernels::ffi::surrogate::{
     CRK_WEIGHTS_DISTANCE, crk_surrogate, crk_surrogate_coefficients, crk_surrogate_fit, crk_surrogate_free,
@@ -401,6 +404,32 @@ fn losses_cases(h: &Handles, cases: &mut Cases) {
             }
         });
     }
+    {
+        let energy = energy.clone();
+        cases.good("losses_new + losses_rate + free", move || {
+            let fields = [
+                crk_photon_field { temperature_K: 2.7255, energy_density_eV_per_cm3: 0.26 },
+                crk_photon_field { temperature_K: 5000.0, energy_density_eV_per_cm3: 0.3 },
+            ];
+            let mut l = null_mut();
+            let mut rate = vec![SENTINEL64; energy.len()];
+            // SAFETY: two fields; arrays of n values; the handle is freed here.
+            unsafe {
+                let s1 = crk_losses_new(CRK_LOSS_KN_EXACT, fields.as_ptr(), fields.len(), 3.0, &mut l);
+                let s2 = crk_losses_rate(l, energy.as_ptr(), energy.len(), rate.as_mut_ptr());
+                let o = outcome(first_error(&[s1, s2]), f64_bits(&rate));
+                crk_losses_free(l);
+                o
+            }
+        });
+    }
+    cases.bad("losses_new negative energy density", CRK_ERR_INVALID_ARGUMENT, "energy density", || {
+        let field = crk_photon_field { temperature_K: 2.7255, energy_density_eV_per_cm3: -1.0 };
+        let mut l = null_mut();
+        // SAFETY: one field; out writable.
+        let s = unsafe { crk_losses_new(CRK_LOSS_KN_EXACT, &field, 1, 3.0, &mut l) };
+        outcome(s, vec![l.is_null() as u64])
+    });
     cases.bad("losses_new_thomson b0 = NaN", CRK_ERR_INVALID_ARGUMENT, "NaN", || {
         let mut l = null_mut();
         // SAFETY: out writable.
@@ -706,6 +735,25 @@ fn ensemble_cases(h: &Handles, cases: &mut Cases, no_device: bool) {
             };
             outcome(s, f64_bits(&flux))
         });
+        let energy = h.energy_grid.clone();
+        cases.bad("ensemble_generate_gpu without a device", CRK_ERR_NO_DEVICE, "", move || {
+            let mut flux = vec![SENTINEL64; n_e];
+            // SAFETY: live transport; arrays of the given sizes.
+            let s = unsafe {
+                crkernels::ffi::ensemble::crk_ensemble_generate_gpu(
+                    tr.get(),
+                    &params,
+                    energy.as_ptr(),
+                    energy.len(),
+                    1,
+                    0,
+                    1,
+                    0,
+                    flux.as_mut_ptr(),
+                )
+            };
+            outcome(s, f64_bits(&flux))
+        });
     }
 }
 
@@ -854,19 +902,97 @@ fn made_cases(h: &Handles, cases: &mut Cases, no_device: bool) {
         });
     }
     // Load, use and free a model of one's own while the shared one is in use.
-    let (context, x) = (context.clone(), x.clone());
-    cases.grouped("made_log_prob", "made_load + made_log_prob + made_free", move || {
-        let mut own = null_mut();
-        let mut lp = vec![SENTINEL32; N];
-        // SAFETY: valid path; the handle is freed here.
-        unsafe {
-            let s1 = crk_made_load(path(MADE_MODEL).as_ptr(), &mut own);
-            let s2 = crk_made_log_prob(own, context.as_ptr(), x.as_ptr(), N, 1, lp.as_mut_ptr());
-            let o = outcome(first_error(&[s1, s2]), f32_bits(&lp));
-            crk_made_free(own);
-            o
-        }
+    {
+        let (context, x) = (context.clone(), x.clone());
+        cases.grouped("made_log_prob", "made_load + made_log_prob + made_free", move || {
+            let mut own = null_mut();
+            let mut lp = vec![SENTINEL32; N];
+            // SAFETY: valid path; the handle is freed here.
+            unsafe {
+                let s1 = crk_made_load(path(MADE_MODEL).as_ptr(), &mut own);
+                let s2 = crk_made_log_prob(own, context.as_ptr(), x.as_ptr(), N, 1, lp.as_mut_ptr());
+                let o = outcome(first_error(&[s1, s2]), f32_bits(&lp));
+                crk_made_free(own);
+                o
+            }
+        });
+    }
+    cases.good("made_workspace_bytes", move || {
+        let mut bytes = usize::MAX;
+        // SAFETY: live handle; out-pointer writable.
+        let s = unsafe { crk_made_workspace_bytes(made.get(), &mut bytes) };
+        outcome(s, vec![bytes as u64])
     });
+    // Loads from a buffer and with options, the shared model in use meanwhile: the same
+    // log-densities (the file records its settings; FROM_FILE keeps them).
+    let file = std::fs::read(format!("{}/{MADE_MODEL}", env!("CARGO_MANIFEST_DIR"))).unwrap();
+    for (name, from_buffer, with_options) in [
+        ("made_load_buffer", true, false),
+        ("made_load_buffer_with_options", true, true),
+        ("made_load_with_options", false, true),
+    ] {
+        let (context, x, file) = (context.clone(), x.clone(), file.clone());
+        cases.grouped("made_log_prob", format!("{name} + made_log_prob + made_free"), move || {
+            let options = crk_made_load_options {
+                activation: CRK_ACTIVATION_FROM_FILE,
+                epsilon: 0.0,
+                sbi_dummy_input: -1,
+            };
+            let mut own = null_mut();
+            let mut lp = vec![SENTINEL32; N];
+            // SAFETY: the buffer holds len bytes; the path is NUL-terminated; the handle is
+            // freed here.
+            unsafe {
+                let s1 = match (from_buffer, with_options) {
+                    (true, false) => crk_made_load_buffer(file.as_ptr(), file.len(), &mut own),
+                    (true, true) => {
+                        crk_made_load_buffer_with_options(file.as_ptr(), file.len(), &options, &mut own)
+                    }
+                    _ => crk_made_load_with_options(path(MADE_MODEL).as_ptr(), &options, &mut own),
+                };
+                let s2 = crk_made_log_prob(own, context.as_ptr(), x.as_ptr(), N, 2, lp.as_mut_ptr());
+                let o = outcome(first_error(&[s1, s2]), f32_bits(&lp));
+                crk_made_free(own);
+                o
+            }
+        });
+    }
+    {
+        let file = file.clone();
+        cases.bad("made_load_buffer truncated", crkernels::ffi::CRK_ERR_FORMAT, "safetensors", move || {
+            let mut own = null_mut();
+            // SAFETY: the buffer holds at least len bytes.
+            let s = unsafe { crk_made_load_buffer(file.as_ptr(), file.len() / 2, &mut own) };
+            outcome(s, vec![own.is_null() as u64])
+        });
+    }
+    if no_device {
+        let context2 = context.clone();
+        cases.bad("made_sample_gpu without a device", CRK_ERR_NO_DEVICE, "", move || {
+            let mut out = vec![SENTINEL32; N * d];
+            // SAFETY: arrays of the given sizes.
+            let s = unsafe { crk_made_sample_gpu(made.get(), 0, context2.as_ptr(), N, 42, out.as_mut_ptr()) };
+            outcome(s, f32_bits(&out))
+        });
+        let (context2, x2, given2) = (context.clone(), x.clone(), given.clone());
+        cases.bad("made_sample_given_gpu without a device", CRK_ERR_NO_DEVICE, "", move || {
+            let mut inout = x2.clone();
+            // SAFETY: arrays of the given sizes.
+            let s = unsafe {
+                crk_made_sample_given_gpu(
+                    made.get(),
+                    0,
+                    context2.as_ptr(),
+                    given2.as_ptr(),
+                    given2.len(),
+                    N,
+                    7,
+                    inout.as_mut_ptr(),
+                )
+            };
+            outcome(s, f32_bits(&inout))
+        });
+    }
     cases.bad("made_load missing file", crkernels::ffi::CRK_ERR_IO, "no_such_model", || {
         let mut own = null_mut();
         // SAFETY: a NUL-terminated path.
@@ -1055,12 +1181,34 @@ fn network_cases(h: &Handles, cases: &mut Cases) {
         };
         outcome(s, f32_bits(&out))
     });
+    cases.good("network_workspace_bytes + macs_per_sample", move || {
+        let (mut bytes, mut chunk, mut per_sample, mut macs) = (usize::MAX, usize::MAX, usize::MAX, u64::MAX);
+        // SAFETY: live handle; out-pointers writable.
+        let s1 = unsafe { crk_network_workspace_bytes(net.get(), &mut bytes, &mut chunk, &mut per_sample) };
+        // SAFETY: as above.
+        let s2 = unsafe { crk_network_macs_per_sample(net.get(), &mut macs) };
+        outcome(first_error(&[s1, s2]), vec![bytes as u64, chunk as u64, per_sample as u64, macs])
+    });
     cases.bad("network_input_shape index out of range", CRK_ERR_INVALID_ARGUMENT, "index", move || {
         let (mut n_dims, mut size) = (0, 0);
         // SAFETY: max_dims 0 with NULL shape.
         let s = unsafe { crk_network_input_shape(net.get(), count, null_mut(), 0, &mut n_dims, &mut size) };
         outcome(s, usize_bits(&[n_dims, size]))
     });
+    {
+        let inputs = inputs.clone();
+        let file = std::fs::read(format!("{}/{NETWORK}", env!("CARGO_MANIFEST_DIR"))).unwrap();
+        cases.grouped("network_run", "network_load_buffer + network_run + network_free", move || {
+            let mut own = null_mut();
+            // SAFETY: the buffer holds len bytes; the handle is freed here.
+            let s = unsafe { crk_network_load_buffer(file.as_ptr(), file.len(), &mut own) };
+            let mut o = run(Shared(own), &inputs, inputs.len(), 2, BATCH * out_size, out_size);
+            o.status = first_error(&[s, o.status]);
+            // SAFETY: made above, not used afterwards.
+            unsafe { crk_network_free(own) };
+            o
+        });
+    }
     let inputs = inputs.clone();
     cases.grouped("network_run", "network_load + network_run + network_free", move || {
         let mut own = null_mut();
