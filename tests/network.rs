@@ -101,6 +101,28 @@ fn batch_one_and_large_batches_give_the_same_rows() {
     }
 }
 
+/// A network run in smaller chunks (a per-thread memory limit) gives the same bits, and its
+/// working memory follows the documented formula; a limit below one sample is refused.
+#[test]
+fn a_workspace_limit_shrinks_the_chunk_not_the_results() {
+    let net = load_network(&data("net_sd_two_branch.safetensors")).unwrap();
+    let (expected, _) = support::read_all(&data("net_sd_two_branch.expected.safetensors"));
+    let (inputs, batch) = reference_inputs(&net, &expected);
+    let views: Vec<&[f32]> = inputs.iter().map(Vec::as_slice).collect();
+    let (per_sample, fixed) = (net.bytes_per_sample(), net.fixed_workspace_bytes());
+    assert_eq!(net.chunk(), 32);
+    assert_eq!(net.workspace_bytes(), 32 * per_sample + fixed);
+    let mut whole = vec![0.0f32; batch * net.output_size()];
+    net.run_parallel(&views, batch, 1, &mut whole).unwrap();
+    let small = net.clone().with_workspace_limit(fixed + 3 * per_sample + per_sample / 2).unwrap();
+    assert_eq!((small.chunk(), small.workspace_bytes()), (3, 3 * per_sample + fixed));
+    let mut chunked = vec![0.0f32; whole.len()];
+    small.run_parallel(&views, batch, 2, &mut chunked).unwrap();
+    assert!(whole.iter().zip(&chunked).all(|(a, b)| a.to_bits() == b.to_bits()));
+    let refused = net.with_workspace_limit(fixed + per_sample - 1).err().expect("a sample that does not fit");
+    assert!(matches!(&refused, Error::InvalidArgument(m) if m.contains("above the limit")), "{refused}");
+}
+
 #[test]
 fn the_example_network_loads_and_runs() {
     let net = Network::from_safetensors(&sd_network::network_file(3)).unwrap();

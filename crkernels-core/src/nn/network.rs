@@ -91,7 +91,7 @@ pub struct Network {
     pub(crate) buffer_sizes: Vec<usize>,
     pub(crate) steps: Vec<Step>,
     pub(crate) output: usize,
-    /// Samples per chunk (1 ..= CHUNK), from [`Network::checked_chunk`].
+    /// Samples per chunk (1 ..= CHUNK), from [`Network::chunk_within`].
     pub(crate) chunk: usize,
 }
 
@@ -171,21 +171,31 @@ impl Network {
         self.chunk.saturating_mul(self.bytes_per_sample()).saturating_add(self.fixed_workspace_bytes())
     }
 
-    /// The chunk for this network's buffers and steps: the most samples, up to [`CHUNK`], whose
-    /// working memory fits in [`MAX_WORKSPACE_BYTES`].
+    /// The network run within at most `limit` bytes of working memory per thread (at most
+    /// [`MAX_WORKSPACE_BYTES`], which a loaded network already meets): the chunk becomes the most
+    /// samples, up to [`CHUNK`], that fit. Results do not change, only the memory and speed.
+    ///
+    /// Errors: [`crate::Error::InvalidArgument`] when a single sample does not fit in
+    /// min(limit, [`MAX_WORKSPACE_BYTES`]).
+    pub fn with_workspace_limit(mut self, limit: usize) -> Result<Self> {
+        self.chunk = self.chunk_within(limit.min(MAX_WORKSPACE_BYTES))?;
+        Ok(self)
+    }
+
+    /// The most samples, up to [`CHUNK`], whose working memory fits in `limit` bytes.
     ///
     /// Errors: [`crate::Error::InvalidArgument`] when a single sample does not fit.
-    pub(crate) fn checked_chunk(&self) -> Result<usize> {
+    pub(crate) fn chunk_within(&self, limit: usize) -> Result<usize> {
         let (per_sample, fixed) = (self.bytes_per_sample(), self.fixed_workspace_bytes());
         let one = per_sample.saturating_add(fixed);
-        if one > MAX_WORKSPACE_BYTES {
+        if one > limit {
             return Err(invalid!(
                 "one sample needs {one} bytes of working memory ({per_sample} of layer outputs, \
-                 {fixed} of convolution and dense scratch), above the limit of {MAX_WORKSPACE_BYTES} \
-                 bytes per thread"
+                 {fixed} of convolution and dense scratch), above the limit of {limit} bytes per \
+                 thread"
             ));
         }
-        Ok(((MAX_WORKSPACE_BYTES - fixed) / per_sample.max(1)).clamp(1, CHUNK))
+        Ok(((limit - fixed) / per_sample.max(1)).clamp(1, CHUNK))
     }
 
     /// Working memory for [`run_rows`](Self::run_rows): [`workspace_bytes`](Self::workspace_bytes).

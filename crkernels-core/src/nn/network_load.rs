@@ -56,7 +56,7 @@ use crate::nn::activation::ActivationFn;
 use crate::nn::conv::{Conv2d, ConvParams, causal_padding, product, same_padding};
 use crate::nn::linear::Dense;
 use crate::nn::load::floats;
-use crate::nn::network::{Network, NetworkInput, Op, Step};
+use crate::nn::network::{MAX_WORKSPACE_BYTES, Network, NetworkInput, Op, Step};
 use crate::nn::pool::{Pool2d, PoolKind};
 
 /// The format string of a network file.
@@ -155,7 +155,9 @@ impl Network {
             output,
             chunk: 1,
         };
-        network.chunk = network.checked_chunk().map_err(|e| fmt(format!("network: {}", e.message())))?;
+        network.chunk = network
+            .chunk_within(MAX_WORKSPACE_BYTES)
+            .map_err(|e| fmt(format!("network: {}", e.message())))?;
         Ok(network)
     }
 }
