@@ -119,7 +119,7 @@ fn a_workspace_limit_shrinks_the_chunk_not_the_results() {
     let mut chunked = vec![0.0f32; whole.len()];
     small.run_parallel(&views, batch, 2, &mut chunked).unwrap();
     assert!(whole.iter().zip(&chunked).all(|(a, b)| a.to_bits() == b.to_bits()));
-    let refused = net.with_workspace_limit(fixed + per_sample - 1).err().expect("a sample that does not fit");
+    let refused = net.with_workspace_limit(fixed + per_sample - 1).expect_err("a sample that does not fit");
     assert!(matches!(&refused, Error::InvalidArgument(m) if m.contains("above the limit")), "{refused}");
 }
 
