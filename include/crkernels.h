@@ -1230,6 +1230,38 @@ crk_status crk_made_log_prob(const struct crk_made *m,
                              float *log_prob);
 
 /*
+ log p(x | context) and its gradients with respect to the context and to x, in the user's
+ (unstandardised) units, for n rows, on `n_threads` threads (0: all cores), with results
+ that do not depend on the thread count. context: [n][n_context] (may be NULL when
+ n_context = 0); x: [n][n_dims]; log_prob: [n], the same values as crk_made_log_prob;
+ grad_context: [n][n_context], d log p / d context; grad_x: [n][n_dims], d log p / d x (the
+ standardisation's chain rule included). Each output may be NULL (not computed). The
+ gradients come from an f64 back-propagation through the network (weights as stored),
+ accurate to about 1e-7 relative to max(1, |g|) against a float64 reference.
+
+ Errors (nothing written): CRK_ERR_NULL_POINTER (m or x NULL, context NULL with
+ n_context > 0); CRK_ERR_INVALID_ARGUMENT (n = 0, NaN or infinite input, naming the row and
+ column). CRK_ERR_OUT_OF_DOMAIN: an input so large that the f32 network overflows or a
+ gradient is not finite; every non-NULL output is then filled with NaN.
+
+ Memory: per thread, crk_made_workspace_bytes when log_prob is requested, and about
+ 8 x (2 (C + sum of units + 3 D K) + the weights of the network) bytes for the gradients
+ (an f64 accumulator per weight is part of the workspace), whatever n; the inputs are copied
+ first (4 n (C + D) bytes).
+
+ # Safety
+ `m` a live handle or NULL; arrays of the given sizes or NULL.
+ */
+crk_status crk_made_log_prob_grad(const struct crk_made *m,
+                                  const float *context,
+                                  const float *x,
+                                  size_t n,
+                                  size_t n_threads,
+                                  float *log_prob,
+                                  float *grad_context,
+                                  float *grad_x);
+
+/*
  Draws n samples, sample i conditioned on context row i and drawn from the Philox stream
  (seed, i): the same on any thread count. context: [n][n_context] (may be NULL when
  n_context = 0); x_out: [n][n_dims], in the user's space.

@@ -181,6 +181,11 @@ inline void made_log_prob(const crk_made *m, const float *context, const float *
     detail::check(::crk_made_log_prob(m, context, x, n, n_threads, log_prob), "crk_made_log_prob");
 }
 
+/// Wraps crk_made_log_prob_grad; throws crk::error on failure.
+inline void made_log_prob_grad(const crk_made *m, const float *context, const float *x, size_t n, size_t n_threads, float *log_prob, float *grad_context, float *grad_x) {
+    detail::check(::crk_made_log_prob_grad(m, context, x, n, n_threads, log_prob, grad_context, grad_x), "crk_made_log_prob_grad");
+}
+
 /// Wraps crk_made_sample; throws crk::error on failure.
 inline void made_sample(const crk_made *m, const float *context, size_t n, uint64_t seed, size_t n_threads, float *x_out) {
     detail::check(::crk_made_sample(m, context, n, seed, n_threads, x_out), "crk_made_sample");
@@ -891,6 +896,8 @@ public:
     void order(size_t *order) const { crk::made_order(h_, order); }
     /// crk_made_log_prob on this handle.
     void log_prob(const float *context, const float *x, size_t n, size_t n_threads, float *log_prob) const { crk::made_log_prob(h_, context, x, n, n_threads, log_prob); }
+    /// crk_made_log_prob_grad on this handle.
+    void log_prob_grad(const float *context, const float *x, size_t n, size_t n_threads, float *log_prob, float *grad_context, float *grad_x) const { crk::made_log_prob_grad(h_, context, x, n, n_threads, log_prob, grad_context, grad_x); }
     /// crk_made_sample on this handle.
     void sample(const float *context, size_t n, uint64_t seed, size_t n_threads, float *x_out) const { crk::made_sample(h_, context, n, seed, n_threads, x_out); }
     /// crk_made_sample_given on this handle.

@@ -57,6 +57,25 @@ pub trait ParallelMade {
         x_out: &mut [f32],
     ) -> Result<()>;
 
+    /// [`Made::log_prob_grad`] on `n_threads` threads (0: all cores), with the log-density
+    /// too: `log_prob` [n] gets exactly [`log_prob_parallel`](Self::log_prob_parallel)'s values
+    /// (the f32 network), `grad_context` [n][C] and `grad_x` [n][D] the gradients of log p in
+    /// the user's units (f64 back-propagation, see `crkernels_core::nn::made`); any output may
+    /// be None. The same numbers on any thread count.
+    ///
+    /// Errors: [`Error::InvalidArgument`] for n = 0, wrong lengths or non-finite inputs
+    /// (nothing written); [`Error::OutOfDomain`] when the f32 network overflows or a gradient
+    /// is not finite (every given output is then filled with NaN).
+    fn log_prob_grad_parallel(
+        &self,
+        context: &[f32],
+        x: &[f32],
+        n_threads: usize,
+        log_prob: Option<&mut [f32]>,
+        grad_context: Option<&mut [f32]>,
+        grad_x: Option<&mut [f32]>,
+    ) -> Result<()>;
+
     /// [`Made::sample_given`] on `n_threads` threads (0: all cores).
     fn sample_given_parallel(
         &self,
@@ -122,6 +141,80 @@ impl ParallelMade for Made {
         Ok(())
     }
 
+    fn log_prob_grad_parallel(
+        &self,
+        context: &[f32],
+        x: &[f32],
+        n_threads: usize,
+        mut log_prob: Option<&mut [f32]>,
+        mut grad_context: Option<&mut [f32]>,
+        mut grad_x: Option<&mut [f32]>,
+    ) -> Result<()> {
+        let (c, d) = (self.n_context(), self.n_dims());
+        let n = x.len() / d;
+        if x.len() != n * d {
+            return Err(Error::InvalidArgument(format!(
+                "x has {} values, not a multiple of n_dims = {d}",
+                x.len()
+            )));
+        }
+        self.check_batch(context, Some(("x", x, d)), n)?;
+        for (name, len, width) in [
+            ("log_prob", log_prob.as_deref().map(<[f32]>::len), 1),
+            ("grad_context", grad_context.as_deref().map(<[f32]>::len), c),
+            ("grad_x", grad_x.as_deref().map(<[f32]>::len), d),
+        ] {
+            if let Some(len) = len
+                && len != n * width
+            {
+                return Err(Error::InvalidArgument(format!(
+                    "{name} has {len} values, expected {n} x {width}"
+                )));
+            }
+        }
+        let fail = |err: Error, outs: [Option<&mut [f32]>; 3]| {
+            for out in outs.into_iter().flatten() {
+                out.fill(f32::NAN);
+            }
+            Err(err)
+        };
+        if let Some(out) = log_prob.as_deref_mut()
+            && let Err(err) = self.log_prob_parallel(context, x, n_threads, out)
+        {
+            return fail(err, [log_prob, grad_context, grad_x]);
+        }
+        if grad_context.is_none() && grad_x.is_none() {
+            return Ok(());
+        }
+        let threads = thread_count(n_threads, n);
+        let rows = rows_per_thread(n, threads);
+        let parts_c = split_rows(grad_context.as_deref_mut(), c, rows, n);
+        let parts_x = split_rows(grad_x.as_deref_mut(), d, rows, n);
+        let bad: Vec<Option<usize>> = std::thread::scope(|scope| {
+            let handles: Vec<_> = parts_c
+                .into_iter()
+                .zip(parts_x)
+                .enumerate()
+                .map(|(i, (gc, gx))| {
+                    scope.spawn(move || {
+                        let mut work = self.grad_workspace();
+                        let first = i * rows;
+                        let count = rows.min(n - first);
+                        self.log_prob_grad_rows(&mut work, context, x, first, count, None, gc, gx)
+                    })
+                })
+                .collect();
+            handles.into_iter().map(|h| h.join().unwrap_or_else(|p| std::panic::resume_unwind(p))).collect()
+        });
+        if let Some(row) = bad.into_iter().flatten().min() {
+            return fail(
+                Error::OutOfDomain(format!("x row {row}: the gradient of the log-density is not finite")),
+                [log_prob, grad_context, grad_x],
+            );
+        }
+        Ok(())
+    }
+
     fn sample_given_parallel(
         &self,
         context: &[f32],
@@ -149,6 +242,15 @@ impl ParallelMade for Made {
         let given = x.to_vec();
         sample_threads(self, context, Some((&given, given_dims.len())), seed, first_sample, n_threads, x);
         Ok(())
+    }
+}
+
+/// An optional output of `n` rows of `width` values in pieces of `rows` rows (None pieces
+/// when it is absent or empty).
+fn split_rows(out: Option<&mut [f32]>, width: usize, rows: usize, n: usize) -> Vec<Option<&mut [f32]>> {
+    match out {
+        Some(out) if width > 0 => out.chunks_mut(rows * width).map(Some).collect(),
+        _ => (0..n.div_ceil(rows)).map(|_| None).collect(),
     }
 }
 

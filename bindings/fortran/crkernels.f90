@@ -483,6 +483,19 @@ module crkernels
       real(c_float), intent(out) :: log_prob(*)
       integer(c_int32_t) :: crk_made_log_prob
     end function crk_made_log_prob
+    function crk_made_log_prob_grad(m, context, x, n, n_threads, log_prob, grad_context, grad_x) &
+        bind(C, name="crk_made_log_prob_grad")
+      import
+      type(c_ptr), value :: m
+      real(c_float), intent(in) :: context(*)
+      real(c_float), intent(in) :: x(*)
+      integer(c_size_t), value :: n
+      integer(c_size_t), value :: n_threads
+      real(c_float), intent(out) :: log_prob(*)
+      real(c_float), intent(out) :: grad_context(*)
+      real(c_float), intent(out) :: grad_x(*)
+      integer(c_int32_t) :: crk_made_log_prob_grad
+    end function crk_made_log_prob_grad
     function crk_made_sample(m, context, n, seed, n_threads, x_out) &
         bind(C, name="crk_made_sample")
       import

@@ -322,6 +322,10 @@ function crk_made_log_prob(m, context, x, n, n_threads, log_prob)
     @ccall libcrkernels.crk_made_log_prob(m::Ptr{Cvoid}, context::Ptr{Cfloat}, x::Ptr{Cfloat}, n::Csize_t, n_threads::Csize_t, log_prob::Ptr{Cfloat})::crk_status
 end
 
+function crk_made_log_prob_grad(m, context, x, n, n_threads, log_prob, grad_context, grad_x)
+    @ccall libcrkernels.crk_made_log_prob_grad(m::Ptr{Cvoid}, context::Ptr{Cfloat}, x::Ptr{Cfloat}, n::Csize_t, n_threads::Csize_t, log_prob::Ptr{Cfloat}, grad_context::Ptr{Cfloat}, grad_x::Ptr{Cfloat})::crk_status
+end
+
 function crk_made_sample(m, context, n, seed, n_threads, x_out)
     @ccall libcrkernels.crk_made_sample(m::Ptr{Cvoid}, context::Ptr{Cfloat}, n::Csize_t, seed::UInt64, n_threads::Csize_t, x_out::Ptr{Cfloat})::crk_status
 end
@@ -680,6 +684,7 @@ const C_FUNCTIONS = (
     :crk_made_dims,
     :crk_made_order,
     :crk_made_log_prob,
+    :crk_made_log_prob_grad,
     :crk_made_sample,
     :crk_made_sample_given,
     :crk_made_log_prob_gpu,

@@ -117,6 +117,21 @@ class Made(_native.Handle):
         check(_lib.crk_made_log_prob(self, cp, fptr(x), n, int(n_threads), fptr(out)), "crk_made_log_prob")
         return out
 
+    def log_prob_grad(self, x, context=None, n_threads=0):
+        """(log_prob [n], grad_context [n, n_context], grad_x [n, n_dims]), float32: log p(x |
+        context) and its gradients with respect to the context and to x in the user's units
+        (crk_made_log_prob_grad); n_threads 0: all cores (results do not depend on it)."""
+        x = self._x(x)
+        n = x.shape[0]
+        c, cp = self._context(context, n)
+        lp = np.empty(n, dtype=np.float32)
+        gc = np.empty((n, self.n_context), dtype=np.float32)
+        gx = np.empty((n, self.n_dims), dtype=np.float32)
+        check(_lib.crk_made_log_prob_grad(self, cp, fptr(x), n, int(n_threads), fptr(lp),
+                                          fptr(gc) if self.n_context else None, fptr(gx)),
+              "crk_made_log_prob_grad")
+        return lp, gc, gx
+
     def log_prob_gpu(self, x, context=None, device=0):
         """log_prob on GPU `device` (crk_made_log_prob_gpu); raises NoDevice without one."""
         x = self._x(x)

@@ -86,6 +86,16 @@ impl Made {
     /// or truncated buffer, a wrong format string, missing tensors, wrong shapes or dtypes,
     /// inconsistent degrees or masks, non-finite weights.
     pub fn from_safetensors(bytes: &[u8], options: &LoadOptions) -> Result<Made> {
+        Made::new(spec_from_safetensors(bytes, options)?)
+    }
+}
+
+/// The [`MadeSpec`] of a safetensors buffer in either layout, before [`Made::new`] compiles it
+/// (its layers are the layout a [`MadeGrad`](crate::nn::made::MadeGrad) follows).
+///
+/// Errors: as [`Made::from_safetensors`].
+pub fn spec_from_safetensors(bytes: &[u8], options: &LoadOptions) -> Result<MadeSpec> {
+    {
         let file = SafeTensors::deserialize(bytes)
             .map_err(|e| format_error(format!("not a safetensors file: {e}")))?;
         let (_, header) = SafeTensors::read_metadata(bytes)
@@ -102,7 +112,7 @@ impl Made {
             }
             None => nflows_spec(&file, &metadata, options)?,
         };
-        Made::new(spec)
+        Ok(spec)
     }
 }
 

@@ -49,6 +49,10 @@ use crate::nn::dense::{MaskRule, MaskedDense, TILE};
 use crate::nn::mixture::{HALF_LN_2PI, log_pdf_scratch, sample_unchecked};
 use crate::rng::Stream;
 
+#[path = "made_grad.rs"]
+mod grad;
+pub use grad::{LayerGrad, MadeGrad, MadeGradWorkspace};
+
 /// The elementwise nonlinearity of a layer.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Activation {
@@ -274,6 +278,8 @@ pub struct Made {
     context_std: Vec<f64>,
     /// -sum_d ln x_std_d.
     log_jacobian: f64,
+    /// Per buffer: internal (degree-sorted) unit position -> the unit's index in the file.
+    orders: Vec<Vec<usize>>,
 }
 
 /// Per-thread working memory for one tile of [`TILE`] samples (allocated once, reused).
@@ -484,7 +490,7 @@ impl Made {
         let context_mean = pick(&st.context_mean, &context_order, 0.0, "context_mean")?;
         let context_std = pick(&st.context_std, &context_order, 1.0, "context_std")?;
         let log_jacobian = -x_std.iter().map(|&s| ln(s)).sum::<f64>();
-        let buffer_degrees = file_degrees
+        let buffer_degrees: Vec<Vec<i64>> = file_degrees
             .iter()
             .zip(&orders)
             .map(|(deg, order)| order.iter().map(|&i| deg[i]).collect())
@@ -506,6 +512,7 @@ impl Made {
             context_mean,
             context_std,
             log_jacobian,
+            orders,
         })
     }
 

@@ -31,5 +31,7 @@ pub mod network_load;
 pub mod pool;
 
 pub use load::LoadOptions;
-pub use made::{Activation, Made, MadeWorkspace, ScaleHead, StageView};
+pub use made::{
+    Activation, LayerGrad, Made, MadeGrad, MadeGradWorkspace, MadeWorkspace, ScaleHead, StageView,
+};
 pub use network::Network;
