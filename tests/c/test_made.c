@@ -90,6 +90,34 @@ int main(void) {
         free(bytes);
     }
 
+    /* Gradients of log p (issue 16): log_prob equals crk_made_log_prob's, the same on any thread count,
+     * a central difference of log_prob agrees in sign and size; bad input writes nothing. */
+    {
+        static float gc1[N * 3], gx1[N * 8], gc2[N * 3], gx2[N * 8], step[N * 8];
+        float up[2], down[2], h = 1e-2f;
+        CHECK(crk_made_log_prob_grad(made, context, x, N, 1, lp3, gc1, gx1) == CRK_OK, "log_prob_grad: %s",
+              crk_last_error_message());
+        CHECK(memcmp(lp1, lp3, sizeof lp1) == 0, "log_prob_grad's log_prob differs from crk_made_log_prob");
+        CHECK(crk_made_log_prob_grad(made, context, x, N, 2, NULL, gc2, gx2) == CRK_OK, "log_prob_grad 2 threads");
+        CHECK(memcmp(gc1, gc2, sizeof(float) * N * n_context) == 0 && memcmp(gx1, gx2, sizeof(float) * N * n_dims) == 0,
+              "log_prob_grad depends on the thread count");
+        memcpy(step, x, sizeof(float) * n_dims);
+        step[1] = x[1] + h;
+        CHECK(crk_made_log_prob(made, context, step, 1, 1, up) == CRK_OK, "log_prob up");
+        step[1] = x[1] - h;
+        CHECK(crk_made_log_prob(made, context, step, 1, 1, down) == CRK_OK, "log_prob down");
+        CHECK(fabs((up[0] - down[0]) / (2.0 * h) - gx1[1]) <= 1e-2 * (1.0 + fabs(gx1[1])), "grad_x %g vs difference %g",
+              gx1[1], (up[0] - down[0]) / (2.0 * h));
+        gx2[0] = 123.0f;
+        expect_error(crk_made_log_prob_grad(made, NULL, x, N, 1, NULL, NULL, gx2), CRK_ERR_NULL_POINTER, "context",
+                     "grad NULL context");
+        expect_error(crk_made_log_prob_grad(made, context, NULL, N, 1, NULL, NULL, gx2), CRK_ERR_NULL_POINTER, "x",
+                     "grad NULL x");
+        expect_error(crk_made_log_prob_grad(made, context, x, 0, 1, NULL, NULL, gx2), CRK_ERR_INVALID_ARGUMENT, "n = 0",
+                     "grad n = 0");
+        CHECK(gx2[0] == 123.0f, "log_prob_grad wrote its output on bad input");
+    }
+
     /* Conditional sampling: the first two dimensions of the order keep their values. */
     given_dims[0] = order[1];
     given_dims[1] = order[0];
