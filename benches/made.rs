@@ -1,6 +1,8 @@
 //! The MADE emulator at the SECRET shape (5 context inputs, 19 dimensions, one hidden layer of
 //! 200 sigmoid units, K = 10; tests/data/made/secret_shape.safetensors): log-densities and
-//! samples per second, on 1 and 2 threads, in batches of 10 000.
+//! samples per second, on 1 and 2 threads, in batches of 10 000; the gradients of log p with
+//! respect to the context and x (crk_made_log_prob_grad) next to log_prob, and the parameter
+//! gradient of the mean NLL (Made::nll_grad, one thread) in batches of 512.
 //!
 //! cargo bench --bench made
 
@@ -32,6 +34,39 @@ fn bench_made(c: &mut Criterion) {
             b.iter(|| made.sample_parallel(&context, black_box(7), 0, threads, &mut x).unwrap())
         });
     }
+    group.finish();
+
+    let mut group = c.benchmark_group("made_secret_shape_grad");
+    group.sample_size(10);
+    let m = 2_000;
+    let (mut gc, mut gx) = (vec![0.0f32; m * n_context], vec![0.0f32; m * n_dims]);
+    let mut lp = vec![0.0f32; m];
+    group.throughput(Throughput::Elements(m as u64));
+    for threads in [1, 2] {
+        group.bench_function(format!("log_prob_2000_{threads}_threads"), |b| {
+            b.iter(|| {
+                made.log_prob_parallel(&context[..m * n_context], &x[..m * n_dims], threads, &mut lp).unwrap()
+            })
+        });
+        group.bench_function(format!("log_prob_grad_2000_{threads}_threads"), |b| {
+            b.iter(|| {
+                made.log_prob_grad_parallel(
+                    &context[..m * n_context],
+                    &x[..m * n_dims],
+                    threads,
+                    None,
+                    Some(&mut gc),
+                    Some(&mut gx),
+                )
+                .unwrap()
+            })
+        });
+    }
+    let batch = 512;
+    group.throughput(Throughput::Elements(batch as u64));
+    group.bench_function("nll_grad_512_1_thread", |b| {
+        b.iter(|| made.nll_grad(&context[..batch * n_context], &x[..batch * n_dims]).unwrap())
+    });
     group.finish();
 }
 
