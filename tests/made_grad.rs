@@ -375,3 +375,42 @@ fn bad_input_gives_a_status_and_writes_nothing() {
     let mut short = vec![0.0f32; 3];
     assert!(made.log_prob_grad_parallel(&[], &[0.0; 4], 1, None, None, Some(&mut short)).is_err());
 }
+
+#[test]
+fn a_row_gets_the_same_gradient_in_any_tile_position_and_on_any_thread_count() {
+    for name in ["secret_shape", "nflows_sbi_ctx_bn_1blk_k1", "plain_h2_relu_k10_ctx0_std"] {
+        let (_, path, options, reference) = grad_cases().into_iter().find(|c| c.0 == name).unwrap();
+        let made = load_made(&path, &options).unwrap();
+        let (c, d) = (made.n_context(), made.n_dims());
+        let rows = reference["x"].values.len() / d;
+        let n = 53;
+        let x: Vec<f32> = (0..n * d)
+            .map(|i| reference["x"].values[i % (rows * d)] as f32 + (i / (rows * d)) as f32 * 0.01)
+            .collect();
+        let context: Vec<f32> = match reference.get("context") {
+            Some(t) => (0..n * c).map(|i| t.values[i % (rows * c)] as f32).collect(),
+            None => Vec::new(),
+        };
+        let run = |threads: usize| {
+            let (mut gc, mut gx) = (vec![0.0f32; n * c], vec![0.0f32; n * d]);
+            made.log_prob_grad_parallel(&context, &x, threads, None, Some(&mut gc), Some(&mut gx)).unwrap();
+            (gc, gx)
+        };
+        let one = run(1);
+        for threads in [2, 3, 0] {
+            assert_eq!(run(threads), one, "{name}: {threads} threads");
+        }
+        for i in [0, 7, 8, 30, 52] {
+            let (mut gc, mut gx) = (vec![0.0f32; c], vec![0.0f32; d]);
+            made.log_prob_grad(
+                &context[i * c..(i + 1) * c],
+                &x[i * d..(i + 1) * d],
+                Some(&mut gc),
+                Some(&mut gx),
+            )
+            .unwrap();
+            assert_eq!(gx, one.1[i * d..(i + 1) * d], "{name}: row {i} alone");
+            assert_eq!(gc, one.0[i * c..(i + 1) * c], "{name}: row {i} alone");
+        }
+    }
+}

@@ -4,9 +4,12 @@
 //!
 //! # How
 //!
-//! One row at a time, the network is evaluated in f64 from its f32 (or f16/bf16-widened)
-//! weights, exactly as [`Made::log_prob`] defines it but without rounding to f32 between the
-//! layers, then back-propagated in f64 (reverse mode by hand):
+//! In tiles of [`GT`] rows (feature-major, [unit][lane], so that each weight is loaded once
+//! per tile and the lanes vectorise), the network is evaluated in f64 from its f32 (or
+//! f16/bf16-widened) weights, exactly as [`Made::log_prob`] defines it but without rounding to
+//! f32 between the layers, then back-propagated in f64 (reverse mode by hand). Every lane runs
+//! the same operations, so a row's results do not depend on its tile, its lane or the thread
+//! count:
 //!
 //! - mixture of dimension d with a_k = l_k - ln sigma_k - ln sqrt(2 pi) - z_k^2 / 2,
 //!   z_k = (xs_d - mu_k) / sigma_k, ln p_d = lse(a) - lse(l); with the responsibilities
@@ -33,7 +36,7 @@ use alloc::vec::Vec;
 
 use super::{Activation, Made, ScaleHead, Stage};
 use crate::error::{Error, Result};
-use crate::math::{exp, exp_m1, ln, ln_1p};
+use crate::math::{exp, exp_branchless, exp_m1, ln, ln_1p};
 use crate::nn::mixture::HALF_LN_2PI;
 
 /// The gradient of one layer of a [`MadeSpec`](super::MadeSpec), in the file's unit order
@@ -97,7 +100,8 @@ impl MadeGrad {
     }
 }
 
-/// Per-thread working memory of the gradient kernels (f64, one row at a time), with the
+/// Per-thread working memory of the gradient kernels (f64, tiles of [`GT`] rows, arrays
+/// [unit][lane]), with the
 /// parameter-gradient accumulators in the compiled (degree-sorted) layout.
 #[derive(Clone, Debug)]
 pub struct MadeGradWorkspace {
@@ -125,26 +129,94 @@ pub struct MadeGradWorkspace {
     /// Mixture scratch: a_k (then e^(a_k - max)), ln sigma_k, d ln sigma / dr, 1 / sigma_k,
     /// e^(l_k - max).
     mix: Vec<f64>,
+    /// log p per lane.
+    total: [f64; GT],
 }
 
-/// sum_j w_j v_j over w's length (v at least as long), in f64 with 8 partial sums (so that
-/// the loop vectorises; a fixed order, the same on every call).
+/// Rows per tile of the gradient kernels (lanes of f64: two AVX-512 or four AVX2 registers).
+pub const GT: usize = 8;
+
+/// bias + sum_j w_j v[j][lane] for every lane, `v` [j][GT] (each weight loaded once per tile).
 #[inline(always)]
-fn dot(w: &[f32], v: &[f64]) -> f64 {
-    let v = &v[..w.len()];
-    let mut acc = [0.0f64; 8];
-    let (w_body, w_tail) = w.split_at(w.len() - w.len() % 8);
-    let (v_body, v_tail) = v.split_at(w_body.len());
-    for (wc, vc) in w_body.chunks_exact(8).zip(v_body.chunks_exact(8)) {
-        for lane in 0..8 {
-            acc[lane] += f64::from(wc[lane]) * vc[lane];
+fn matvec_lanes(bias: f64, w: &[f32], v: &[f64]) -> [f64; GT] {
+    let mut acc = [bias; GT];
+    for (&wj, vj) in w.iter().zip(v.chunks_exact(GT)) {
+        let wj = f64::from(wj);
+        for l in 0..GT {
+            acc[l] += wj * vj[l];
         }
     }
-    let mut sum = ((acc[0] + acc[4]) + (acc[1] + acc[5])) + ((acc[2] + acc[6]) + (acc[3] + acc[7]));
-    for (&wj, &vj) in w_tail.iter().zip(v_tail) {
-        sum += f64::from(wj) * vj;
+    acc
+}
+
+/// [`matvec_lanes`] of `N` rows of one length, sharing the loads of `v` (each row's sum in
+/// the same order as alone).
+#[inline(always)]
+fn matvec_rows<const N: usize>(bias: [f64; N], w: [&[f32]; N], v: &[f64]) -> [[f64; GT]; N] {
+    let p = w[0].len();
+    let w: [&[f32]; N] = core::array::from_fn(|i| &w[i][..p]);
+    let mut acc: [[f64; GT]; N] = core::array::from_fn(|i| [bias[i]; GT]);
+    for (j, vj) in v.chunks_exact(GT).take(p).enumerate() {
+        for i in 0..N {
+            let wj = f64::from(w[i][j]);
+            for l in 0..GT {
+                acc[i][l] += wj * vj[l];
+            }
+        }
     }
-    sum
+    acc
+}
+
+/// g_in[j][lane] += w_j g[lane] over w's length.
+#[inline(always)]
+fn backprop_lanes(w: &[f32], g: &[f64; GT], g_in: &mut [f64]) {
+    for (&wj, gj) in w.iter().zip(g_in.chunks_exact_mut(GT)) {
+        let wj = f64::from(wj);
+        for l in 0..GT {
+            gj[l] += wj * g[l];
+        }
+    }
+}
+
+/// [`backprop_lanes`] of `N` rows of one length, fused: g_in[j] is loaded and stored once
+/// (the same operations in the same order as `N` single rows).
+#[inline(always)]
+fn backprop_rows<const N: usize>(w: [&[f32]; N], g: &[[f64; GT]; N], g_in: &mut [f64]) {
+    let p = w[0].len();
+    let w: [&[f32]; N] = core::array::from_fn(|i| &w[i][..p]);
+    for (j, gj) in g_in.chunks_exact_mut(GT).take(p).enumerate() {
+        let ws: [f64; N] = core::array::from_fn(|i| f64::from(w[i][j]));
+        for l in 0..GT {
+            let mut v = gj[l];
+            for i in 0..N {
+                v += ws[i] * g[i][l];
+            }
+            gj[l] = v;
+        }
+    }
+}
+
+/// Rows `r..r + N` (each `p` weights of a [rows][stride] matrix `w`, gradients `g` [rows][GT])
+/// back-propagated into `g_in` by [`backprop_rows`].
+#[inline(always)]
+fn fused_rows<const N: usize>(w: &[f32], g: &[f64], r: usize, stride: usize, p: usize, g_in: &mut [f64]) {
+    let rows: [&[f32]; N] = core::array::from_fn(|i| &w[(r + i) * stride..(r + i) * stride + p]);
+    let grads: [[f64; GT]; N] =
+        core::array::from_fn(|i| g[(r + i) * GT..(r + i + 1) * GT].try_into().unwrap_or([0.0; GT]));
+    backprop_rows(rows, &grads, g_in);
+}
+
+/// acc[j] += weight sum_lane g[lane] v[j][lane] over acc's length; returns sum_lane g[lane].
+#[inline(always)]
+fn accumulate_lanes(g: &[f64; GT], v: &[f64], acc: &mut [f64], weight: f64) -> f64 {
+    for (aj, vj) in acc.iter_mut().zip(v.chunks_exact(GT)) {
+        let mut sum = 0.0;
+        for l in 0..GT {
+            sum += g[l] * vj[l];
+        }
+        *aj += weight * sum;
+    }
+    g.iter().sum()
 }
 
 #[inline]
@@ -221,77 +293,100 @@ impl Made {
         }
         let n_heads = self.heads.n_out();
         MadeGradWorkspace {
-            ctx: vec![0.0; self.n_context],
-            bufs: (0..=n_stages).map(|b| vec![0.0; units(b)]).collect(),
-            pre: (0..n_stages).map(|s| vec![0.0; units(s + 1)]).collect(),
-            heads: vec![0.0; n_heads],
-            g_heads: vec![0.0; n_heads],
-            g_bufs: (0..=n_stages).map(|b| vec![0.0; units(b)]).collect(),
-            g_ctx: vec![0.0; self.n_context],
-            src: vec![0.0; max_src],
-            g_src: vec![0.0; max_src],
+            ctx: vec![0.0; self.n_context * GT],
+            bufs: (0..=n_stages).map(|b| vec![0.0; units(b) * GT]).collect(),
+            pre: (0..n_stages).map(|s| vec![0.0; units(s + 1) * GT]).collect(),
+            heads: vec![0.0; n_heads * GT],
+            g_heads: vec![0.0; n_heads * GT],
+            g_bufs: (0..=n_stages).map(|b| vec![0.0; units(b) * GT]).collect(),
+            g_ctx: vec![0.0; self.n_context * GT],
+            src: vec![0.0; max_src * GT],
+            g_src: vec![0.0; max_src * GT],
             prefix,
             head_prefix: (0..n_heads).map(|r| self.heads.prefix(r)).collect(),
             acc,
             acc_heads: (vec![0.0; self.heads.weight().len()], vec![0.0; n_heads]),
-            mix: vec![0.0; 5 * self.n_components],
+            mix: vec![0.0; 5 * self.n_components * GT],
+            total: [0.0; GT],
         }
     }
 
-    /// Fills `src` with the input of dense stage `s`: the context (when it takes it), then the
-    /// input buffer's units. Returns the number of context columns.
+    /// Fills `src` with the input of dense stage `s` ([column][lane]): the context (when it
+    /// takes it), then the input buffer's units. Returns the number of context columns.
     fn gather_source(&self, s: usize, work: &mut MadeGradWorkspace) -> usize {
         let Stage::Dense { input, uses_context, layer, .. } = &self.stages[s] else {
             return 0;
         };
         let c = if *uses_context { self.n_context } else { 0 };
-        work.src[..c].copy_from_slice(&work.ctx[..c]);
-        work.src[c..layer.n_in()].copy_from_slice(&work.bufs[*input]);
+        work.src[..c * GT].copy_from_slice(&work.ctx[..c * GT]);
+        work.src[c * GT..layer.n_in() * GT].copy_from_slice(&work.bufs[*input]);
         c
     }
 
-    /// Forward and backward pass of one row (`context` [C] and `x` [D], user's units).
-    /// Returns log p(x | context) (Jacobian included), computed in f64. Leaves d log p / d xs
-    /// in `work.g_bufs[0]` and d log p / d cs in `work.g_ctx` (standardised, internal order)
-    /// and, when `param_weight` is not 0, adds `param_weight` times d log p / d theta to the
-    /// parameter accumulators.
-    fn grad_row(&self, work: &mut MadeGradWorkspace, context: &[f32], x: &[f32], param_weight: f64) -> f64 {
-        #[cfg(all(feature = "std", target_arch = "x86_64"))]
-        if std::is_x86_feature_detected!("avx2") {
-            // SAFETY: the CPU has AVX2.
-            return unsafe { self.grad_row_avx2(work, context, x, param_weight) };
-        }
-        self.grad_row_body(work, context, x, param_weight)
-    }
-
-    /// [`grad_row_body`](Self::grad_row_body) compiled for AVX2: the same IEEE operations in
-    /// wider vectors (Rust never contracts into FMAs), so the same results as the baseline.
-    #[cfg(all(feature = "std", target_arch = "x86_64"))]
-    #[target_feature(enable = "avx2")]
-    fn grad_row_avx2(
+    /// Forward and backward pass of rows `first..first + lanes` (at most [`GT`]) of `context`
+    /// [n][C] and `x` [n][D] (user's units), feature-major in the workspace with [`GT`]
+    /// lanes. Leaves log p(x | context) per lane (Jacobian included, f64) in `work.total`,
+    /// d log p / d xs in `work.g_bufs[0]` and d log p / d cs in `work.g_ctx` ([unit][lane],
+    /// standardised, internal order) and, when `param_weight` is not 0, adds `param_weight`
+    /// times the sum over the lanes of d log p / d theta to the parameter accumulators. Every
+    /// lane runs the same operations whatever the other lanes hold.
+    fn grad_tile(
         &self,
         work: &mut MadeGradWorkspace,
         context: &[f32],
         x: &[f32],
+        first: usize,
+        lanes: usize,
         param_weight: f64,
-    ) -> f64 {
-        self.grad_row_body(work, context, x, param_weight)
+    ) {
+        #[cfg(all(feature = "std", target_arch = "x86_64"))]
+        if std::is_x86_feature_detected!("avx2") && std::is_x86_feature_detected!("fma") {
+            // SAFETY: the CPU has AVX2 and FMA.
+            return unsafe { self.grad_tile_avx2(work, context, x, first, lanes, param_weight) };
+        }
+        self.grad_tile_body(work, context, x, first, lanes, param_weight)
+    }
+
+    /// [`grad_tile_body`](Self::grad_tile_body) compiled for AVX2 and FMA: the same IEEE
+    /// operations in wider vectors (Rust never contracts into FMAs; the explicit fused
+    /// multiply-adds of `exp_branchless` round once on either path), so the same results.
+    #[cfg(all(feature = "std", target_arch = "x86_64"))]
+    #[target_feature(enable = "avx2,fma")]
+    fn grad_tile_avx2(
+        &self,
+        work: &mut MadeGradWorkspace,
+        context: &[f32],
+        x: &[f32],
+        first: usize,
+        lanes: usize,
+        param_weight: f64,
+    ) {
+        self.grad_tile_body(work, context, x, first, lanes, param_weight)
     }
 
     #[inline(always)]
-    fn grad_row_body(
+    #[allow(clippy::needless_range_loop)] // lane l of several arrays at once
+    fn grad_tile_body(
         &self,
         work: &mut MadeGradWorkspace,
         context: &[f32],
         x: &[f32],
+        first: usize,
+        lanes: usize,
         param_weight: f64,
-    ) -> f64 {
-        let (d, k) = (self.n_dims, self.n_components);
-        for (j, &u) in self.context_order.iter().enumerate() {
-            work.ctx[j] = (f64::from(context[u]) - self.context_mean[j]) / self.context_std[j];
-        }
-        for (t, &u) in self.data_order.iter().enumerate() {
-            work.bufs[0][t] = (f64::from(x[u]) - self.x_mean[t]) / self.x_std[t];
+    ) {
+        let (c, d, k) = (self.n_context, self.n_dims, self.n_components);
+        work.ctx.fill(0.0);
+        work.bufs[0].fill(0.0);
+        for l in 0..lanes {
+            let row = first + l;
+            for (j, &u) in self.context_order.iter().enumerate() {
+                work.ctx[j * GT + l] =
+                    (f64::from(context[row * c + u]) - self.context_mean[j]) / self.context_std[j];
+            }
+            for (t, &u) in self.data_order.iter().enumerate() {
+                work.bufs[0][t * GT + l] = (f64::from(x[row * d + u]) - self.x_mean[t]) / self.x_std[t];
+            }
         }
         // Forward.
         for s in 0..self.stages.len() {
@@ -302,20 +397,25 @@ impl Made {
                     let (w, b) = (layer.weight(), layer.bias());
                     for o in 0..layer.n_out() {
                         let row = &w[o * n_in..o * n_in + work.prefix[s][o]];
-                        let a = f64::from(b[o]) + dot(row, &work.src);
-                        work.pre[s][o] = a;
-                        let mut y = activate(*activation, a);
-                        if let Some(r) = residual {
-                            y += work.bufs[*r][o];
+                        let a = matvec_lanes(f64::from(b[o]), row, &work.src);
+                        for l in 0..GT {
+                            work.pre[s][o * GT + l] = a[l];
+                            let mut y = activate(*activation, a[l]);
+                            if let Some(r) = residual {
+                                y += work.bufs[*r][o * GT + l];
+                            }
+                            work.bufs[s + 1][o * GT + l] = y;
                         }
-                        work.bufs[s + 1][o] = y;
                     }
                 }
                 Stage::Affine { input, scale, shift, activation } => {
                     for u in 0..scale.len() {
-                        let a = f64::from(scale[u]) * work.bufs[*input][u] + f64::from(shift[u]);
-                        work.pre[s][u] = a;
-                        work.bufs[s + 1][u] = activate(*activation, a);
+                        for l in 0..GT {
+                            let i = u * GT + l;
+                            let a = f64::from(scale[u]) * work.bufs[*input][i] + f64::from(shift[u]);
+                            work.pre[s][i] = a;
+                            work.bufs[s + 1][i] = activate(*activation, a);
+                        }
                     }
                 }
             }
@@ -324,73 +424,132 @@ impl Made {
         let n_hidden = self.heads.n_in();
         {
             let (w, b) = (self.heads.weight(), self.heads.bias());
-            for r in 0..self.heads.n_out() {
-                let row = &w[r * n_hidden..r * n_hidden + work.head_prefix[r]];
-                work.heads[r] = f64::from(b[r]) + dot(row, &work.bufs[last]);
+            let n_out = self.heads.n_out();
+            let mut r = 0;
+            while r < n_out {
+                let p = work.head_prefix[r];
+                if r + 4 <= n_out && work.head_prefix[r + 3] == p {
+                    // Four rows of one prefix share the loads of the input.
+                    let rows: [&[f32]; 4] =
+                        core::array::from_fn(|i| &w[(r + i) * n_hidden..(r + i) * n_hidden + p]);
+                    let bias: [f64; 4] = core::array::from_fn(|i| f64::from(b[r + i]));
+                    let a = matvec_rows(bias, rows, &work.bufs[last]);
+                    for (i, a) in a.iter().enumerate() {
+                        work.heads[(r + i) * GT..(r + i + 1) * GT].copy_from_slice(a);
+                    }
+                    r += 4;
+                } else {
+                    let a =
+                        matvec_lanes(f64::from(b[r]), &w[r * n_hidden..r * n_hidden + p], &work.bufs[last]);
+                    work.heads[r * GT..(r + 1) * GT].copy_from_slice(&a);
+                    r += 1;
+                }
             }
         }
-        // Mixtures and their gradients.
+        // Mixtures and their gradients (lanes beyond `lanes` get zero gradients).
         for g in &mut work.g_bufs {
             g.fill(0.0);
         }
         work.g_ctx.fill(0.0);
-        let mut total = self.log_jacobian;
+        work.g_heads.fill(0.0);
+        work.total = [self.log_jacobian; GT];
+        let mut active = [0.0f64; GT];
+        active[..lanes].fill(1.0);
         for t in 0..d {
-            let xs = work.bufs[0][t];
             let base = t * 3 * k;
-            let (logits, rest) = work.heads[base..base + 3 * k].split_at(k);
-            let (means, raws) = rest.split_at(k);
-            let (a, rest) = work.mix.split_at_mut(k);
-            let (ls, rest) = rest.split_at_mut(k);
-            let (dls, rest) = rest.split_at_mut(k);
-            let (inv, el) = rest.split_at_mut(k);
-            let (mut max_a, mut max_l) = (f64::NEG_INFINITY, f64::NEG_INFINITY);
-            for c in 0..k {
-                (ls[c], dls[c]) = log_scale_grad(self.scale, raws[c]);
-                inv[c] = exp(-ls[c]);
-                let z = (xs - means[c]) * inv[c];
-                a[c] = logits[c] - ls[c] - HALF_LN_2PI - 0.5 * z * z;
-                max_a = max_a.max(a[c]);
-                max_l = max_l.max(logits[c]);
+            let xs: [f64; GT] = work.bufs[0][t * GT..(t + 1) * GT].try_into().unwrap_or([0.0; GT]);
+            // Scratch [5K][GT]: e^(a - max a) (first a), ln sigma, d ln sigma / dr, 1 / sigma,
+            // e^(l - max l).
+            let (ea, rest) = work.mix.split_at_mut(k * GT);
+            let (ls, rest) = rest.split_at_mut(k * GT);
+            let (dls, rest) = rest.split_at_mut(k * GT);
+            let (inv, el) = rest.split_at_mut(k * GT);
+            let heads = &work.heads[base * GT..(base + 3 * k) * GT];
+            let (mut max_a, mut max_l) = ([f64::NEG_INFINITY; GT], [f64::NEG_INFINITY; GT]);
+            for m in 0..k {
+                let (logit, mean, raw) =
+                    (&heads[m * GT..][..GT], &heads[(k + m) * GT..][..GT], &heads[(2 * k + m) * GT..][..GT]);
+                let at = m * GT;
+                for l in 0..GT {
+                    (ls[at + l], dls[at + l]) = log_scale_grad(self.scale, raw[l]);
+                }
+                for l in 0..GT {
+                    inv[at + l] = exp_branchless(-ls[at + l].clamp(-708.0, 708.0));
+                    let z = (xs[l] - mean[l]) * inv[at + l];
+                    ea[at + l] = logit[l] - ls[at + l] - HALF_LN_2PI - 0.5 * z * z;
+                    max_a[l] = max_a[l].max(ea[at + l]);
+                    max_l[l] = max_l[l].max(logit[l]);
+                }
             }
-            let (mut sum_a, mut sum_l) = (0.0, 0.0);
-            for c in 0..k {
-                a[c] = exp(a[c] - max_a);
-                el[c] = exp(logits[c] - max_l);
-                sum_a += a[c];
-                sum_l += el[c];
+            let (mut sum_a, mut sum_l) = ([0.0f64; GT], [0.0f64; GT]);
+            for m in 0..k {
+                let logit = &heads[m * GT..][..GT];
+                let at = m * GT;
+                for l in 0..GT {
+                    ea[at + l] = exp_branchless(ea[at + l] - max_a[l]);
+                    el[at + l] = exp_branchless(logit[l] - max_l[l]);
+                    sum_a[l] += ea[at + l];
+                    sum_l[l] += el[at + l];
+                }
             }
-            total += (max_a + ln(sum_a)) - (max_l + ln(sum_l));
-            let mut g_xs = 0.0;
-            for c in 0..k {
-                let w = a[c] / sum_a;
-                let pi = el[c] / sum_l;
-                let z = (xs - means[c]) * inv[c];
-                work.g_heads[base + c] = w - pi;
-                work.g_heads[base + k + c] = w * z * inv[c];
-                work.g_heads[base + 2 * k + c] = w * (z * z - 1.0) * dls[c];
-                g_xs -= w * z * inv[c];
+            for l in 0..GT {
+                work.total[l] += (max_a[l] + ln(sum_a[l])) - (max_l[l] + ln(sum_l[l]));
             }
-            work.g_bufs[0][t] += g_xs;
+            let mut g_xs = [0.0f64; GT];
+            let (inv_a, inv_l): ([f64; GT], [f64; GT]) = (
+                core::array::from_fn(|l| active[l] / sum_a[l]),
+                core::array::from_fn(|l| active[l] / sum_l[l]),
+            );
+            for m in 0..k {
+                let mean = &heads[(k + m) * GT..][..GT];
+                let at = m * GT;
+                let g = &mut work.g_heads[(base + m) * GT..(base + 3 * k) * GT];
+                for l in 0..GT {
+                    let w = ea[at + l] * inv_a[l];
+                    let pi = el[at + l] * inv_l[l];
+                    let z = (xs[l] - mean[l]) * inv[at + l];
+                    g[l] = w - pi;
+                    g[k * GT + l] = w * z * inv[at + l];
+                    g[2 * k * GT + l] = w * (z * z - 1.0) * dls[at + l];
+                    g_xs[l] -= w * z * inv[at + l];
+                }
+            }
+            for l in 0..GT {
+                work.g_bufs[0][t * GT + l] += g_xs[l];
+            }
         }
         // Heads backward.
         {
             let w = self.heads.weight();
-            for r in 0..self.heads.n_out() {
-                let g = work.g_heads[r];
+            let n_out = self.heads.n_out();
+            let mut r = 0;
+            while r < n_out {
                 let p = work.head_prefix[r];
-                let row = &w[r * n_hidden..r * n_hidden + p];
-                for (gj, &wj) in work.g_bufs[last][..p].iter_mut().zip(row) {
-                    *gj += f64::from(wj) * g;
+                // Four rows of one prefix at a time (the prefixes do not decrease): the same
+                // operations in the same order as four single rows, a quarter of the traffic.
+                let fits = |m: usize| r + m <= n_out && work.head_prefix[r + m - 1] == p;
+                let count = if fits(8) {
+                    8
+                } else if fits(4) {
+                    4
+                } else {
+                    1
+                };
+                match count {
+                    8 => fused_rows::<8>(w, &work.g_heads, r, n_hidden, p, &mut work.g_bufs[last]),
+                    4 => fused_rows::<4>(w, &work.g_heads, r, n_hidden, p, &mut work.g_bufs[last]),
+                    _ => fused_rows::<1>(w, &work.g_heads, r, n_hidden, p, &mut work.g_bufs[last]),
                 }
                 if param_weight != 0.0 {
-                    let gw = param_weight * g;
-                    let acc = &mut work.acc_heads.0[r * n_hidden..r * n_hidden + p];
-                    for (aj, &v) in acc.iter_mut().zip(&work.bufs[last]) {
-                        *aj += gw * v;
+                    for row in r..r + count {
+                        let g: &[f64; GT] =
+                            work.g_heads[row * GT..(row + 1) * GT].try_into().unwrap_or(&[0.0; GT]);
+                        let acc = &mut work.acc_heads.0[row * n_hidden..row * n_hidden + p];
+                        work.acc_heads.1[row] +=
+                            param_weight * accumulate_lanes(g, &work.bufs[last], acc, param_weight);
                     }
-                    work.acc_heads.1[r] += gw;
                 }
+                r += count;
             }
         }
         // Stages backward.
@@ -406,53 +565,56 @@ impl Made {
                             *gr += go;
                         }
                     }
-                    work.g_src[..n_in].fill(0.0);
+                    work.g_src[..n_in * GT].fill(0.0);
                     let w = layer.weight();
                     for o in 0..layer.n_out() {
-                        let g = g_out[o] * derivative(*activation, work.pre[s][o]);
-                        g_out[o] = g;
+                        let mut g = [0.0; GT];
+                        for l in 0..GT {
+                            g[l] = g_out[o * GT + l] * derivative(*activation, work.pre[s][o * GT + l]);
+                        }
                         let p = work.prefix[s][o];
                         let row = &w[o * n_in..o * n_in + p];
-                        for (gj, &wj) in work.g_src[..p].iter_mut().zip(row) {
-                            *gj += f64::from(wj) * g;
-                        }
+                        backprop_lanes(row, &g, &mut work.g_src);
                         if param_weight != 0.0 {
-                            let gw = param_weight * g;
                             let acc = &mut work.acc[s].0[o * n_in..o * n_in + p];
-                            for (aj, &v) in acc.iter_mut().zip(&work.src) {
-                                *aj += gw * v;
-                            }
-                            work.acc[s].1[o] += gw;
+                            work.acc[s].1[o] +=
+                                param_weight * accumulate_lanes(&g, &work.src, acc, param_weight);
                         }
                     }
-                    for (g, &v) in work.g_ctx.iter_mut().zip(&work.g_src[..c]) {
+                    for (g, &v) in work.g_ctx.iter_mut().zip(&work.g_src[..c * GT]) {
                         *g += v;
                     }
-                    for (g, &v) in before[*input].iter_mut().zip(&work.g_src[c..n_in]) {
+                    for (g, &v) in before[*input].iter_mut().zip(&work.g_src[c * GT..n_in * GT]) {
                         *g += v;
                     }
                 }
                 Stage::Affine { input, scale, activation, .. } => {
                     let (before, after) = work.g_bufs.split_at_mut(s + 1);
                     for u in 0..scale.len() {
-                        let g = after[0][u] * derivative(*activation, work.pre[s][u]);
-                        before[*input][u] += f64::from(scale[u]) * g;
+                        let (mut sum_scale, mut sum_shift) = (0.0, 0.0);
+                        for l in 0..GT {
+                            let i = u * GT + l;
+                            let g = after[0][i] * derivative(*activation, work.pre[s][i]);
+                            before[*input][i] += f64::from(scale[u]) * g;
+                            sum_scale += g * work.bufs[*input][i];
+                            sum_shift += g;
+                        }
                         if param_weight != 0.0 {
-                            work.acc[s].0[u] += param_weight * g * work.bufs[*input][u];
-                            work.acc[s].1[u] += param_weight * g;
+                            work.acc[s].0[u] += param_weight * sum_scale;
+                            work.acc[s].1[u] += param_weight * sum_shift;
                         }
                     }
                 }
             }
         }
-        total
     }
 
     /// log p(x | context) of one row (`context` [C], `x` [D], user's units) evaluated in f64
     /// from the stored weights (the network without f32 rounding between layers): the
     /// function whose derivatives the gradient kernels compute. Inputs are not checked.
     pub fn log_prob_f64(&self, work: &mut MadeGradWorkspace, context: &[f32], x: &[f32]) -> f64 {
-        self.grad_row(work, context, x, 0.0)
+        self.grad_tile(work, context, x, 0, 1, 0.0);
+        work.total[0]
     }
 
     /// Gradients of log p(x | context) for rows `first..first + n_rows` of a checked batch
@@ -474,29 +636,33 @@ impl Made {
     ) -> Option<usize> {
         let (c, d) = (self.n_context, self.n_dims);
         let mut bad = None;
-        for i in 0..n_rows {
-            let row = first + i;
-            let lp = self.grad_row(work, &context[row * c..(row + 1) * c], &x[row * d..(row + 1) * d], 0.0);
-            let mut finite = lp.is_finite();
-            if let Some(out) = log_prob.as_deref_mut() {
-                out[i] = lp;
-            }
-            if let Some(out) = grad_context.as_deref_mut() {
-                for (j, &u) in self.context_order.iter().enumerate() {
-                    let g = work.g_ctx[j] / self.context_std[j];
-                    finite &= g.is_finite();
-                    out[i * c + u] = g as f32;
+        for tile in (0..n_rows).step_by(GT) {
+            let lanes = GT.min(n_rows - tile);
+            self.grad_tile(work, context, x, first + tile, lanes, 0.0);
+            for l in 0..lanes {
+                let i = tile + l;
+                let lp = work.total[l];
+                let mut finite = lp.is_finite();
+                if let Some(out) = log_prob.as_deref_mut() {
+                    out[i] = lp;
                 }
-            }
-            if let Some(out) = grad_x.as_deref_mut() {
-                for (t, &u) in self.data_order.iter().enumerate() {
-                    let g = work.g_bufs[0][t] / self.x_std[t];
-                    finite &= g.is_finite() && g.abs() <= f64::from(f32::MAX);
-                    out[i * d + u] = g as f32;
+                if let Some(out) = grad_context.as_deref_mut() {
+                    for (j, &u) in self.context_order.iter().enumerate() {
+                        let g = work.g_ctx[j * GT + l] / self.context_std[j];
+                        finite &= g.is_finite() && g.abs() <= f64::from(f32::MAX);
+                        out[i * c + u] = g as f32;
+                    }
                 }
-            }
-            if !finite {
-                bad.get_or_insert(row);
+                if let Some(out) = grad_x.as_deref_mut() {
+                    for (t, &u) in self.data_order.iter().enumerate() {
+                        let g = work.g_bufs[0][t * GT + l] / self.x_std[t];
+                        finite &= g.is_finite() && g.abs() <= f64::from(f32::MAX);
+                        out[i * d + u] = g as f32;
+                    }
+                }
+                if !finite {
+                    bad.get_or_insert(first + i);
+                }
             }
         }
         bad
@@ -573,10 +739,13 @@ impl Made {
         n_rows: usize,
         weight: f64,
     ) -> f64 {
-        let (c, d) = (self.n_context, self.n_dims);
         let mut sum = 0.0;
-        for row in first..first + n_rows {
-            sum += self.grad_row(work, &context[row * c..(row + 1) * c], &x[row * d..(row + 1) * d], weight);
+        for tile in (0..n_rows).step_by(GT) {
+            let lanes = GT.min(n_rows - tile);
+            self.grad_tile(work, context, x, first + tile, lanes, weight);
+            for &lp in &work.total[..lanes] {
+                sum += lp;
+            }
         }
         sum
     }
