@@ -64,8 +64,9 @@ pub trait ParallelMade {
     /// be None. The same numbers on any thread count.
     ///
     /// Errors: [`Error::InvalidArgument`] for n = 0, wrong lengths or non-finite inputs
-    /// (nothing written); [`Error::OutOfDomain`] when the f32 network overflows or a gradient
-    /// is not finite (every given output is then filled with NaN).
+    /// (nothing written); [`Error::OutOfDomain`] when, with `log_prob` given, the f32 network
+    /// overflows, or when a gradient is not finite or beyond f32::MAX (every given output is
+    /// then filled with NaN).
     fn log_prob_grad_parallel(
         &self,
         context: &[f32],

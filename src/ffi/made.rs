@@ -313,8 +313,9 @@ pub unsafe extern "C" fn crk_made_log_prob(
 ///
 /// Errors (nothing written): CRK_ERR_NULL_POINTER (m or x NULL, context NULL with
 /// n_context > 0); CRK_ERR_INVALID_ARGUMENT (n = 0, NaN or infinite input, naming the row and
-/// column). CRK_ERR_OUT_OF_DOMAIN: an input so large that the f32 network overflows or a
-/// gradient is not finite; every non-NULL output is then filled with NaN.
+/// column). CRK_ERR_OUT_OF_DOMAIN: with log_prob requested, an input so large that the f32
+/// network overflows (as crk_made_log_prob); or a gradient that is not finite or beyond
+/// FLT_MAX; every non-NULL output is then filled with NaN.
 ///
 /// Memory: per thread, crk_made_workspace_bytes when log_prob is requested, and about
 /// 8 x (2 (C + sum of units + 3 D K) + the weights of the network) bytes for the gradients
