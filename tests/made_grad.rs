@@ -191,14 +191,23 @@ fn central<F: FnMut(f32) -> f64>(value: f32, mut f: F) -> f64 {
     (f(up) - f(down)) / (f64::from(up) - f64::from(down))
 }
 
-const FD_MODELS: [&str; 7] = [
+const FD_MODELS: [&str; 16] = [
     "plain_h1_sigmoid_k1",
+    "plain_h1_tanh_k3_std_samples",
     "plain_h2_relu_k10_ctx0_std",
     "plain_h3_tanh_k3_ctxsecret",
     "plain_h1_sigmoid_k10_ctxsecret_std",
+    "plain_unmasked",
     "plain_f16",
+    "plain_bf16",
     "plain_d1_secret",
+    "plain_d1_noctx",
     "nflows_bare_ctx_bn_2blk_k5",
+    "nflows_flow_ctx_2blk_k5",
+    "nflows_sbi_ctx_bn_1blk_k1",
+    "nflows_sbi_ctx_2blk_k5",
+    "nflows_d1_noctx_1blk_k3",
+    "nflows_d1_ctx_1blk_k3",
 ];
 
 #[test]
