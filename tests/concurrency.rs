@@ -33,9 +33,9 @@ use crkernels::ffi::losses::{
 use crkernels::ffi::made::{
     CRK_ACTIVATION_FROM_FILE, crk_made, crk_made_dims, crk_made_free, crk_made_load, crk_made_load_buffer,
     crk_made_load_buffer_with_options, crk_made_load_options, crk_made_load_with_options, crk_made_log_prob,
-    crk_made_log_prob_gpu, crk_made_order, crk_made_sample, crk_made_sample_given, crk_made_sample_given_gpu,
-    crk_made_sample_gpu, crk_made_workspace_bytes, crk_mixture_cdf, crk_mixture_log_pdf,
-    crk_mixture_quantile, crk_mixture_sample,
+    crk_made_log_prob_gpu, crk_made_log_prob_grad, crk_made_order, crk_made_sample, crk_made_sample_given,
+    crk_made_sample_given_gpu, crk_made_sample_gpu, crk_made_workspace_bytes, crk_mixture_cdf,
+    crk_mixture_log_pdf, crk_mixture_quantile, crk_mixture_sample,
 };
 use crkernels::ffi::network::{
     crk_network, crk_network_free, crk_network_input_count, crk_network_input_shape, crk_network_load,
@@ -801,6 +801,51 @@ fn made_cases(h: &Handles, cases: &mut Cases, no_device: bool) {
             let s =
                 unsafe { crk_made_sample(made.get(), context.as_ptr(), N, 42, threads, out.as_mut_ptr()) };
             outcome(s, f32_bits(&out))
+        });
+    }
+    for threads in [1, 0, 2] {
+        let (context, x) = (context.clone(), x.clone());
+        cases.grouped("made_log_prob_grad", format!("made_log_prob_grad threads {threads}"), move || {
+            let (mut lp, mut gc, mut gx) =
+                (vec![SENTINEL32; N], vec![SENTINEL32; N * c], vec![SENTINEL32; N * d]);
+            // SAFETY: arrays of the given sizes.
+            let s = unsafe {
+                crk_made_log_prob_grad(
+                    made.get(),
+                    context.as_ptr(),
+                    x.as_ptr(),
+                    N,
+                    threads,
+                    lp.as_mut_ptr(),
+                    gc.as_mut_ptr(),
+                    gx.as_mut_ptr(),
+                )
+            };
+            let mut bits = f32_bits(&lp);
+            bits.extend(f32_bits(&gc));
+            bits.extend(f32_bits(&gx));
+            outcome(s, bits)
+        });
+    }
+    {
+        let (mut context, x) = (context.clone(), x.clone());
+        context[5] = f32::INFINITY;
+        cases.bad("made_log_prob_grad infinite context", CRK_ERR_INVALID_ARGUMENT, "context", move || {
+            let mut gx = vec![SENTINEL32; N * d];
+            // SAFETY: arrays of the given sizes; the other outputs NULL.
+            let s = unsafe {
+                crk_made_log_prob_grad(
+                    made.get(),
+                    context.as_ptr(),
+                    x.as_ptr(),
+                    N,
+                    2,
+                    null_mut(),
+                    null_mut(),
+                    gx.as_mut_ptr(),
+                )
+            };
+            outcome(s, f32_bits(&gx))
         });
     }
     let given = vec![order[1], order[0]];
