@@ -34,8 +34,9 @@ use crkernels::ffi::losses::{
     crk_losses_rate, crk_photon_field,
 };
 use crkernels::ffi::made::{
-    crk_made_dims, crk_made_free, crk_made_load_buffer, crk_made_log_prob, crk_made_order, crk_made_sample,
-    crk_made_sample_given, crk_mixture_log_pdf, crk_mixture_quantile, crk_mixture_sample,
+    crk_made_dims, crk_made_free, crk_made_load_buffer, crk_made_log_prob, crk_made_log_prob_grad,
+    crk_made_order, crk_made_sample, crk_made_sample_given, crk_mixture_log_pdf, crk_mixture_quantile,
+    crk_mixture_sample,
 };
 use crkernels::ffi::network::{
     CRK_ACTIVATION_ELU, crk_activation_f32, crk_avgpool2d_f32, crk_conv_params, crk_conv1d_f32_threads,
@@ -380,6 +381,32 @@ fn made_handles() {
             ok(crk_made_log_prob(made, context.as_ptr(), x.as_ptr(), n, 1, lp1.as_mut_ptr()));
             ok(crk_made_log_prob(made, context.as_ptr(), x.as_ptr(), n, 2, lp2.as_mut_ptr()));
             assert_eq!(lp1, lp2);
+            // The gradient's tile kernel (its AVX2 + FMA build where enabled), in place of
+            // nothing: all three outputs, then only d x.
+            let (mut lp3, mut gc, mut gx) = (vec![0.0f32; n], vec![0.0f32; n * c], vec![0.0f32; n * d]);
+            ok(crk_made_log_prob_grad(
+                made,
+                context.as_ptr(),
+                x.as_ptr(),
+                n,
+                2,
+                lp3.as_mut_ptr(),
+                gc.as_mut_ptr(),
+                gx.as_mut_ptr(),
+            ));
+            assert_eq!(lp1, lp3);
+            let mut gx_only = vec![0.0f32; n * d];
+            ok(crk_made_log_prob_grad(
+                made,
+                context.as_ptr(),
+                x.as_ptr(),
+                n,
+                1,
+                null_mut(),
+                null_mut(),
+                gx_only.as_mut_ptr(),
+            ));
+            assert_eq!(gx, gx_only);
             if d > 1 {
                 let given = [order[0]];
                 ok(crk_made_sample_given(
