@@ -129,14 +129,7 @@ impl ParallelMade for Made {
         n_threads: usize,
         x_out: &mut [f32],
     ) -> Result<()> {
-        let d = self.n_dims();
-        let n = x_out.len() / d;
-        if x_out.len() != n * d {
-            return Err(Error::InvalidArgument(format!(
-                "x_out has {} values, not a multiple of n_dims = {d}",
-                x_out.len()
-            )));
-        }
+        let n = self.rows_of("x_out", x_out)?;
         self.check_batch(context, None, n)?;
         sample_threads(self, context, None, seed, first_sample, n_threads, x_out);
         Ok(())
@@ -152,13 +145,7 @@ impl ParallelMade for Made {
         mut grad_x: Option<&mut [f32]>,
     ) -> Result<()> {
         let (c, d) = (self.n_context(), self.n_dims());
-        let n = x.len() / d;
-        if x.len() != n * d {
-            return Err(Error::InvalidArgument(format!(
-                "x has {} values, not a multiple of n_dims = {d}",
-                x.len()
-            )));
-        }
+        let n = self.rows_of("x", x)?;
         self.check_batch(context, Some(("x", x, d)), n)?;
         for (name, len, width) in [
             ("log_prob", log_prob.as_deref().map(<[f32]>::len), 1),
@@ -227,13 +214,7 @@ impl ParallelMade for Made {
     ) -> Result<()> {
         self.check_given_dims(given_dims)?;
         let d = self.n_dims();
-        let n = x.len() / d;
-        if x.len() != n * d {
-            return Err(Error::InvalidArgument(format!(
-                "x has {} values, not a multiple of n_dims = {d}",
-                x.len()
-            )));
-        }
+        let n = self.rows_of("x", x)?;
         self.check_batch(context, None, n)?;
         for (i, row) in x.chunks(d).enumerate() {
             if let Some(&g) = given_dims.iter().find(|&&g| !row[g].is_finite()) {

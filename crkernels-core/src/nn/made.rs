@@ -618,6 +618,21 @@ impl Made {
         }
     }
 
+    /// The number of rows n of an array `name` of [n][D] values.
+    ///
+    /// Errors: [`Error::InvalidArgument`] when its length is not a multiple of D.
+    pub fn rows_of(&self, name: &str, values: &[f32]) -> Result<usize> {
+        let n = values.len() / self.n_dims;
+        if values.len() != n * self.n_dims {
+            return Err(Error::InvalidArgument(alloc::format!(
+                "{name} has {} values, not a multiple of n_dims = {}",
+                values.len(),
+                self.n_dims
+            )));
+        }
+        Ok(n)
+    }
+
     /// Checks a batch: `context` [n][C] (may be empty when C = 0) and, if given, `x` [n][D],
     /// all finite, n >= 1. `x_name` names x in messages.
     pub fn check_batch(&self, context: &[f32], x: Option<(&str, &[f32], usize)>, n: usize) -> Result<()> {
@@ -1080,14 +1095,7 @@ impl Made {
     ///
     /// Errors: [`Error::InvalidArgument`] for n = 0, wrong lengths, non-finite context.
     pub fn sample(&self, context: &[f32], seed: u64, first_sample: u64, x_out: &mut [f32]) -> Result<()> {
-        let n = x_out.len() / self.n_dims;
-        if x_out.len() != n * self.n_dims {
-            return Err(Error::InvalidArgument(alloc::format!(
-                "x_out has {} values, not a multiple of n_dims = {}",
-                x_out.len(),
-                self.n_dims
-            )));
-        }
+        let n = self.rows_of("x_out", x_out)?;
         self.check_batch(context, None, n)?;
         let mut work = self.workspace();
         self.sample_rows(&mut work, context, None, seed, first_sample, 0, x_out);
@@ -1133,13 +1141,7 @@ impl Made {
         x: &mut [f32],
     ) -> Result<()> {
         self.check_given_dims(given_dims)?;
-        let n = x.len() / self.n_dims;
-        if x.len() != n * self.n_dims {
-            return Err(Error::InvalidArgument(alloc::format!(
-                "x has {} values, not a multiple of n_dims",
-                x.len()
-            )));
-        }
+        let n = self.rows_of("x", x)?;
         self.check_batch(context, None, n)?;
         for (i, row) in x.chunks(self.n_dims).enumerate() {
             if let Some(&d) = given_dims.iter().find(|&&d| !row[d].is_finite()) {

@@ -683,14 +683,7 @@ impl Made {
         mut grad_context: Option<&mut [f32]>,
         mut grad_x: Option<&mut [f32]>,
     ) -> Result<()> {
-        let n = x.len() / self.n_dims;
-        if x.len() != n * self.n_dims {
-            return Err(Error::InvalidArgument(alloc::format!(
-                "x has {} values, not a multiple of n_dims = {}",
-                x.len(),
-                self.n_dims
-            )));
-        }
+        let n = self.rows_of("x", x)?;
         self.check_batch(context, Some(("x", x, self.n_dims)), n)?;
         for (name, out, width) in [
             ("grad_context", grad_context.as_deref(), self.n_context),
@@ -823,14 +816,7 @@ impl Made {
     /// Errors: [`Error::InvalidArgument`] for n = 0, wrong lengths or non-finite inputs;
     /// [`Error::OutOfDomain`] when the loss or its gradient is not finite.
     pub fn nll_grad(&self, context: &[f32], x: &[f32]) -> Result<(f64, MadeGrad)> {
-        let n = x.len() / self.n_dims;
-        if x.len() != n * self.n_dims {
-            return Err(Error::InvalidArgument(alloc::format!(
-                "x has {} values, not a multiple of n_dims = {}",
-                x.len(),
-                self.n_dims
-            )));
-        }
+        let n = self.rows_of("x", x)?;
         self.check_batch(context, Some(("x", x, self.n_dims)), n)?;
         let mut work = self.grad_workspace();
         let weight = -1.0 / n as f64;
