@@ -19,6 +19,7 @@
 //! where converting half-precision weights on every use would cost more than it saves.
 
 pub mod activation;
+pub mod adam;
 pub mod conv;
 pub mod dense;
 mod gemm;
