@@ -191,8 +191,10 @@ fn central<F: FnMut(f32) -> f64>(value: f32, mut f: F) -> f64 {
     (f(up) - f(down)) / (f64::from(up) - f64::from(down))
 }
 
-const FD_MODELS: [&str; 16] = [
+const FD_MODELS: [&str; 18] = [
     "plain_h1_sigmoid_k1",
+    "plain_h2_leaky_relu_k3_ctxsecret_std",
+    "plain_h1_elu_k5_ctx0_std",
     "plain_h1_tanh_k3_std_samples",
     "plain_h2_relu_k10_ctx0_std",
     "plain_h3_tanh_k3_ctxsecret",

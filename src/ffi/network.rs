@@ -32,9 +32,11 @@ use crate::nn::conv::{Conv2d, ConvParams, first_non_finite, output_len};
 use crate::nn::linear::Dense;
 use crate::nn::pool::{Pool2d, PoolKind, global_avgpool};
 
-/// x for x > 0, alpha x otherwise (crk_activation_f32).
+/// x for x > 0, alpha x otherwise (crk_activation_f32; in crk_made_load_options and MADE files,
+/// alpha = 0.01).
 pub const CRK_ACTIVATION_LEAKY_RELU: crk_activation = 3;
-/// x for x > 0, alpha (e^x - 1) otherwise (crk_activation_f32).
+/// x for x > 0, alpha (e^x - 1) otherwise (crk_activation_f32; in crk_made_load_options and
+/// MADE files, alpha = 1).
 pub const CRK_ACTIVATION_ELU: crk_activation = 4;
 
 /// Convolution hyper-parameters; arrays are [height, width] (a conv1d uses index 1 only).

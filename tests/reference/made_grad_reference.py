@@ -18,7 +18,7 @@ entry of a few rows and 40 random parameters). nflows layout: input gradients by
 float64 finite differences of NflowsMade.log_prob (no parameter gradient: its file layout
 differs from the compiled layers the Rust gradient reports).
 
-    .venv-ref/bin/python tests/reference/made_grad_reference.py
+    .venv-ref/bin/python tests/reference/made_grad_reference.py [model names: only those]
 """
 
 from __future__ import annotations
@@ -35,7 +35,8 @@ N_ROWS = 16
 PLAIN = ["plain_h1_sigmoid_k1", "plain_h1_tanh_k3_std_samples", "plain_h2_relu_k10_ctx0_std",
          "plain_h3_tanh_k3_ctxsecret", "plain_h1_sigmoid_k10_ctxsecret_std",
          "plain_h2_sigmoid_k3_ctx0_samples", "plain_unmasked", "plain_f16", "plain_bf16",
-         "plain_d1_ctx0", "plain_d1_secret", "plain_d1_noctx", "secret_shape"]
+         "plain_d1_ctx0", "plain_d1_secret", "plain_d1_noctx", "secret_shape",
+         "plain_h2_leaky_relu_k3_ctxsecret_std", "plain_h1_elu_k5_ctx0_std"]
 NFLOWS = ["nflows_bare_ctx_bn_2blk_k5", "nflows_mademog_noctx_1blk_k1", "nflows_flow_ctx_2blk_k5",
           "nflows_sbi_ctx_bn_1blk_k1", "nflows_sbi_ctx_2blk_k5", "nflows_d1_noctx_1blk_k3",
           "nflows_d1_ctx_1blk_k3"]
@@ -50,6 +51,11 @@ def act_and_derivative(name, a):
         return t, 1.0 - t * t
     if name == "relu":
         return np.maximum(a, 0.0), (a > 0.0).astype(np.float64)
+    if name == "leaky_relu":
+        return np.where(a > 0.0, a, 0.01 * a), np.where(a > 0.0, 1.0, 0.01)
+    if name == "elu":
+        e = np.exp(np.minimum(a, 0.0))
+        return np.where(a > 0.0, a, np.expm1(np.minimum(a, 0.0))), np.where(a > 0.0, 1.0, e)
     raise ValueError(name)
 
 
@@ -200,12 +206,15 @@ def nflows(name):
     print(f"{name}: two fd steps agree to {err:.1e}")
 
 
-def main():
+def main(only=()):
+    """Every model's gradient file, or with names only those."""
     for name in PLAIN:
-        plain(name)
+        if not only or name in only:
+            plain(name)
     for name in NFLOWS:
-        nflows(name)
+        if not only or name in only:
+            nflows(name)
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(main(tuple(sys.argv[1:])))

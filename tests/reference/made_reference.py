@@ -16,11 +16,11 @@ Running it regenerates tests/data/made/ deterministically (fixed NumPy seeds, no
 
     python3 -m venv .venv-made
     .venv-made/bin/pip install -r tests/reference/requirements-made.txt
-    .venv-made/bin/python tests/reference/made_reference.py
+    .venv-made/bin/python tests/reference/made_reference.py [case names: only those files]
 
 Plain layout `crkernels.made.v1` (safetensors, row-major, Linear weights [out, in]):
   metadata (strings): format = "crkernels.made.v1", n_context, n_dims, n_components,
-                      activation in {sigmoid, tanh, relu}
+                      activation in {sigmoid, tanh, relu, leaky_relu (slope 0.01), elu (alpha 1)}
   degrees.input [C + D] (int32 or int64): context first, then data in the user's order.
       Context degrees lie below every data degree (0 = plain conditioning, or 1..C as in SECRET);
       data degrees are the next D integers, permuted (the autoregressive order).
@@ -129,6 +129,9 @@ ACT = {
     "sigmoid": lambda z: 0.5 * (1.0 + np.tanh(0.5 * z)),  # overflow-free logistic
     "tanh": np.tanh,
     "relu": lambda z: np.maximum(z, 0.0),
+    # PyTorch's LeakyReLU (negative_slope 0.01) and ELU (alpha 1)
+    "leaky_relu": lambda z: np.where(z > 0.0, z, 0.01 * z),
+    "elu": lambda z: np.where(z > 0.0, z, np.expm1(np.minimum(z, 0.0))),
 }
 
 
@@ -698,12 +701,22 @@ def bad_files():
             raise AssertionError(f"{f} was accepted")
 
 
-def main():
+def main(only=()):
+    """Regenerates every file of tests/data/made, or with names only those cases (the other
+    files are left as they are)."""
     os.makedirs(OUT, exist_ok=True)
-    for f in os.listdir(OUT):
-        if f.endswith(".safetensors"):
-            os.remove(os.path.join(OUT, f))
-    P = plain_case
+    if not only:
+        for f in os.listdir(OUT):
+            if f.endswith(".safetensors"):
+                os.remove(os.path.join(OUT, f))
+
+    def selected(case):
+        def run(name, *args, **kw):
+            if not only or name in only:
+                case(name, *args, **kw)
+        return run
+
+    P = selected(plain_case)
     P("plain_h1_sigmoid_k1", 101, "D=4, no context, 1 hidden layer (16 sigmoid), K=1, "
       "no standardisation, permuted order, pre-masked, int32 degrees",
       C=0, D=4, K=1, hidden=[16], act="sigmoid")
@@ -748,8 +761,14 @@ def main():
     P("secret_shape", 2024, "SECRET shape: C=5 context degrees 1..5, D=19, 1 hidden (200 "
       "sigmoid), K=10, standardisation, weights ~N(0, 1/sqrt(fan_in))",
       C=5, D=19, K=10, hidden=[200], act="sigmoid", ctx="secret", standardize=True)
+    P("plain_h2_leaky_relu_k3_ctxsecret_std", 113, "D=4, C=2 SECRET-style context 1..2, "
+      "2 hidden (24, 24 leaky_relu, slope 0.01), K=3, standardisation of x and context",
+      C=2, D=4, K=3, hidden=[24, 24], act="leaky_relu", ctx="secret", standardize=True)
+    P("plain_h1_elu_k5_ctx0_std", 114, "D=3, C=2 context degrees 0, 1 hidden (32 elu, alpha 1), "
+      "K=5, standardisation of x and context",
+      C=2, D=3, K=5, hidden=[32], act="elu", ctx="zero", standardize=True)
 
-    N = nflows_case
+    N = selected(nflows_case)
     N("nflows_bare_ctx_bn_2blk_k5", 201, "MixtureOfGaussiansMADE state_dict, no prefix; D=4, "
       "C=3, hidden 24, 2 residual blocks, batch norm (eval), K=5",
       D=4, C=3, H=24, num_blocks=2, K=5, use_bn=True, prefix="")
@@ -776,7 +795,8 @@ def main():
     N("nflows_d1_ctx_1blk_k3", 207, "MixtureOfGaussiansMADE, no prefix; D=1, C=2, hidden 8, "
       "1 residual block, batch norm, K=3",
       D=1, C=2, H=8, num_blocks=1, K=3, use_bn=True, prefix="")
-    bad_files()
+    if not only:
+        bad_files()
     for f in sorted(WRITTEN):                         # the official parser accepts every file
         p = os.path.join(OUT, f)
         with safe_open(p, framework="np") as g:
@@ -791,4 +811,4 @@ def main():
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(main(tuple(sys.argv[1:])))

@@ -3,7 +3,9 @@
 //! # Plain layout `crkernels.made.v1` (SECRET eqs. 3.6 to 3.9)
 //!
 //! Metadata `format` = `crkernels.made.v1`, `n_context`, `n_dims`, `n_components`,
-//! `activation` (`sigmoid`, `tanh`, `relu`). Tensors (row-major, Linear weights [out, in]):
+//! `activation` (`sigmoid`, `tanh`, `relu`, `leaky_relu` (slope 0.01 for x <= 0) or `elu`
+//! (alpha 1), see [`Activation`]); any further metadata entries (a trainer's settings) are
+//! ignored. Tensors (row-major, Linear weights [out, in]):
 //! `degrees.input` (I32 or I64) [C + D], context first; `hidden.{i}.weight` [H_i, in_i],
 //! `hidden.{i}.bias` [H_i], `hidden.{i}.degrees` [H_i] for i = 0, 1, ...;
 //! `output.{logits,means,log_scales}.{weight,bias}` [D K, H_last], [D K] with row d K + k;
@@ -209,12 +211,12 @@ fn plain_spec(file: &SafeTensors<'_>, metadata: &Metadata) -> Result<MadeSpec> {
     let activation_name =
         metadata.get("activation").ok_or_else(|| format_error("metadata activation is missing".into()))?;
     let activation = match Activation::from_name(activation_name) {
-        Some(a @ (Activation::Sigmoid | Activation::Tanh | Activation::Relu)) => a,
-        _ => {
+        Some(Activation::Identity) | None => {
             return Err(format_error(format!(
-                "metadata activation = {activation_name:?}, expected sigmoid, tanh or relu"
+                "metadata activation = {activation_name:?}, expected sigmoid, tanh, relu, leaky_relu or elu"
             )));
         }
+        Some(a) => a,
     };
     let degrees = integers(file, "degrees.input", &[c + d])?;
     let (context_degrees, data_degrees) = degrees.split_at(c);

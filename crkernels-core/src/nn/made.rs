@@ -53,6 +53,9 @@ use crate::rng::Stream;
 mod grad;
 pub use grad::{LayerGrad, MadeGrad, MadeGradWorkspace};
 
+#[path = "made_to_spec.rs"]
+mod to_spec;
+
 /// The elementwise nonlinearity of a layer.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Activation {
@@ -62,28 +65,56 @@ pub enum Activation {
     Tanh,
     /// max(x, 0).
     Relu,
+    /// x for x > 0, 0.01 x otherwise (PyTorch's `LeakyReLU` default slope).
+    LeakyRelu,
+    /// x for x > 0, e^x - 1 otherwise (alpha = 1, PyTorch's `ELU` default; Clevert et al.
+    /// 2016, arXiv:1511.07289).
+    Elu,
     /// x (nflows' initial and residual layers).
     Identity,
 }
 
 impl Activation {
-    /// The activation named `sigmoid`, `tanh`, `relu` or `identity`.
+    /// The slope of [`Activation::LeakyRelu`] for x <= 0 (rounded to f32 in the f32 kernels,
+    /// exact in the f64 gradients).
+    pub const LEAKY_RELU_SLOPE: f64 = 0.01;
+
+    /// The saturation value alpha of [`Activation::Elu`] (x -> -inf gives -alpha).
+    pub const ELU_ALPHA: f64 = 1.0;
+
+    /// The activation named `sigmoid`, `tanh`, `relu`, `leaky_relu`, `elu` or `identity`.
     pub fn from_name(name: &str) -> Option<Self> {
         match name {
             "sigmoid" => Some(Activation::Sigmoid),
             "tanh" => Some(Activation::Tanh),
             "relu" => Some(Activation::Relu),
+            "leaky_relu" => Some(Activation::LeakyRelu),
+            "elu" => Some(Activation::Elu),
             "identity" => Some(Activation::Identity),
             _ => None,
         }
     }
 
+    /// The name [`from_name`](Self::from_name) reads (the file's metadata `activation`).
+    pub fn name(self) -> &'static str {
+        match self {
+            Activation::Sigmoid => "sigmoid",
+            Activation::Tanh => "tanh",
+            Activation::Relu => "relu",
+            Activation::LeakyRelu => "leaky_relu",
+            Activation::Elu => "elu",
+            Activation::Identity => "identity",
+        }
+    }
+
     /// The runner's activation (nn::activation) this one is, None for the identity.
-    fn function(self) -> Option<ActivationFn> {
+    pub(crate) fn function(self) -> Option<ActivationFn> {
         match self {
             Activation::Sigmoid => Some(ActivationFn::Sigmoid),
             Activation::Tanh => Some(ActivationFn::Tanh),
             Activation::Relu => Some(ActivationFn::Relu),
+            Activation::LeakyRelu => Some(ActivationFn::LeakyRelu { alpha: Self::LEAKY_RELU_SLOPE as f32 }),
+            Activation::Elu => Some(ActivationFn::Elu { alpha: Self::ELU_ALPHA as f32 }),
             Activation::Identity => None,
         }
     }
@@ -261,6 +292,8 @@ pub struct Made {
     n_components: usize,
     /// Internal context position -> user's context index (sorted by degree).
     context_order: Vec<usize>,
+    /// Context degrees in internal order (non-decreasing).
+    context_degrees: Vec<i64>,
     /// Internal data position t -> user's dimension index (the autoregressive order).
     data_order: Vec<usize>,
     /// Data degrees in internal order (increasing).
@@ -501,6 +534,7 @@ impl Made {
             n_dims,
             n_components: k,
             context_order,
+            context_degrees,
             data_order,
             data_degrees,
             buffer_degrees,

@@ -21,9 +21,10 @@
 //! - masked dense layers (heads and hidden): only the weights inside the mask (the prefix of
 //!   each degree-sorted row, see [`crate::nn::dense`]) are visited, so a masked weight's
 //!   gradient is exactly 0; activations sigmoid s (1 - s), tanh 1 - t^2, relu 1 for a
-//!   pre-activation > 0 (0 at 0 and below), identity 1; residual buffers get the output's
-//!   gradient; affine (batch-norm) layers y = act(a u + b) give d/da, d/db and a times the
-//!   gradient to u;
+//!   pre-activation > 0 (0 at 0 and below), leaky relu 1 above 0 and its slope 0.01 at 0 and
+//!   below, elu (alpha = 1) 1 above 0 and alpha e^p (= y + alpha) at 0 and below, identity 1;
+//!   residual buffers get the output's gradient; affine (batch-norm) layers y = act(a u + b)
+//!   give d/da, d/db and a times the gradient to u;
 //! - the standardisation: d/dx = d/dxs / x_std, d/dc = d/dcs / context_std (the Jacobian term
 //!   -sum ln x_std is a constant).
 //!
@@ -232,6 +233,20 @@ fn activate(activation: Activation, p: f64) -> f64 {
             }
         }
         Activation::Relu => p.max(0.0),
+        Activation::LeakyRelu => {
+            if p > 0.0 {
+                p
+            } else {
+                Activation::LEAKY_RELU_SLOPE * p
+            }
+        }
+        Activation::Elu => {
+            if p > 0.0 {
+                p
+            } else {
+                Activation::ELU_ALPHA * exp_m1(p)
+            }
+        }
         Activation::Identity => p,
     }
 }
@@ -252,6 +267,20 @@ fn derivative(activation: Activation, p: f64) -> f64 {
                 1.0
             } else {
                 0.0
+            }
+        }
+        Activation::LeakyRelu => {
+            if p > 0.0 {
+                1.0
+            } else {
+                Activation::LEAKY_RELU_SLOPE
+            }
+        }
+        Activation::Elu => {
+            if p > 0.0 {
+                1.0
+            } else {
+                Activation::ELU_ALPHA * exp(p)
             }
         }
         Activation::Identity => 1.0,
