@@ -4,6 +4,8 @@
 //! data (seed 002: the SD-reconstruction architecture of 1-D and 2-D convolutions).
 //!
 //! - [`dense`]: degree-masked dense layers and their batched, SIMD-dispatched kernel;
+//! - [`classifier`]: a dense ReLU classifier with its trainer, and the classifier two-sample
+//!   test of SECRET section 3.2.2;
 //! - [`mixture`]: 1-D Gaussian-mixture log-pdf, cdf, quantile and sampling (f64);
 //! - [`made`]: the MADE-MoG model, its log-density and its one-pass autoregressive sampler;
 //! - [`load`]: safetensors files in the plain `crkernels.made.v1` layout and nflows' layout;
@@ -20,6 +22,7 @@
 
 pub mod activation;
 pub mod adam;
+pub mod classifier;
 pub mod conv;
 pub mod dense;
 mod gemm;
