@@ -9,6 +9,7 @@
 //! - [`mixture`]: 1-D Gaussian-mixture log-pdf, cdf, quantile and sampling (f64);
 //! - [`made`]: the MADE-MoG model, its log-density and its one-pass autoregressive sampler;
 //! - [`load`]: safetensors files in the plain `crkernels.made.v1` layout and nflows' layout;
+//! - [`made_train`]: the training kernels of a MADE-MoG (forward, backward, Adam per panel);
 //! - [`conv`]: conv1d and conv2d (im2col or implicit GEMM, or direct), with padding helpers;
 //! - [`pool`]: max and average pooling (1-D, 2-D) and global average pooling;
 //! - [`linear`]: the dense layer y = W x + b on the same GEMM micro-kernels;
@@ -29,6 +30,7 @@ mod gemm;
 pub mod linear;
 pub mod load;
 pub mod made;
+pub mod made_train;
 pub mod mixture;
 pub mod network;
 pub mod network_load;

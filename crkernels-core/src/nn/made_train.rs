@@ -1,0 +1,1087 @@
+//! The training kernels of a MADE-MoG (issue 16): a trainable network, its forward and
+//! backward pass over a block of minibatch rows, and the per-unit gradient and Adam step. No
+//! threads and no allocation in the step: the threaded trainer (`crkernels::train`) calls
+//! [`TrainModel::forward_backward_rows`] on disjoint row ranges, then, after every thread has
+//! finished, [`TrainModel::update_panels`] on disjoint ranges of output panels.
+//!
+//! # The network (SECRET section 3.1, eqs. 3.4 to 3.9; Germain et al. 2015)
+//!
+//! Inputs are the standardised context (degrees 1..C, the SECRET order, or all 0, plain
+//! conditioning) then the standardised data, in the autoregressive order (degrees C + 1 ..
+//! C + D; the data dimensions sorted by degree). Hidden layer l has H_l units with degrees
+//! drawn uniformly from [lowest degree of its input layer (1 without context), C + D - 1]
+//! (MADE's random connectivity, the paper's choice), sorted so that every unit reads a prefix
+//! of its input layer (deg(out) >= deg(in)). The heads are a last "layer" of 3 D K rows
+//! t 3K + {0, K, 2K} + k (logit, mean, log sigma of internal dimension t, component k),
+//! reading the prefix of last-hidden units with degree < the degree of t.
+//!
+//! # A step (minibatch of B rows)
+//!
+//! - Forward, rows independent: y = act(W x + b) per layer (only each unit's prefix of inputs
+//!   is multiplied: about half of a dense layer's multiply-adds), then per row and dimension
+//!   the mixture log-density (natural-log units), loss = mean over rows of
+//!   -sum_d ln p_d(xs_d): a_k = l_k - r_k - z_k^2 / 2, z_k = (xs - mu_k) e^(-r_k),
+//!   ln p_d = lse(a) - lse(l) - ln sqrt(2 pi).
+//! - Backward, rows independent: with responsibilities w = softmax(a) and weights pi =
+//!   softmax(l), d loss / d l_k = (pi_k - w_k) / B, d / d mu_k = -w_k z_k e^(-r_k) / B,
+//!   d / d r_k = w_k (1 - z_k^2) / B; then delta_in = W^T delta_out (again only inside the
+//!   mask) times act'(y), with act' from the output y: sigmoid y (1 - y), tanh 1 - y^2, relu
+//!   [y > 0], leaky relu 1 or 0.01, elu 1 or y + 1.
+//! - Per output unit o: dW[o][i] = sum over rows r (in minibatch order) of delta[r][o]
+//!   in[r][i] for the i inside the mask, db[o] = sum_r delta[r][o], then Adam
+//!   ([`crate::nn::adam`]) on that unit's row.
+//!
+//! Every value is computed by the same operations whichever thread or row block it lands in
+//! (each product is a sum over its inner index in increasing order on the GEMM micro-kernel),
+//! so a trained model does not depend on the thread count.
+//!
+//! # Layout
+//!
+//! One minibatch row is a record of `row_stride` floats: the layer-0 input, then for each
+//! layer its output and its delta, each padded to a multiple of [`PAD`] with zeros (so that a
+//! micro-kernel may read a whole column block). A layer's weights are stored row-major with
+//! rows padded to [`PAD`] (masked and padding entries stay exactly 0: their gradient is never
+//! written), then its bias; a transposed copy in column panels of the kernel's NR outputs
+//! ([n_in][NR] per panel) feeds the forward pass and is refreshed by the thread that owns the
+//! panel.
+
+use alloc::vec;
+use alloc::vec::Vec;
+use core::ops::Range;
+
+use crate::error::{Error, Result};
+use crate::math::exp_branchless_f32;
+use crate::math::simd::VectorIsa;
+use crate::nn::activation::ActivationFn;
+use crate::nn::adam::{AdamConfig, AdamStep};
+use crate::nn::gemm::{Init, Kernel, Packed, pack_a_panel};
+use crate::nn::made::{Activation, HeadsSpec, LayerSpec, MadeSpec, ScaleHead, Standardize};
+use crate::rng::Stream;
+
+/// Activations, weights and bias rows are padded to a multiple of this many floats (the widest
+/// micro-kernel's NR).
+pub const PAD: usize = 32;
+
+/// The most hidden layers a trainer builds (the C contract's `hidden_units[8]`).
+pub const MAX_HIDDEN_LAYERS: usize = 8;
+
+/// Philox stream numbers of a seed (the minibatch order of epoch e uses stream
+/// `STREAM_EPOCHS + e`).
+pub const STREAM_INIT: u64 = 0;
+/// The train/validation split.
+pub const STREAM_SPLIT: u64 = 1;
+/// The first epoch's shuffle.
+pub const STREAM_EPOCHS: u64 = 1 << 32;
+
+/// ln sqrt(2 pi).
+const HALF_LN_2PI_F32: f32 = 0.918_938_5;
+
+fn round_up(n: usize, multiple: usize) -> usize {
+    n.div_ceil(multiple) * multiple
+}
+
+/// How the data dimensions are ordered in the autoregressive factorisation.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum DataOrder {
+    /// A random permutation drawn from the seed (the paper's choice: "imperative").
+    Random,
+    /// The user's order 1..D.
+    Natural,
+}
+
+/// What a trainable MADE-MoG looks like.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Architecture {
+    /// Context (conditioning) inputs C.
+    pub n_context: usize,
+    /// Whether the context takes degrees 1..C (SECRET: the parameters first in the order) or
+    /// all 0 (plain conditioning).
+    pub secret_context: bool,
+    /// Data dimensions D >= 1.
+    pub n_dims: usize,
+    /// Units per hidden layer (1 to [`MAX_HIDDEN_LAYERS`] layers, each >= 1).
+    pub hidden_units: Vec<usize>,
+    /// Mixture components K >= 1.
+    pub n_components: usize,
+    /// The hidden layers' nonlinearity.
+    pub activation: Activation,
+    /// The data order.
+    pub order: DataOrder,
+}
+
+impl Architecture {
+    /// The paper's single-point model for D dimensions: one hidden layer of 200 sigmoid
+    /// units, K = 10, a random order, no context.
+    pub fn secret_single_point(n_dims: usize) -> Self {
+        Self {
+            n_context: 0,
+            secret_context: true,
+            n_dims,
+            hidden_units: vec![200],
+            n_components: 10,
+            activation: Activation::Sigmoid,
+            order: DataOrder::Random,
+        }
+    }
+
+    /// The degree before the first data dimension: C with SECRET context degrees, else 0.
+    fn data_degree_base(&self) -> usize {
+        if self.secret_context { self.n_context } else { 0 }
+    }
+
+    /// Checks the sizes.
+    ///
+    /// Errors: [`Error::InvalidArgument`] for D = 0, no or more than 8 hidden layers, a layer
+    /// of 0 units, K = 0, the identity activation, or sizes whose parameters overflow.
+    pub fn validate(&self) -> Result<()> {
+        if self.n_dims == 0 {
+            return Err(invalid("the data need at least one dimension (n_dims = 0)"));
+        }
+        if self.hidden_units.is_empty() || self.hidden_units.len() > MAX_HIDDEN_LAYERS {
+            return Err(Error::InvalidArgument(alloc::format!(
+                "a MADE needs 1 to {MAX_HIDDEN_LAYERS} hidden layers, got {}",
+                self.hidden_units.len()
+            )));
+        }
+        if let Some(l) = self.hidden_units.iter().position(|&h| h == 0) {
+            return Err(Error::InvalidArgument(alloc::format!("hidden layer {l} has 0 units")));
+        }
+        if self.n_components == 0 {
+            return Err(invalid("a mixture needs at least one component (n_components = 0)"));
+        }
+        if self.activation == Activation::Identity {
+            return Err(invalid("the identity is not a hidden activation a trainer builds"));
+        }
+        let too_big = || invalid("the network's sizes overflow (fewer units, dimensions or components)");
+        let heads =
+            self.n_dims.checked_mul(self.n_components).and_then(|v| v.checked_mul(3)).ok_or_else(too_big)?;
+        let mut n_in = self.n_context.checked_add(self.n_dims).ok_or_else(too_big)?;
+        let mut total = 0usize;
+        for &h in self.hidden_units.iter().chain(core::iter::once(&heads)) {
+            if h > 1 << 24 || n_in > 1 << 24 {
+                return Err(too_big());
+            }
+            total = total.checked_add((round_up(n_in, PAD) + 1) * h).ok_or_else(too_big)?;
+            n_in = h;
+        }
+        if total > 1 << 31 {
+            return Err(too_big());
+        }
+        Ok(())
+    }
+}
+
+fn invalid(message: &str) -> Error {
+    Error::InvalidArgument(message.into())
+}
+
+/// One masked dense layer of a [`TrainModel`] (the heads are the last one).
+#[derive(Clone, Debug)]
+struct Layer {
+    n_in: usize,
+    in_stride: usize,
+    n_out: usize,
+    out_stride: usize,
+    /// Degrees of the outputs, increasing (the heads: the degree of each row's dimension).
+    degrees: Vec<i64>,
+    /// Inputs read by each output (a prefix of the degree-sorted inputs).
+    prefix: Vec<usize>,
+    /// None: the heads (no activation).
+    activation: Option<ActivationFn>,
+    /// Offsets of the weights ([n_out][in_stride]) and the bias ([n_out]) in the parameters.
+    weight_at: usize,
+    bias_at: usize,
+    /// Offsets of this layer's fields in a row record.
+    input_at: usize,
+    output_at: usize,
+    delta_at: usize,
+    /// Per column block of NR inputs (backward): the first output whose prefix reaches into it.
+    first_reader: Vec<usize>,
+}
+
+/// A trainable MADE-MoG: parameters, Adam's moments and the structure (see the module doc).
+#[derive(Clone, Debug)]
+pub struct TrainModel {
+    arch: Architecture,
+    kernel: Kernel,
+    /// Internal data position t -> the user's dimension.
+    data_order: Vec<usize>,
+    /// Degrees of the layer-0 inputs: context (user order) then data (internal order).
+    input_degrees: Vec<i64>,
+    layers: Vec<Layer>,
+    row_stride: usize,
+    params: Vec<f32>,
+    adam_m: Vec<f32>,
+    adam_v: Vec<f32>,
+    /// Per layer, the transposed weights in panels of NR outputs ([n_in][NR] each) and the
+    /// bias padded to whole panels.
+    transposed: Vec<Vec<f32>>,
+    bias_padded: Vec<Vec<f32>>,
+    /// Adam steps taken.
+    steps: u64,
+    standardize: Standardize,
+}
+
+/// Per-thread scratch of the step (packed row panels and one gradient tile).
+#[derive(Clone, Debug)]
+pub struct TrainScratch {
+    panel: Vec<f32>,
+    tile: Vec<f32>,
+    sums: Vec<f32>,
+}
+
+/// One owned range of output panels (see [`TrainModel::panels`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct PanelRange {
+    /// The layer (the heads last).
+    pub layer: usize,
+    /// Panels of NR outputs.
+    pub panels: (usize, usize),
+}
+
+impl TrainModel {
+    /// A freshly initialised model: the order, the hidden degrees and the weights drawn from
+    /// `seed` (stream [`STREAM_INIT`]); weights and biases uniform in +-1 / sqrt(fan_in) (PyTorch's
+    /// `nn.Linear` default; fan_in counts every input, masked or not), masked weights 0.
+    /// `standardize` (user order) is stored with the model and used by [`Self::to_spec`].
+    ///
+    /// Errors: [`Architecture::validate`]'s.
+    pub fn new(arch: Architecture, standardize: Standardize, seed: u64) -> Result<Self> {
+        Self::with_isa(arch, standardize, seed, VectorIsa::detect())
+    }
+
+    /// As [`Self::new`] on the micro-kernel of a given instruction set (tests compare them).
+    pub fn with_isa(arch: Architecture, standardize: Standardize, seed: u64, isa: VectorIsa) -> Result<Self> {
+        arch.validate()?;
+        let kernel = Kernel::for_isa(isa);
+        let (c, d, k) = (arch.n_context, arch.n_dims, arch.n_components);
+        let mut rng = Stream::new(seed, STREAM_INIT);
+        let mut data_order: Vec<usize> = (0..d).collect();
+        if arch.order == DataOrder::Random {
+            for i in (1..d).rev() {
+                let j = (rng.uniform() * (i + 1) as f64) as usize;
+                data_order.swap(i, j.min(i));
+            }
+        }
+        let base = arch.data_degree_base();
+        let mut input_degrees: Vec<i64> =
+            (0..c).map(|i| if arch.secret_context { i as i64 + 1 } else { 0 }).collect();
+        input_degrees.extend((0..d).map(|t| (base + 1 + t) as i64));
+        let highest_hidden = (base + d) as i64 - 1;
+
+        let mut layers = Vec::new();
+        let mut in_degrees = input_degrees.clone();
+        let mut lowest = if c > 0 && !arch.secret_context { 0 } else { 1 };
+        let mut offset = 0usize;
+        let mut field = round_up(c + d, PAD);
+        let mut input_at = 0;
+        for &h in &arch.hidden_units {
+            // Degrees in [lowest, highest_hidden]; with one dimension and no context that range
+            // is empty and the units get the highest data degree (they feed no output).
+            let mut degrees: Vec<i64> = (0..h)
+                .map(|_| {
+                    if lowest > highest_hidden {
+                        highest_hidden + 1
+                    } else {
+                        let span = (highest_hidden - lowest + 1) as f64;
+                        lowest + ((rng.uniform() * span) as i64).min(highest_hidden - lowest)
+                    }
+                })
+                .collect();
+            degrees.sort_unstable();
+            let prefix = degrees.iter().map(|&g| in_degrees.iter().filter(|&&m| m <= g).count()).collect();
+            lowest = degrees[0];
+            let layer = Layer::new(
+                (in_degrees.len(), input_at),
+                h,
+                degrees.clone(),
+                prefix,
+                arch.activation.function(),
+                (&mut offset, &mut field),
+                kernel,
+            );
+            input_at = layer.output_at;
+            layers.push(layer);
+            in_degrees = degrees;
+        }
+        let mut head_degrees = Vec::with_capacity(3 * d * k);
+        for t in 0..d {
+            head_degrees.extend(core::iter::repeat_n((base + 1 + t) as i64, 3 * k));
+        }
+        let head_prefix =
+            head_degrees.iter().map(|&g| in_degrees.iter().filter(|&&m| m < g).count()).collect();
+        layers.push(Layer::new(
+            (in_degrees.len(), input_at),
+            3 * d * k,
+            head_degrees,
+            head_prefix,
+            None,
+            (&mut offset, &mut field),
+            kernel,
+        ));
+
+        let mut params = vec![0.0f32; offset];
+        for layer in &layers {
+            let bound = 1.0 / (layer.n_in as f64).sqrt();
+            for o in 0..layer.n_out {
+                let row = &mut params[layer.weight_at + o * layer.in_stride..][..layer.n_in];
+                for (i, w) in row.iter_mut().enumerate() {
+                    let u = (2.0 * rng.uniform() - 1.0) * bound;
+                    if i < layer.prefix[o] {
+                        *w = u as f32;
+                    }
+                }
+                params[layer.bias_at + o] = ((2.0 * rng.uniform() - 1.0) * bound) as f32;
+            }
+        }
+        let mut model = Self {
+            arch,
+            kernel,
+            data_order,
+            input_degrees,
+            row_stride: field,
+            adam_m: vec![0.0; params.len()],
+            adam_v: vec![0.0; params.len()],
+            transposed: layers.iter().map(|l| vec![0.0; l.out_stride_nr(kernel) * l.n_in]).collect(),
+            bias_padded: layers.iter().map(|l| vec![0.0; l.out_stride_nr(kernel)]).collect(),
+            layers,
+            params,
+            steps: 0,
+            standardize,
+        };
+        for l in 0..model.layers.len() {
+            let panels = model.layers[l].n_panels(kernel);
+            model.refresh_transposed(l, 0..panels);
+        }
+        Ok(model)
+    }
+
+    /// The architecture.
+    pub fn architecture(&self) -> &Architecture {
+        &self.arch
+    }
+
+    /// Internal position t -> the user's data dimension (the autoregressive order).
+    pub fn data_order(&self) -> &[usize] {
+        &self.data_order
+    }
+
+    /// Floats per minibatch row record.
+    pub fn row_stride(&self) -> usize {
+        self.row_stride
+    }
+
+    /// All parameters (weights, padding, biases), Adam's first and second moments.
+    pub fn state(&self) -> (&[f32], &[f32], &[f32], u64) {
+        (&self.params, &self.adam_m, &self.adam_v, self.steps)
+    }
+
+    /// Replaces the parameters and Adam's state (from [`Self::state`] of a model of the same
+    /// architecture and seed: a checkpoint).
+    ///
+    /// Errors: [`Error::InvalidArgument`] for other lengths or nonzero masked entries.
+    pub fn set_state(&mut self, params: &[f32], m: &[f32], v: &[f32], steps: u64) -> Result<()> {
+        let n = self.params.len();
+        if params.len() != n || m.len() != n || v.len() != n {
+            return Err(Error::InvalidArgument(alloc::format!(
+                "the state holds {}, {} and {} values, this model {n}",
+                params.len(),
+                m.len(),
+                v.len()
+            )));
+        }
+        for layer in &self.layers {
+            for o in 0..layer.n_out {
+                let row = layer.weight_at + o * layer.in_stride;
+                for array in [params, m, v] {
+                    if array[row + layer.prefix[o]..row + layer.in_stride].iter().any(|&w| w != 0.0) {
+                        return Err(invalid(
+                            "the state has weights outside this model's masks (another model's checkpoint)",
+                        ));
+                    }
+                }
+            }
+        }
+        if params.iter().chain(m).chain(v).any(|x| !x.is_finite()) || v.iter().any(|&x| x < 0.0) {
+            return Err(invalid("the state holds non-finite values or a negative second moment"));
+        }
+        self.params.copy_from_slice(params);
+        self.adam_m.copy_from_slice(m);
+        self.adam_v.copy_from_slice(v);
+        self.steps = steps;
+        for l in 0..self.layers.len() {
+            let panels = self.layers[l].n_panels(self.kernel);
+            self.refresh_transposed(l, 0..panels);
+        }
+        Ok(())
+    }
+
+    /// Only the parameters (for keeping the best model).
+    pub fn params(&self) -> &[f32] {
+        &self.params
+    }
+
+    /// Sets the parameters only (the best model back), keeping Adam's state.
+    ///
+    /// Errors: [`Error::InvalidArgument`] for another length.
+    pub fn set_params(&mut self, params: &[f32]) -> Result<()> {
+        if params.len() != self.params.len() {
+            return Err(invalid("parameter vector of another model"));
+        }
+        self.params.copy_from_slice(params);
+        for l in 0..self.layers.len() {
+            let panels = self.layers[l].n_panels(self.kernel);
+            self.refresh_transposed(l, 0..panels);
+        }
+        Ok(())
+    }
+
+    /// A scratch for one thread, for minibatches of up to `max_batch` rows.
+    pub fn scratch(&self, max_batch: usize) -> TrainScratch {
+        let mr = self.kernel.mr();
+        let widest = self.layers.iter().map(|l| l.in_stride.max(l.out_stride)).max().unwrap_or(PAD);
+        TrainScratch {
+            panel: vec![0.0; mr * widest.max(max_batch).max(1)],
+            tile: vec![0.0; mr * self.kernel.nr()],
+            sums: vec![0.0; self.kernel.nr()],
+        }
+    }
+
+    /// The layers' output panels (NR outputs each), for splitting the update between threads:
+    /// (layer, panels in the layer, the panel's cost in multiply-adds per minibatch row).
+    pub fn panels(&self) -> Vec<(usize, usize, usize)> {
+        let nr = self.kernel.nr();
+        let mut out = Vec::new();
+        for (l, layer) in self.layers.iter().enumerate() {
+            for p in 0..layer.n_panels(self.kernel) {
+                let rows = p * nr..((p + 1) * nr).min(layer.n_out);
+                let cost: usize = rows.map(|o| layer.prefix[o] + 1).sum();
+                out.push((l, p, cost));
+            }
+        }
+        out
+    }
+
+    /// Writes minibatch row `record` ([`Self::row_stride`] floats) from one standardised
+    /// context row (user order, C values) and data row (user order, D values).
+    pub fn fill_input(&self, context: &[f32], x: &[f32], record: &mut [f32]) {
+        let c = self.arch.n_context;
+        record[..c].copy_from_slice(&context[..c]);
+        for (t, &dim) in self.data_order.iter().enumerate() {
+            record[c + t] = x[dim];
+        }
+    }
+
+    /// Forward (and, when `inv_batch` is Some(1 / B), backward) pass over the row records in
+    /// `rows` (whole records, [n][row_stride], inputs filled by [`Self::fill_input`]); writes
+    /// each row's loss -ln p(xs) (standardised units, without the Jacobian) into `loss`.
+    /// Returns false, having stopped, if a loss is not finite.
+    pub fn forward_backward_rows(
+        &self,
+        rows: &mut [f32],
+        loss: &mut [f64],
+        inv_batch: Option<f32>,
+        scratch: &mut TrainScratch,
+    ) -> bool {
+        let n = loss.len();
+        debug_assert_eq!(rows.len(), n * self.row_stride);
+        let (mr, nr) = (self.kernel.mr(), self.kernel.nr());
+        for (l, layer) in self.layers.iter().enumerate() {
+            for r0 in (0..n).step_by(mr) {
+                let m = mr.min(n - r0);
+                pack_a_panel(
+                    &rows[r0 * self.row_stride + layer.input_at..],
+                    (m, layer.n_in),
+                    (self.row_stride, 1),
+                    0,
+                    mr,
+                    &mut scratch.panel,
+                );
+                for p in 0..layer.n_panels(self.kernel) {
+                    let o0 = p * nr;
+                    let cols = nr.min(layer.n_out - o0);
+                    let depth = layer.prefix[o0 + cols - 1];
+                    let out = &mut rows[r0 * self.row_stride + layer.output_at + o0..];
+                    // SAFETY: the panel holds depth * MR packed values; the transposed panel
+                    // holds n_in rows of NR >= depth; the output rows are inside the records
+                    // (output_at + o0 + cols <= output_at + out_stride).
+                    unsafe {
+                        self.kernel.tile(
+                            depth,
+                            &scratch.panel,
+                            &self.transposed[l][p * nr * layer.n_in..],
+                            Packed(nr),
+                            Init::Columns(&self.bias_padded[l][o0..]),
+                            out,
+                            self.row_stride,
+                            (m, cols),
+                        );
+                    }
+                }
+            }
+            if let Some(activation) = layer.activation {
+                for record in rows.chunks_exact_mut(self.row_stride) {
+                    activation.apply_all(&mut record[layer.output_at..layer.output_at + layer.n_out]);
+                }
+            }
+        }
+        let heads = self.layers.last().expect("a model has heads");
+        let mut finite = true;
+        for (record, loss) in rows.chunks_exact_mut(self.row_stride).zip(loss.iter_mut()) {
+            *loss = self.mixture_row(record, heads, inv_batch.unwrap_or(0.0));
+            finite &= loss.is_finite();
+        }
+        if !finite {
+            return false;
+        }
+        if inv_batch.is_none() {
+            return true;
+        }
+        for l in (1..self.layers.len()).rev() {
+            let (layer, below) = (&self.layers[l], &self.layers[l - 1]);
+            for r0 in (0..n).step_by(mr) {
+                let m = mr.min(n - r0);
+                pack_a_panel(
+                    &rows[r0 * self.row_stride + layer.delta_at..],
+                    (m, layer.n_out),
+                    (self.row_stride, 1),
+                    0,
+                    mr,
+                    &mut scratch.panel,
+                );
+                for (block, &first) in layer.first_reader.iter().enumerate() {
+                    let i0 = block * nr;
+                    let cols = nr.min(layer.n_in - i0);
+                    let out = &mut rows[r0 * self.row_stride + below.delta_at + i0..];
+                    // SAFETY: the panel holds n_out * MR values (first <= n_out); weight row o
+                    // has in_stride >= i0 + NR floats; the output lies inside the records.
+                    unsafe {
+                        self.kernel.tile(
+                            layer.n_out - first,
+                            &scratch.panel[first * mr..],
+                            &self.params[layer.weight_at + first * layer.in_stride + i0..],
+                            Packed(layer.in_stride),
+                            Init::Columns(&ZEROS[..nr]),
+                            out,
+                            self.row_stride,
+                            (m, cols),
+                        );
+                    }
+                }
+            }
+            let Some(activation) = below.activation else { continue };
+            for record in rows.chunks_exact_mut(self.row_stride) {
+                let (outputs, deltas) = record.split_at_mut(below.delta_at);
+                scale_by_derivative(
+                    activation,
+                    &outputs[below.output_at..below.output_at + below.n_out],
+                    &mut deltas[..below.n_out],
+                );
+            }
+        }
+        true
+    }
+
+    /// The loss of one record (heads already computed) and, when inv_batch > 0, the heads'
+    /// deltas.
+    fn mixture_row(&self, record: &mut [f32], heads: &Layer, inv_batch: f32) -> f64 {
+        let (c, d, k) = (self.arch.n_context, self.arch.n_dims, self.arch.n_components);
+        let mut total = 0.0f64;
+        let (front, deltas) = record.split_at_mut(heads.delta_at);
+        let outputs = &front[heads.output_at..heads.output_at + heads.n_out];
+        let inputs = &front[..c + d];
+        for t in 0..d {
+            let x = inputs[c + t];
+            let block = &outputs[t * 3 * k..(t + 1) * 3 * k];
+            let (logits, rest) = block.split_at(k);
+            let (means, log_scales) = rest.split_at(k);
+            let delta = &mut deltas[t * 3 * k..(t + 1) * 3 * k];
+            total += mixture_dimension(x, logits, means, log_scales, delta, inv_batch);
+        }
+        total
+    }
+
+    /// Gradients and the Adam step of the output panels `range` of one layer, from the whole
+    /// minibatch (`rows`, [B][row_stride] as left by [`Self::forward_backward_rows`], summed in
+    /// row order), then the transposed copy of those panels; `adam` comes from
+    /// [`Self::adam_step`]. Threads update disjoint panels at once through [`SharedModel`].
+    pub fn update_panels(
+        &mut self,
+        range: PanelRange,
+        rows: &[f32],
+        adam: &AdamStep,
+        scratch: &mut TrainScratch,
+    ) {
+        let shared = SharedModel::new(self);
+        // SAFETY: the model is borrowed mutably for this call alone: nothing else reads it.
+        unsafe { shared.update_panels(range, rows, adam, scratch) }
+    }
+
+    /// The minibatch's gradient of the mean loss with respect to every parameter, in the
+    /// parameter layout of [`Self::state`] (masked and padding entries 0), from `rows` as left
+    /// by [`Self::forward_backward_rows`] with `inv_batch` = 1 / B. (The trainer never forms
+    /// it: [`Self::update_panels`] applies each tile as it is computed.)
+    pub fn gradient(&self, rows: &[f32], scratch: &mut TrainScratch) -> Vec<f32> {
+        let mut grad = vec![0.0f32; self.params.len()];
+        for l in 0..self.layers.len() {
+            let panels = self.layers[l].n_panels(self.kernel);
+            let layer = &self.layers[l];
+            self.weight_gradients(l, 0..panels, rows, scratch, |target, values| {
+                let at = match target {
+                    Target::Weights { output, column } => layer.weight_at + output * layer.in_stride + column,
+                    Target::Biases { first } => layer.bias_at + first,
+                };
+                grad[at..at + values.len()].copy_from_slice(values)
+            });
+        }
+        grad
+    }
+
+    /// Calls `sink(where, gradient values)` for every run of unmasked
+    /// weights and the biases of the output panels `panels` of layer `l`: weights as sums over
+    /// the rows in order on the micro-kernel, biases as plain sums in row order.
+    fn weight_gradients(
+        &self,
+        l: usize,
+        panels: Range<usize>,
+        rows: &[f32],
+        scratch: &mut TrainScratch,
+        mut sink: impl FnMut(Target, &[f32]),
+    ) {
+        let (mr, nr) = (self.kernel.mr(), self.kernel.nr());
+        let n = rows.len() / self.row_stride;
+        let layer = &self.layers[l];
+        let outputs = panels.start * nr..(panels.end * nr).min(layer.n_out);
+        for o0 in outputs.clone().step_by(mr) {
+            let m = mr.min(outputs.end - o0);
+            // A panel: delta[r][o0 + j] at k = r, row j.
+            pack_a_panel(
+                &rows[layer.delta_at + o0..],
+                (m, n),
+                (1, self.row_stride),
+                0,
+                mr,
+                &mut scratch.panel,
+            );
+            let depth = layer.prefix[o0 + m - 1];
+            for i0 in (0..depth).step_by(nr) {
+                let cols = nr.min(depth - i0);
+                // SAFETY: the panel holds n * MR values; input rows have in_stride >= i0 + NR
+                // floats inside each record; the tile scratch holds MR * NR.
+                unsafe {
+                    self.kernel.tile(
+                        n,
+                        &scratch.panel,
+                        &rows[layer.input_at + i0..],
+                        Packed(self.row_stride),
+                        Init::Columns(&ZEROS[..nr]),
+                        &mut scratch.tile,
+                        nr,
+                        (m, cols),
+                    );
+                }
+                for j in 0..m {
+                    let o = o0 + j;
+                    let end = layer.prefix[o].min(i0 + cols);
+                    if end > i0 {
+                        sink(
+                            Target::Weights { output: o, column: i0 },
+                            &scratch.tile[j * nr..j * nr + end - i0],
+                        );
+                    }
+                }
+            }
+            let sums = &mut scratch.sums[..m];
+            sums.fill(0.0);
+            for record in rows.chunks_exact(self.row_stride) {
+                for (s, &v) in sums.iter_mut().zip(&record[layer.delta_at + o0..layer.delta_at + o0 + m]) {
+                    *s += v;
+                }
+            }
+            sink(Target::Biases { first: o0 }, sums);
+        }
+    }
+
+    fn refresh_transposed(&mut self, l: usize, panels: Range<usize>) {
+        let shared = SharedModel::new(self);
+        // SAFETY: the model is borrowed mutably for this call alone.
+        unsafe { shared.refresh_transposed(l, panels) }
+    }
+
+    /// Counts one Adam step and returns its constants at learning rate `learning_rate`.
+    pub fn adam_step(&mut self, config: &AdamConfig, learning_rate: f64) -> AdamStep {
+        self.steps += 1;
+        config.step_constants(learning_rate, self.steps)
+    }
+
+    /// The model in the file's layout (`crkernels.made.v1`): units in degree order, data
+    /// dimensions and heads in the user's order, with the standardisation.
+    pub fn to_spec(&self) -> MadeSpec {
+        let (c, d, k) = (self.arch.n_context, self.arch.n_dims, self.arch.n_components);
+        let mut data_degrees = vec![0i64; d];
+        for (t, &dim) in self.data_order.iter().enumerate() {
+            data_degrees[dim] = (self.arch.data_degree_base() + 1 + t) as i64;
+        }
+        let hidden = &self.layers[..self.layers.len() - 1];
+        let mut layers = Vec::new();
+        for (l, layer) in hidden.iter().enumerate() {
+            let row = |o: usize| &self.params[layer.weight_at + o * layer.in_stride..][..layer.n_in];
+            let (mut weight, mut context_weight) = (Vec::new(), Vec::new());
+            for o in 0..layer.n_out {
+                if l == 0 {
+                    context_weight.extend_from_slice(&row(o)[..c]);
+                    let mut data = vec![0.0f32; d];
+                    for (t, &dim) in self.data_order.iter().enumerate() {
+                        data[dim] = row(o)[c + t];
+                    }
+                    weight.extend_from_slice(&data);
+                } else {
+                    weight.extend_from_slice(row(o));
+                }
+            }
+            layers.push(LayerSpec::Dense {
+                input: l,
+                weight,
+                context_weight: (l == 0 && c > 0).then_some(context_weight),
+                bias: self.params[layer.bias_at..layer.bias_at + layer.n_out].to_vec(),
+                degrees: layer.degrees.clone(),
+                activation: self.arch.activation,
+                residual: None,
+            });
+        }
+        let heads = self.layers.last().expect("a model has heads");
+        let h = heads.n_in;
+        let head = |which: usize| {
+            let (mut weight, mut bias) = (vec![0.0f32; d * k * h], vec![0.0f32; d * k]);
+            for (t, &dim) in self.data_order.iter().enumerate() {
+                for j in 0..k {
+                    let o = t * 3 * k + which * k + j;
+                    let file_row = dim * k + j;
+                    weight[file_row * h..(file_row + 1) * h]
+                        .copy_from_slice(&self.params[heads.weight_at + o * heads.in_stride..][..h]);
+                    bias[file_row] = self.params[heads.bias_at + o];
+                }
+            }
+            (weight, bias)
+        };
+        let heads = HeadsSpec { logits: head(0), means: head(1), scales: head(2), scale: ScaleHead::Exp };
+        MadeSpec {
+            context_degrees: self.input_degrees[..c].to_vec(),
+            data_degrees,
+            n_components: k,
+            layers,
+            heads,
+            standardize: self.standardize.clone(),
+        }
+    }
+
+    /// Multiply-adds per row of one training step (forward, the two backward products and the
+    /// weight gradient, inside the masks), and the same for dense layers.
+    pub fn macs_per_row(&self) -> (usize, usize) {
+        let mut masked = 0;
+        let mut dense = 0;
+        for (l, layer) in self.layers.iter().enumerate() {
+            let inside: usize = layer.prefix.iter().sum();
+            let passes = if l == 0 { 2 } else { 3 };
+            masked += passes * inside;
+            dense += passes * layer.n_in * layer.n_out;
+        }
+        (masked, dense)
+    }
+}
+
+static ZEROS: [f32; PAD] = [0.0; PAD];
+
+/// A [`TrainModel`] shared by the threads of a training step: every thread may read it
+/// ([`Self::model`]) while none updates it, and threads may update disjoint output panels at
+/// once ([`Self::update_panels`]) while none reads it. The trainer separates the two phases
+/// with a barrier. The parameter arrays are reached through pointers taken once from the
+/// exclusive borrow, so the updates never form overlapping references.
+pub struct SharedModel<'a> {
+    model: *const TrainModel,
+    params: *mut f32,
+    adam_m: *mut f32,
+    adam_v: *mut f32,
+    transposed: Vec<*mut f32>,
+    bias_padded: Vec<*mut f32>,
+    _borrow: core::marker::PhantomData<&'a mut TrainModel>,
+}
+
+// SAFETY: the pointers are into the exclusively borrowed model; the methods' contracts say who
+// may touch what when.
+unsafe impl Send for SharedModel<'_> {}
+// SAFETY: as for Send.
+unsafe impl Sync for SharedModel<'_> {}
+
+impl<'a> SharedModel<'a> {
+    /// Takes the model for one or more steps.
+    pub fn new(model: &'a mut TrainModel) -> Self {
+        let transposed = model.transposed.iter_mut().map(|t| t.as_mut_ptr()).collect();
+        let bias_padded = model.bias_padded.iter_mut().map(|b| b.as_mut_ptr()).collect();
+        Self {
+            params: model.params.as_mut_ptr(),
+            adam_m: model.adam_m.as_mut_ptr(),
+            adam_v: model.adam_v.as_mut_ptr(),
+            transposed,
+            bias_padded,
+            model: model as *const TrainModel,
+            _borrow: core::marker::PhantomData,
+        }
+    }
+
+    /// The model, to run [`TrainModel::forward_backward_rows`].
+    ///
+    /// # Safety
+    /// No [`Self::update_panels`] call may run while the reference is alive.
+    pub unsafe fn model(&self) -> &TrainModel {
+        // SAFETY: the caller keeps updates away while the reference lives.
+        unsafe { &*self.model }
+    }
+
+    /// [`TrainModel::update_panels`] for one thread.
+    ///
+    /// # Safety
+    /// No reference from [`Self::model`] may be alive, and the panels of calls that run at the
+    /// same time must be disjoint.
+    pub unsafe fn update_panels(
+        &self,
+        range: PanelRange,
+        rows: &[f32],
+        adam: &AdamStep,
+        scratch: &mut TrainScratch,
+    ) {
+        // SAFETY: the structure (layers, kernel) is never written during training; the
+        // parameter arrays are touched only below, inside this call's own panels.
+        let model = unsafe { &*self.model };
+        let layer = &model.layers[range.layer];
+        let nr = model.kernel.nr();
+        let outputs = range.panels.0 * nr..(range.panels.1 * nr).min(layer.n_out);
+        let weights_at = layer.weight_at + outputs.start * layer.in_stride;
+        let weights_len = outputs.len() * layer.in_stride;
+        let bias_at = layer.bias_at + outputs.start;
+        // SAFETY: these ranges lie inside the arrays and belong to this call's panels alone.
+        let part = |base: *mut f32, at: usize, len: usize| unsafe {
+            core::slice::from_raw_parts_mut(base.add(at), len)
+        };
+        let (weights, m_w, v_w) = (
+            part(self.params, weights_at, weights_len),
+            part(self.adam_m, weights_at, weights_len),
+            part(self.adam_v, weights_at, weights_len),
+        );
+        let (bias, m_b, v_b) = (
+            part(self.params, bias_at, outputs.len()),
+            part(self.adam_m, bias_at, outputs.len()),
+            part(self.adam_v, bias_at, outputs.len()),
+        );
+        model.weight_gradients(range.layer, range.panels.0..range.panels.1, rows, scratch, |target, grad| {
+            match target {
+                Target::Weights { output, column } => {
+                    let at = (output - outputs.start) * layer.in_stride + column;
+                    let run = at..at + grad.len();
+                    adam.apply(&mut weights[run.clone()], grad, &mut m_w[run.clone()], &mut v_w[run]);
+                }
+                Target::Biases { first } => {
+                    let run = first - outputs.start..first - outputs.start + grad.len();
+                    adam.apply(&mut bias[run.clone()], grad, &mut m_b[run.clone()], &mut v_b[run]);
+                }
+            }
+        });
+        // SAFETY: as above, this call's panels only.
+        unsafe { self.refresh_transposed(range.layer, range.panels.0..range.panels.1) };
+    }
+
+    /// Rewrites the transposed copy and the padded bias of some panels from the weights.
+    ///
+    /// # Safety
+    /// As [`Self::update_panels`].
+    unsafe fn refresh_transposed(&self, l: usize, panels: Range<usize>) {
+        // SAFETY: see update_panels.
+        let model = unsafe { &*self.model };
+        let layer = &model.layers[l];
+        let nr = model.kernel.nr();
+        for p in panels {
+            // SAFETY: panel p of layer l's transposed copy and padded bias, this call's alone;
+            // weight rows and biases of its outputs are read only by this call.
+            let panel = unsafe {
+                core::slice::from_raw_parts_mut(self.transposed[l].add(p * nr * layer.n_in), nr * layer.n_in)
+            };
+            for j in 0..nr.min(layer.n_out - p * nr) {
+                let o = p * nr + j;
+                // SAFETY: as above.
+                let row = unsafe {
+                    core::slice::from_raw_parts(
+                        self.params.add(layer.weight_at + o * layer.in_stride),
+                        layer.n_in,
+                    )
+                };
+                for (i, &w) in row.iter().enumerate() {
+                    panel[i * nr + j] = w;
+                }
+                // SAFETY: as above.
+                unsafe { *self.bias_padded[l].add(o) = *self.params.add(layer.bias_at + o) };
+            }
+        }
+    }
+}
+
+/// Where a run of gradient values belongs.
+#[derive(Clone, Copy)]
+enum Target {
+    /// Weights of one output unit, from input `column`.
+    Weights { output: usize, column: usize },
+    /// Biases of consecutive outputs from `first`.
+    Biases { first: usize },
+}
+
+/// delta *= act'(pre-activation), written with the output y = act(pre-activation).
+fn scale_by_derivative(activation: ActivationFn, outputs: &[f32], deltas: &mut [f32]) {
+    let pairs = outputs.iter().zip(deltas.iter_mut());
+    match activation {
+        ActivationFn::Sigmoid => pairs.for_each(|(&y, d)| *d *= y * (1.0 - y)),
+        ActivationFn::Tanh => pairs.for_each(|(&y, d)| *d *= 1.0 - y * y),
+        ActivationFn::Relu => pairs.for_each(|(&y, d)| *d = if y > 0.0 { *d } else { 0.0 }),
+        ActivationFn::LeakyRelu { alpha } => {
+            pairs.for_each(|(&y, d)| *d *= if y > 0.0 { 1.0 } else { alpha })
+        }
+        ActivationFn::Elu { alpha } => pairs.for_each(|(&y, d)| *d *= if y > 0.0 { 1.0 } else { y + alpha }),
+    }
+}
+
+impl Layer {
+    /// A layer reading `n_in` values at `input_at` of a row record; its parameters and its
+    /// output and delta fields are appended at `param_offset` and `field`.
+    fn new(
+        (n_in, input_at): (usize, usize),
+        n_out: usize,
+        degrees: Vec<i64>,
+        prefix: Vec<usize>,
+        activation: Option<ActivationFn>,
+        (param_offset, field): (&mut usize, &mut usize),
+        kernel: Kernel,
+    ) -> Self {
+        let (in_stride, out_stride) = (round_up(n_in, PAD), round_up(n_out, PAD));
+        let weight_at = *param_offset;
+        let bias_at = weight_at + n_out * in_stride;
+        *param_offset = bias_at + n_out;
+        let output_at = *field;
+        let delta_at = output_at + out_stride;
+        *field = delta_at + out_stride;
+        let nr = kernel.nr();
+        let first_reader = (0..n_in.div_ceil(nr))
+            .map(|block| prefix.iter().position(|&p| p > block * nr).unwrap_or(n_out))
+            .collect();
+        Self {
+            n_in,
+            in_stride,
+            n_out,
+            out_stride,
+            degrees,
+            prefix,
+            activation,
+            weight_at,
+            bias_at,
+            input_at,
+            output_at,
+            delta_at,
+            first_reader,
+        }
+    }
+
+    fn n_panels(&self, kernel: Kernel) -> usize {
+        self.n_out.div_ceil(kernel.nr())
+    }
+
+    fn out_stride_nr(&self, kernel: Kernel) -> usize {
+        self.n_panels(kernel) * kernel.nr()
+    }
+}
+
+/// One dimension's mixture: returns -ln p(x) and writes d(-ln p)/d(logit, mean, log sigma)
+/// times `scale` into `delta` ([logits | means | log sigmas], K each).
+#[inline]
+fn mixture_dimension(
+    x: f32,
+    logits: &[f32],
+    means: &[f32],
+    log_scales: &[f32],
+    delta: &mut [f32],
+    scale: f32,
+) -> f64 {
+    const MAX_K: usize = 64;
+    let k = logits.len();
+    if k > MAX_K {
+        return mixture_dimension_wide(x, logits, means, log_scales, delta, scale);
+    }
+    let mut z = [0.0f32; MAX_K];
+    let mut a = [0.0f32; MAX_K];
+    let mut inv_sigma = [0.0f32; MAX_K];
+    let mut max_a = f32::NEG_INFINITY;
+    let mut max_l = f32::NEG_INFINITY;
+    for j in 0..k {
+        inv_sigma[j] = exp_branchless_f32(-log_scales[j]);
+        z[j] = (x - means[j]) * inv_sigma[j];
+        a[j] = logits[j] - log_scales[j] - 0.5 * z[j] * z[j];
+        max_a = max_a.max(a[j]);
+        max_l = max_l.max(logits[j]);
+    }
+    let mut ea = [0.0f32; MAX_K];
+    let mut el = [0.0f32; MAX_K];
+    let (mut sum_a, mut sum_l) = (0.0f32, 0.0f32);
+    for j in 0..k {
+        ea[j] = exp_branchless_f32(a[j] - max_a);
+        el[j] = exp_branchless_f32(logits[j] - max_l);
+        sum_a += ea[j];
+        sum_l += el[j];
+    }
+    let log_p = f64::from(max_a) + crate::math::ln(f64::from(sum_a))
+        - f64::from(max_l)
+        - crate::math::ln(f64::from(sum_l))
+        - f64::from(HALF_LN_2PI_F32);
+    if scale != 0.0 {
+        let (wa, wl) = (scale / sum_a, scale / sum_l);
+        let (dl, rest) = delta.split_at_mut(k);
+        let (dm, dr) = rest.split_at_mut(k);
+        for j in 0..k {
+            let w = ea[j] * wa;
+            dl[j] = el[j] * wl - w;
+            dm[j] = -w * z[j] * inv_sigma[j];
+            dr[j] = w * (1.0 - z[j] * z[j]);
+        }
+    }
+    -log_p
+}
+
+/// [`mixture_dimension`] for more than 64 components, in f64 without fixed arrays.
+fn mixture_dimension_wide(
+    x: f32,
+    logits: &[f32],
+    means: &[f32],
+    log_scales: &[f32],
+    delta: &mut [f32],
+    scale: f32,
+) -> f64 {
+    use crate::math::{exp, ln};
+    let k = logits.len();
+    let x = f64::from(x);
+    let term = |j: usize| {
+        let r = f64::from(log_scales[j]);
+        let z = (x - f64::from(means[j])) * exp(-r);
+        (f64::from(logits[j]) - r - 0.5 * z * z, z, exp(-r))
+    };
+    let max_a = (0..k).map(|j| term(j).0).fold(f64::NEG_INFINITY, f64::max);
+    let max_l = logits.iter().fold(f32::NEG_INFINITY, |m, &v| m.max(v)) as f64;
+    let sum_a: f64 = (0..k).map(|j| exp(term(j).0 - max_a)).sum();
+    let sum_l: f64 = logits.iter().map(|&l| exp(f64::from(l) - max_l)).sum();
+    if scale != 0.0 {
+        let s = f64::from(scale);
+        for j in 0..k {
+            let (a, z, inv_sigma) = term(j);
+            let w = exp(a - max_a) / sum_a;
+            let pi = exp(f64::from(logits[j]) - max_l) / sum_l;
+            delta[j] = ((pi - w) * s) as f32;
+            delta[k + j] = (-w * z * inv_sigma * s) as f32;
+            delta[2 * k + j] = (w * (1.0 - z * z) * s) as f32;
+        }
+    }
+    -(max_a + ln(sum_a) - max_l - ln(sum_l) - f64::from(HALF_LN_2PI_F32))
+}
