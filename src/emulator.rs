@@ -20,6 +20,57 @@ pub fn load_made(path: &Path, options: &LoadOptions) -> Result<Made> {
     Made::from_safetensors(&bytes, options)
 }
 
+/// Saves a model in the plain `crkernels.made.v1` layout (see [`crate::nn::save`]), atomically:
+/// the bytes go to a temporary file in the same directory, which is then renamed over `path`,
+/// so a reader never sees a half-written model and an existing file is replaced only by a
+/// complete one.
+///
+/// Errors: [`Error::InvalidArgument`] when the plain layout cannot hold the model (nflows
+/// models); [`Error::Io`] when the file cannot be written (message with the path).
+pub fn save_made(made: &Made, path: &Path) -> Result<()> {
+    save_made_with_metadata(made, path, &[])
+}
+
+/// [`save_made`] with further string metadata entries (a trainer's settings, for example; see
+/// [`crate::nn::save::spec_to_safetensors_with_metadata`]).
+pub fn save_made_with_metadata(made: &Made, path: &Path, extra: &[(String, String)]) -> Result<()> {
+    let bytes = made.to_safetensors_with_metadata(extra)?;
+    write_atomically(path, &bytes)
+}
+
+/// Writes `bytes` to a temporary file next to `path` (same directory, so the rename stays on
+/// one file system), flushes it to disk and renames it to `path`; the temporary file is removed
+/// on failure.
+pub(crate) fn write_atomically(path: &Path, bytes: &[u8]) -> Result<()> {
+    use std::io::Write;
+    let io = |e: std::io::Error| Error::Io(format!("cannot write {}: {e}", path.display()));
+    let name = path
+        .file_name()
+        .ok_or_else(|| Error::Io(format!("cannot write {}: not a file path", path.display())))?;
+    let dir = match path.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p,
+        _ => Path::new("."),
+    };
+    let mut temp_name = std::ffi::OsString::from(".");
+    temp_name.push(name);
+    static COUNTER: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let unique = COUNTER.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    temp_name.push(format!(".{}.{unique}.tmp", std::process::id()));
+    let temp = dir.join(temp_name);
+    let result = (|| {
+        let mut file = std::fs::File::create(&temp)?;
+        file.write_all(bytes)?;
+        file.sync_all()?;
+        drop(file);
+        std::fs::rename(&temp, path)
+    })();
+    if let Err(e) = result {
+        let _ = std::fs::remove_file(&temp);
+        return Err(io(e));
+    }
+    Ok(())
+}
+
 /// The number of threads to use for `n` rows: `n_threads` (0: all cores), at most one per tile.
 fn thread_count(n_threads: usize, n: usize) -> usize {
     let wanted = match n_threads {

@@ -9,9 +9,10 @@ use std::borrow::Cow;
 use std::ffi::CStr;
 use std::path::Path;
 
-use crate::emulator::{ParallelMade, load_made};
+use crate::emulator::{ParallelMade, load_made, save_made};
 use crate::error::{Error, Result};
 use crate::ffi::gpu::ordinal;
+use crate::ffi::network::{CRK_ACTIVATION_ELU, CRK_ACTIVATION_LEAKY_RELU};
 use crate::ffi::{crk_status, free_handle, guard, handle, input, output, prepare_handle_out, write_handle};
 use crate::gpu::made::GpuMade;
 use crate::nn::mixture::Mixture;
@@ -54,9 +55,11 @@ fn options_from_c(options: Option<&crk_made_load_options>) -> Result<LoadOptions
         CRK_ACTIVATION_SIGMOID => Some(Activation::Sigmoid),
         CRK_ACTIVATION_TANH => Some(Activation::Tanh),
         CRK_ACTIVATION_RELU => Some(Activation::Relu),
+        CRK_ACTIVATION_LEAKY_RELU => Some(Activation::LeakyRelu),
+        CRK_ACTIVATION_ELU => Some(Activation::Elu),
         other => {
             return Err(Error::InvalidArgument(format!(
-                "unknown activation {other} (CRK_ACTIVATION_FROM_FILE = -1, SIGMOID = 0, TANH = 1, RELU = 2)"
+                "unknown activation {other} (CRK_ACTIVATION_FROM_FILE = -1, SIGMOID = 0, TANH = 1, RELU = 2, LEAKY_RELU = 3, ELU = 4)"
             )));
         }
     };
@@ -169,6 +172,33 @@ pub unsafe extern "C" fn crk_made_load_buffer_with_options(
         let inner = Made::from_safetensors(data, &options)?;
         // SAFETY: checked above.
         unsafe { write_handle(out, crk_made { inner: GpuMade::new(inner) }) }
+    })
+}
+
+/// Saves a model as a safetensors file in the plain `crkernels.made.v1` layout, the layout
+/// crk_made_load reads back (the same model bit for bit: log-densities and samples). The file
+/// is written to a temporary file in the same directory and renamed over `path`, so a reader
+/// never sees a half-written file.
+///
+/// Errors: CRK_ERR_NULL_POINTER; CRK_ERR_INVALID_ARGUMENT (path not UTF-8, or a model the plain
+/// layout cannot hold: an nflows model with residual blocks, batch norm or softplus scales);
+/// CRK_ERR_IO (the file cannot be written: a directory, a missing directory, no permission).
+///
+/// # Safety
+/// `m` a live handle or NULL; `path` a NUL-terminated string or NULL.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn crk_made_save(m: *const crk_made, path: *const c_char) -> crk_status {
+    guard(|| {
+        // SAFETY: forwarded from the caller.
+        let made = &unsafe { handle(m, "m")? }.inner;
+        if path.is_null() {
+            return Err(Error::NullPointer("path is NULL".into()));
+        }
+        // SAFETY: non-null and NUL-terminated (the caller promises).
+        let path = unsafe { CStr::from_ptr(path) }
+            .to_str()
+            .map_err(|_| Error::InvalidArgument("path is not valid UTF-8".into()))?;
+        save_made(made.made(), Path::new(path))
     })
 }
 

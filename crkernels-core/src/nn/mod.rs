@@ -10,6 +10,7 @@
 //! - [`made`]: the MADE-MoG model, its log-density and its one-pass autoregressive sampler;
 //! - [`load`]: safetensors files in the plain `crkernels.made.v1` layout and nflows' layout;
 //! - [`made_train`]: the training kernels of a MADE-MoG (forward, backward, Adam per panel);
+//! - [`save`]: writing a model in the plain layout;
 //! - [`conv`]: conv1d and conv2d (im2col or implicit GEMM, or direct), with padding helpers;
 //! - [`pool`]: max and average pooling (1-D, 2-D) and global average pooling;
 //! - [`linear`]: the dense layer y = W x + b on the same GEMM micro-kernels;
@@ -35,6 +36,7 @@ pub mod mixture;
 pub mod network;
 pub mod network_load;
 pub mod pool;
+pub mod save;
 
 pub use load::LoadOptions;
 pub use made::{
