@@ -90,10 +90,110 @@ typedef struct crk_surrogate crk_surrogate;
 typedef struct crk_transport crk_transport;
 
 /*
+ Settings of crk_two_sample_test (crk_two_sample_options_default fills in the SECRET
+ paper's classifier: one hidden layer of 32 ReLU units, 100 epochs, Adam at 1e-3).
+ */
+typedef struct crk_two_sample_options {
+  /*
+   Hidden layers, 1..8.
+   */
+  size_t n_hidden_layers;
+  /*
+   Units of each hidden layer (the first n_hidden_layers entries are used, each >= 1).
+   */
+  size_t hidden_units[8];
+  /*
+   Rows per minibatch, >= 1 (default 50).
+   */
+  size_t batch_size;
+  /*
+   Adam's learning rate, finite and > 0 (default 1e-3).
+   */
+  double learning_rate;
+  /*
+   Epochs, >= 1 (default 100).
+   */
+  size_t max_epochs;
+  /*
+   Epochs without a lower validation BCE before stopping; 0 (default) = never stop early.
+   */
+  size_t patience;
+  /*
+   Fraction of each sample for validation, in [0, 1) (default 0.1); the parameters with
+   the lowest validation BCE are kept (with 0, the last epoch's).
+   */
+  double validation_fraction;
+  /*
+   Fraction of each sample held out for the test, in (0, 1) (default 0.1).
+   */
+  double test_fraction;
+  /*
+   Seed of every random choice (subsets, initial weights, minibatch order).
+   */
+  uint64_t seed;
+} crk_two_sample_options;
+
+/*
  Status of a call: CRK_OK (0) or one of the CRK_ERR_* codes. Values are append-only: a code
  is never renumbered or reused.
  */
 typedef int32_t crk_status;
+
+/*
+ What crk_two_sample_test found.
+ */
+typedef struct crk_two_sample_report {
+  /*
+   Fraction of the test rows classified right: 0.5 = indistinguishable, 1 = fully apart.
+   */
+  double test_accuracy;
+  /*
+   Mean binary cross-entropy on the test rows [nats] (ln 2 for a classifier that learnt
+   nothing).
+   */
+  double test_bce;
+  /*
+   sqrt(0.25 / n_test): the standard error of test_accuracy if the samples are
+   indistinguishable.
+   */
+  double null_standard_error;
+  /*
+   Validation accuracy of the kept parameters (NaN without validation).
+   */
+  double validation_accuracy;
+  /*
+   Validation BCE of the kept parameters (NaN without validation).
+   */
+  double best_validation_bce;
+  /*
+   The last epoch's mean training BCE.
+   */
+  double final_train_bce;
+  /*
+   Epochs run.
+   */
+  size_t epochs_run;
+  /*
+   0-based epoch of the kept parameters.
+   */
+  size_t best_epoch;
+  /*
+   Rows used from each sample: min(n_a, n_b).
+   */
+  size_t n_per_class;
+  /*
+   Training rows (both samples, equal numbers).
+   */
+  size_t n_train;
+  /*
+   Validation rows (both samples, equal numbers).
+   */
+  size_t n_validation;
+  /*
+   Test rows (both samples, equal numbers).
+   */
+  size_t n_test;
+} crk_two_sample_report;
 
 /*
  A source spectrum Q(E) = q* (E / 1 GeV)^-gamma exp(-E / E_cut) [GeV^-1] of one burst-like
@@ -744,12 +844,14 @@ typedef struct crk_surrogate_step {
 #define CRK_ACTIVATION_RELU 2
 
 /*
- x for x > 0, alpha x otherwise (crk_activation_f32).
+ x for x > 0, alpha x otherwise (crk_activation_f32; in crk_made_load_options and MADE files,
+ alpha = 0.01).
  */
 #define CRK_ACTIVATION_LEAKY_RELU 3
 
 /*
- x for x > 0, alpha (e^x - 1) otherwise (crk_activation_f32).
+ x for x > 0, alpha (e^x - 1) otherwise (crk_activation_f32; in crk_made_load_options and
+ MADE files, alpha = 1).
  */
 #define CRK_ACTIVATION_ELU 4
 
@@ -798,6 +900,50 @@ const char *crk_last_error_message(void);
  The library version, "MAJOR.MINOR.PATCH" (a static string). Never NULL.
  */
 const char *crk_version(void);
+
+/*
+ Fills `options` with the defaults: the SECRET paper's classifier (one hidden layer of 32
+ ReLU units, sigmoid output, binary cross-entropy, 100 epochs, Adam at 1e-3), minibatch 50,
+ no early stopping, an 80/10/10 train/validation/test split, seed 0. NULL is a no-op.
+
+ # Safety
+ `options` writable or NULL.
+ */
+void crk_two_sample_options_default(struct crk_two_sample_options *options);
+
+/*
+ The classifier two-sample test of SECRET section 3.2.2 (Lopez-Paz & Oquab 2017): trains a
+ dense classifier (ReLU hidden layers, sigmoid output, binary cross-entropy, Adam) to tell
+ rows of `a` ([n_a][n_features], label 0) from rows of `b` ([n_b][n_features], label 1) and
+ reports its accuracy on held-out rows: 0.5 = indistinguishable. The sets are balanced
+ (min(n_a, n_b) rows of each, a random subset of the larger), each split the same way into
+ training, validation and test rows (stratified: every split is exactly balanced), and the
+ inputs standardised per feature with the training rows' mean and standard deviation.
+ Single-threaded and deterministic: the same data, options and seed give the same report,
+ bit for bit. `options` may be NULL (the defaults of crk_two_sample_options_default).
+
+ Errors (nothing written to `report`): CRK_ERR_NULL_POINTER (a, b or report NULL);
+ CRK_ERR_INVALID_ARGUMENT (n_features = 0; NaN or infinite values, naming the sample, row
+ and column; a feature of zero variance in the training rows; too few rows for one test row,
+ one validation row and one minibatch of training rows; n_hidden_layers outside 1..8, a
+ hidden layer of 0 units, batch_size 0, learning_rate <= 0 or not finite, max_epochs 0,
+ fractions out of range, patience > 0 without validation); CRK_ERR_OUT_OF_DOMAIN (training
+ diverged: a parameter became infinite).
+
+ Memory: a copy of the 2 min(n_a, n_b) rows used (4 bytes per value, twice: raw and
+ standardised) and a few kB for the network.
+
+ # Safety
+ `a`, `b` NULL or arrays of the given sizes; `options` readable or NULL; `report` writable
+ or NULL.
+ */
+crk_status crk_two_sample_test(const float *a,
+                               size_t n_a,
+                               const float *b,
+                               size_t n_b,
+                               size_t n_features,
+                               const struct crk_two_sample_options *options,
+                               struct crk_two_sample_report *report);
 
 /*
  The flux phi(E) [GeV^-1 m^-2 s^-1 sr^-1] at `n_energies` energies [GeV] of the
@@ -1170,6 +1316,22 @@ crk_status crk_made_load_buffer_with_options(const uint8_t *bytes,
                                              size_t len,
                                              const struct crk_made_load_options *options,
                                              struct crk_made **out);
+
+/*
+ Saves a model as a safetensors file in the plain `crkernels.made.v1` layout, the layout
+ crk_made_load reads back (the same model bit for bit: log-densities and samples). The file
+ is written to a temporary file in the same directory and renamed over `path`, so a reader
+ never sees a half-written file.
+
+ Errors: CRK_ERR_NULL_POINTER; CRK_ERR_INVALID_ARGUMENT (path not UTF-8, or a model the plain
+ layout cannot hold: an nflows model with residual blocks, batch norm or softplus scales);
+ CRK_ERR_IO (the file cannot be written: a directory, a missing directory, no permission).
+
+ # Safety
+ `m` a live handle or NULL; `path` a NUL-terminated string or NULL.
+ */
+crk_status crk_made_save(const struct crk_made *m,
+                         const char *path);
 
 /*
  Working memory of one thread running crk_made_log_prob or crk_made_sample, in bytes,

@@ -87,6 +87,14 @@ inline const char *last_error_message() noexcept { return ::crk_last_error_messa
 /// Wraps crk_version.
 inline const char *version() noexcept { return ::crk_version(); }
 
+/// Wraps crk_two_sample_options_default.
+inline void two_sample_options_default(crk_two_sample_options *options) noexcept { ::crk_two_sample_options_default(options); }
+
+/// Wraps crk_two_sample_test; throws crk::error on failure.
+inline void two_sample_test(const float *a, size_t n_a, const float *b, size_t n_b, size_t n_features, const crk_two_sample_options *options, crk_two_sample_report *report) {
+    detail::check(::crk_two_sample_test(a, n_a, b, n_b, n_features, options, report), "crk_two_sample_test");
+}
+
 /// Wraps crk_flux_from_sources; throws crk::error on failure.
 inline void flux_from_sources(const crk_transport *tr, const crk_source_spectrum *spectrum, const double *distance_kpc, const double *age_Myr, size_t n_sources, const double *energy_GeV, size_t n_energies, double *flux) {
     detail::check(::crk_flux_from_sources(tr, spectrum, distance_kpc, age_Myr, n_sources, energy_GeV, n_energies, flux), "crk_flux_from_sources");
@@ -159,6 +167,11 @@ inline void isrf_preset_components(crk_isrf_preset preset, crk_photon_field *fie
 /// Wraps crk_losses_rate; throws crk::error on failure.
 inline void losses_rate(const crk_losses *losses, const double *energy_GeV, size_t n, double *rate_GeV_per_s) {
     detail::check(::crk_losses_rate(losses, energy_GeV, n, rate_GeV_per_s), "crk_losses_rate");
+}
+
+/// Wraps crk_made_save; throws crk::error on failure.
+inline void made_save(const crk_made *m, const char *path) {
+    detail::check(::crk_made_save(m, path), "crk_made_save");
 }
 
 /// Wraps crk_made_workspace_bytes; throws crk::error on failure.
@@ -888,6 +901,8 @@ public:
     }
     explicit operator bool() const noexcept { return h_ != nullptr; }
 
+    /// crk_made_save on this handle.
+    void save(const char *path) const { crk::made_save(h_, path); }
     /// crk_made_workspace_bytes on this handle.
     void workspace_bytes(size_t *bytes) const { crk::made_workspace_bytes(h_, bytes); }
     /// crk_made_dims on this handle.

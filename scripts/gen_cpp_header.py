@@ -58,8 +58,12 @@ def gen(functions):
             raw.append(f"/// Wraps {name}.\ninline const char *{short}() noexcept {{ return ::{name}(); }}\n")
             covered.add(name)
             continue
+        if ret == "void" and not name.endswith("_free"):  # infallible fills (crk_*_options_default)
+            args = ", ".join(n for _, n in params)
+            raw.append(f"/// Wraps {name}.\ninline void {short}({decl(params)}) noexcept {{ ::{name}({args}); }}\n")
+            covered.add(name)
+            continue
         if ret == "void":  # crk_*_free: called by the owners' destructors
-            assert name.endswith("_free"), name
             continue
         assert ret == "crk_status", (ret, name)
         args = ", ".join(n for _, n in params)

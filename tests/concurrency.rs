@@ -19,6 +19,9 @@ use std::ffi::{CStr, CString, c_void};
 use std::ptr::{null, null_mut};
 use std::time::{Duration, Instant};
 
+use crkernels::ffi::classifier::{
+    crk_two_sample_options, crk_two_sample_options_default, crk_two_sample_report, crk_two_sample_test,
+};
 use crkernels::ffi::ensemble::{
     CRK_SPATIAL_SPIRAL_ARMS, CRK_SPATIAL_UNIFORM_DISC, crk_ensemble, crk_ensemble_free,
     crk_ensemble_generate, crk_ensemble_new, crk_ensemble_params, crk_ensemble_run, crk_ensemble_sources,
@@ -34,7 +37,7 @@ use crkernels::ffi::made::{
     CRK_ACTIVATION_FROM_FILE, crk_made, crk_made_dims, crk_made_free, crk_made_load, crk_made_load_buffer,
     crk_made_load_buffer_with_options, crk_made_load_options, crk_made_load_with_options, crk_made_log_prob,
     crk_made_log_prob_gpu, crk_made_log_prob_grad, crk_made_order, crk_made_sample, crk_made_sample_given,
-    crk_made_sample_given_gpu, crk_made_sample_gpu, crk_made_workspace_bytes, crk_mixture_cdf,
+    crk_made_sample_given_gpu, crk_made_sample_gpu, crk_made_save, crk_made_workspace_bytes, crk_mixture_cdf,
     crk_mixture_log_pdf, crk_mixture_quantile, crk_mixture_sample,
 };
 use crkernels::ffi::network::{
@@ -968,6 +971,26 @@ fn made_cases(h: &Handles, cases: &mut Cases, no_device: bool) {
         let s = unsafe { crk_made_workspace_bytes(made.get(), &mut bytes) };
         outcome(s, vec![bytes as u64])
     });
+    // Every thread saves the shared model to the same file and reads it back: the writes are
+    // atomic (a temporary file renamed), so each read sees one whole file, the same bytes.
+    {
+        let saved = format!("{}/concurrency_made_save.safetensors", env!("CARGO_TARGET_TMPDIR"));
+        let c_saved = CString::new(saved.clone()).unwrap();
+        cases.good("made_save", move || {
+            // SAFETY: live handle; NUL-terminated path.
+            let s = unsafe { crk_made_save(made.get(), c_saved.as_ptr()) };
+            let bytes = std::fs::read(&saved).unwrap_or_default();
+            // FNV-1a of the file, and its length.
+            let hash = bytes
+                .iter()
+                .fold(0xcbf2_9ce4_8422_2325u64, |h, &b| (h ^ u64::from(b)).wrapping_mul(0x100_0000_01b3));
+            outcome(s, vec![bytes.len() as u64, hash])
+        });
+    }
+    cases.bad("made_save NULL path", CRK_ERR_NULL_POINTER, "path is NULL", move || {
+        // SAFETY: a NULL path is rejected.
+        outcome(unsafe { crk_made_save(made.get(), null()) }, vec![])
+    });
     // Loads from a buffer and with options, the shared model in use meanwhile: the same
     // log-densities (the file records its settings; FROM_FILE keeps them).
     let file = std::fs::read(format!("{}/{MADE_MODEL}", env!("CARGO_MANIFEST_DIR"))).unwrap();
@@ -1372,6 +1395,72 @@ fn surrogate_cases(h: &Handles, cases: &mut Cases) {
     });
 }
 
+/// The classifier two-sample test: no handle; a small problem (2 x 300 rows, 3 epochs), so
+/// that many threads train at once, each with the bits it gets alone.
+fn classifier_cases(cases: &mut Cases) {
+    let d = 3;
+    let a: Vec<f32> = (0..300 * d).map(|k| noise(k, 11) as f32).collect();
+    let b: Vec<f32> =
+        (0..300 * d).map(|k| (noise(k, 12) + if k % d == 0 { 0.3 } else { 0.0 }) as f32).collect();
+    let options = move || {
+        let mut o = crk_two_sample_options {
+            n_hidden_layers: 0,
+            hidden_units: [0; 8],
+            batch_size: 0,
+            learning_rate: 0.0,
+            max_epochs: 0,
+            patience: 0,
+            validation_fraction: 0.0,
+            test_fraction: 0.0,
+            seed: 0,
+        };
+        // SAFETY: o writable.
+        unsafe { crk_two_sample_options_default(&mut o) };
+        o.max_epochs = 3;
+        o
+    };
+    let bits = |s: crk_status, r: &crk_two_sample_report| {
+        let mut bits = f64_bits(&[r.test_accuracy, r.test_bce, r.best_validation_bce, r.final_train_bce]);
+        bits.extend(usize_bits(&[r.epochs_run, r.best_epoch, r.n_train, r.n_validation, r.n_test]));
+        outcome(s, bits)
+    };
+    {
+        let (a, b) = (a.clone(), b.clone());
+        cases.good("two_sample_test", move || {
+            let o = options();
+            let mut r = crk_two_sample_report { test_accuracy: SENTINEL64, ..Default::default() };
+            // SAFETY: 300 rows of d values each; options and report valid.
+            let s = unsafe { crk_two_sample_test(a.as_ptr(), 300, b.as_ptr(), 300, d, &o, &mut r) };
+            bits(s, &r)
+        });
+    }
+    {
+        let (mut a, b) = (a.clone(), b.clone());
+        a[4] = f32::NAN;
+        cases.bad("two_sample_test NaN", CRK_ERR_INVALID_ARGUMENT, "a row 1 column 1", move || {
+            let o = options();
+            let mut r = crk_two_sample_report { test_accuracy: SENTINEL64, ..Default::default() };
+            // SAFETY: as above.
+            let s = unsafe { crk_two_sample_test(a.as_ptr(), 300, b.as_ptr(), 300, d, &o, &mut r) };
+            bits(s, &r)
+        });
+    }
+    cases.bad("two_sample_test 9 layers", CRK_ERR_INVALID_ARGUMENT, "n_hidden_layers", move || {
+        let mut o = options();
+        o.n_hidden_layers = 9;
+        let mut r = crk_two_sample_report { test_accuracy: SENTINEL64, ..Default::default() };
+        // SAFETY: as above.
+        let s = unsafe { crk_two_sample_test(a.as_ptr(), 300, b.as_ptr(), 300, d, &o, &mut r) };
+        bits(s, &r)
+    });
+    cases.bad("two_sample_test NULL b", CRK_ERR_NULL_POINTER, "b is NULL", move || {
+        let mut r = crk_two_sample_report { test_accuracy: SENTINEL64, ..Default::default() };
+        // SAFETY: a NULL b is rejected before anything is read.
+        let s = unsafe { crk_two_sample_test([0.0f32; 3].as_ptr(), 1, null(), 1, 3, null(), &mut r) };
+        bits(s, &r)
+    });
+}
+
 fn all_cases(h: &Handles) -> Vec<Case> {
     let mut devices = -1;
     // SAFETY: count writable.
@@ -1384,6 +1473,7 @@ fn all_cases(h: &Handles) -> Vec<Case> {
     made_cases(h, &mut cases, no_device);
     network_cases(h, &mut cases);
     surrogate_cases(h, &mut cases);
+    classifier_cases(&mut cases);
     cases.0
 }
 

@@ -73,6 +73,33 @@ module crkernels
   integer(c_int32_t), parameter :: CRK_WEIGHTS_EXPONENTIAL = 2
   integer(c_int32_t), parameter :: CRK_WEIGHTS_CUSTOM = 3
 
+  type, bind(C) :: crk_two_sample_options
+    integer(c_size_t) :: n_hidden_layers
+    integer(c_size_t) :: hidden_units(8)
+    integer(c_size_t) :: batch_size
+    real(c_double) :: learning_rate
+    integer(c_size_t) :: max_epochs
+    integer(c_size_t) :: patience
+    real(c_double) :: validation_fraction
+    real(c_double) :: test_fraction
+    integer(c_int64_t) :: seed
+  end type crk_two_sample_options
+
+  type, bind(C) :: crk_two_sample_report
+    real(c_double) :: test_accuracy
+    real(c_double) :: test_bce
+    real(c_double) :: null_standard_error
+    real(c_double) :: validation_accuracy
+    real(c_double) :: best_validation_bce
+    real(c_double) :: final_train_bce
+    integer(c_size_t) :: epochs_run
+    integer(c_size_t) :: best_epoch
+    integer(c_size_t) :: n_per_class
+    integer(c_size_t) :: n_train
+    integer(c_size_t) :: n_validation
+    integer(c_size_t) :: n_test
+  end type crk_two_sample_report
+
   type, bind(C) :: crk_source_spectrum
     real(c_double) :: q_star_per_GeV
     real(c_double) :: gamma
@@ -230,6 +257,23 @@ module crkernels
       import
       type(c_ptr) :: crk_version
     end function crk_version
+    subroutine crk_two_sample_options_default(options) &
+        bind(C, name="crk_two_sample_options_default")
+      import
+      type(crk_two_sample_options), intent(out) :: options
+    end subroutine crk_two_sample_options_default
+    function crk_two_sample_test(a, n_a, b, n_b, n_features, options, report) &
+        bind(C, name="crk_two_sample_test")
+      import
+      real(c_float), intent(in) :: a(*)
+      integer(c_size_t), value :: n_a
+      real(c_float), intent(in) :: b(*)
+      integer(c_size_t), value :: n_b
+      integer(c_size_t), value :: n_features
+      type(crk_two_sample_options), intent(in) :: options
+      type(crk_two_sample_report), intent(out) :: report
+      integer(c_int32_t) :: crk_two_sample_test
+    end function crk_two_sample_test
     function crk_flux_from_sources(tr, spectrum, distance_kpc, age_Myr, n_sources, energy_GeV, &
         n_energies, flux) &
         bind(C, name="crk_flux_from_sources")
@@ -449,6 +493,13 @@ module crkernels
       type(c_ptr), intent(out) :: out
       integer(c_int32_t) :: crk_made_load_buffer_with_options
     end function crk_made_load_buffer_with_options
+    function crk_made_save(m, path) &
+        bind(C, name="crk_made_save")
+      import
+      type(c_ptr), value :: m
+      character(kind=c_char), intent(in) :: path(*)
+      integer(c_int32_t) :: crk_made_save
+    end function crk_made_save
     function crk_made_workspace_bytes(m, bytes) &
         bind(C, name="crk_made_workspace_bytes")
       import

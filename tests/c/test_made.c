@@ -1,5 +1,5 @@
 /* The C contract of issue 4: the MADE emulator (load from a file and a buffer, sizes, order,
- * log-densities, samples, conditional samples) and the 1-D mixture kernels, and bad input
+ * log-densities, samples, conditional samples, saving) and the 1-D mixture kernels, and bad input
  * from C: NULL pointers, n = 0, corrupt buffers, NaN input. Run from the package root. */
 #include "crkernels.h"
 
@@ -116,6 +116,28 @@ int main(void) {
         expect_error(crk_made_log_prob_grad(made, context, x, 0, 1, NULL, NULL, gx2), CRK_ERR_INVALID_ARGUMENT, "n = 0",
                      "grad n = 0");
         CHECK(gx2[0] == 123.0f, "log_prob_grad wrote its output on bad input");
+    }
+
+    /* Saving (issue 16): the saved file loads to the same log-densities, bit for bit; NULL
+     * pointers, a directory and an nflows model (not storable in the plain layout) are refused. */
+    {
+        crk_made *saved = NULL, *nflows = NULL;
+        const char *tmp = getenv("TMPDIR");
+        char path[4096];
+        snprintf(path, sizeof path, "%s/crk_test_made_saved.safetensors", tmp != NULL && *tmp ? tmp : "/tmp");
+        CHECK(crk_made_save(made, path) == CRK_OK, "save: %s", crk_last_error_message());
+        CHECK(crk_made_load(path, &saved) == CRK_OK, "load the saved model: %s", crk_last_error_message());
+        CHECK(crk_made_log_prob(saved, context, x, N, 1, lp3) == CRK_OK, "log_prob saved model");
+        CHECK(memcmp(lp1, lp3, sizeof lp1) == 0, "the saved model differs from the original");
+        crk_made_free(saved);
+        remove(path);
+        expect_error(crk_made_save(NULL, path), CRK_ERR_NULL_POINTER, "m", "save NULL model");
+        expect_error(crk_made_save(made, NULL), CRK_ERR_NULL_POINTER, "path", "save NULL path");
+        expect_error(crk_made_save(made, "tests"), CRK_ERR_IO, "tests", "save to a directory");
+        CHECK(crk_made_load("tests/data/made/nflows_sbi_ctx_2blk_k5.safetensors", &nflows) == CRK_OK,
+              "load nflows: %s", crk_last_error_message());
+        expect_error(crk_made_save(nflows, path), CRK_ERR_INVALID_ARGUMENT, "plain", "save an nflows model");
+        crk_made_free(nflows);
     }
 
     /* Conditional sampling: the first two dimensions of the order keep their values. */

@@ -62,6 +62,33 @@ const crk_surrogate = Cvoid
 const crk_transport = Cvoid
 const crk_progress_fn = Cvoid
 
+struct crk_two_sample_options
+    n_hidden_layers::Csize_t
+    hidden_units::NTuple{8, Csize_t}
+    batch_size::Csize_t
+    learning_rate::Cdouble
+    max_epochs::Csize_t
+    patience::Csize_t
+    validation_fraction::Cdouble
+    test_fraction::Cdouble
+    seed::UInt64
+end
+
+struct crk_two_sample_report
+    test_accuracy::Cdouble
+    test_bce::Cdouble
+    null_standard_error::Cdouble
+    validation_accuracy::Cdouble
+    best_validation_bce::Cdouble
+    final_train_bce::Cdouble
+    epochs_run::Csize_t
+    best_epoch::Csize_t
+    n_per_class::Csize_t
+    n_train::Csize_t
+    n_validation::Csize_t
+    n_test::Csize_t
+end
+
 struct crk_source_spectrum
     q_star_per_GeV::Cdouble
     gamma::Cdouble
@@ -218,6 +245,14 @@ function crk_version()
     @ccall libcrkernels.crk_version()::Cstring
 end
 
+function crk_two_sample_options_default(options)
+    @ccall libcrkernels.crk_two_sample_options_default(options::Ptr{crk_two_sample_options})::Cvoid
+end
+
+function crk_two_sample_test(a, n_a, b, n_b, n_features, options, report)
+    @ccall libcrkernels.crk_two_sample_test(a::Ptr{Cfloat}, n_a::Csize_t, b::Ptr{Cfloat}, n_b::Csize_t, n_features::Csize_t, options::Ptr{crk_two_sample_options}, report::Ptr{crk_two_sample_report})::crk_status
+end
+
 function crk_flux_from_sources(tr, spectrum, distance_kpc, age_Myr, n_sources, energy_GeV, n_energies, flux)
     @ccall libcrkernels.crk_flux_from_sources(tr::Ptr{Cvoid}, spectrum::Ptr{crk_source_spectrum}, distance_kpc::Ptr{Cdouble}, age_Myr::Ptr{Cdouble}, n_sources::Csize_t, energy_GeV::Ptr{Cdouble}, n_energies::Csize_t, flux::Ptr{Cdouble})::crk_status
 end
@@ -304,6 +339,10 @@ end
 
 function crk_made_load_buffer_with_options(bytes, len, options, out)
     @ccall libcrkernels.crk_made_load_buffer_with_options(bytes::Ptr{UInt8}, len::Csize_t, options::Ptr{crk_made_load_options}, out::Ptr{Ptr{Cvoid}})::crk_status
+end
+
+function crk_made_save(m, path)
+    @ccall libcrkernels.crk_made_save(m::Ptr{Cvoid}, path::Cstring)::crk_status
 end
 
 function crk_made_workspace_bytes(m, bytes)
@@ -658,6 +697,8 @@ end
 const C_FUNCTIONS = (
     :crk_last_error_message,
     :crk_version,
+    :crk_two_sample_options_default,
+    :crk_two_sample_test,
     :crk_flux_from_sources,
     :crk_source_spectrum_from_energy,
     :crk_ensemble_new,
@@ -680,6 +721,7 @@ const C_FUNCTIONS = (
     :crk_made_load_with_options,
     :crk_made_load_buffer,
     :crk_made_load_buffer_with_options,
+    :crk_made_save,
     :crk_made_workspace_bytes,
     :crk_made_dims,
     :crk_made_order,

@@ -66,6 +66,13 @@ class Made(_native.Handle):
         self._dims()
         return self
 
+    def save(self, path):
+        """Saves the model as a safetensors file in the plain `crkernels.made.v1` layout
+        (crk_made_save), written to a temporary file and renamed over `path`: Made(path) gives
+        the same model bit for bit. An nflows model raises InvalidArgument (the plain layout
+        cannot hold it), an unwritable path IoError."""
+        check(_lib.crk_made_save(self, os.fsencode(path)), "crk_made_save")
+
     def _dims(self):
         c, d, k = ctypes.c_size_t(), ctypes.c_size_t(), ctypes.c_size_t()
         check(_lib.crk_made_dims(self, ctypes.byref(c), ctypes.byref(d), ctypes.byref(k)), "crk_made_dims")

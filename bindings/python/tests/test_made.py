@@ -81,6 +81,28 @@ def test_load_from_bytes_equals_file():
         assert np.array_equal(made.log_prob(x, c), other.log_prob(x, c))
 
 
+@pytest.mark.parametrize("name", ["plain_h2_leaky_relu_k3_ctxsecret_std", "plain_h1_elu_k5_ctx0_std", "secret_shape"])
+def test_save_and_load_gives_the_same_model(name, tmp_path):
+    made, expected = load(name)
+    path = tmp_path / "saved.safetensors"
+    with made:
+        made.save(path)
+        with crk.Made(path) as again:
+            x, c = expected["x"], expected.get("context")
+            assert again.dims == made.dims
+            assert np.array_equal(again.log_prob(x, c), made.log_prob(x, c))
+            n = 50
+            sc = None if c is None else np.repeat(c[:1], n, axis=0)
+            assert np.array_equal(again.sample(n=n, context=sc, seed=3), made.sample(n=n, context=sc, seed=3))
+        tensors, meta = read(str(path))
+        assert meta["format"] == "crkernels.made.v1"
+        with pytest.raises(crk.Io):
+            made.save(tmp_path)
+    nflows, _ = load("nflows_sbi_ctx_2blk_k5")
+    with nflows, pytest.raises(crk.InvalidArgument):
+        nflows.save(tmp_path / "nflows.safetensors")
+
+
 def test_sample_and_sample_given():
     made, expected = load("plain_h2_sigmoid_k3_ctx0_samples")
     with made:
