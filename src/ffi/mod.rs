@@ -14,6 +14,7 @@ use std::panic::{AssertUnwindSafe, catch_unwind};
 
 use crate::error::{Error, Result};
 
+pub mod classifier;
 pub mod ensemble;
 pub mod gpu;
 pub mod losses;

@@ -22,6 +22,7 @@ from ._native import (
     last_error_message,
     version,
 )
+from .classifier import two_sample_options_default, two_sample_test
 from .conv import (
     avgpool1d,
     avgpool2d,
@@ -56,6 +57,7 @@ __version__ = version()
 __all__ = [
     "LIBRARY_PATH", "Cancelled", "Device", "Error", "Format", "InvalidArgument", "Io", "NoDevice",
     "NullPointer", "OutOfDomain", "Panic", "last_error_message", "version",
+    "two_sample_options_default", "two_sample_test",
     "avgpool1d", "avgpool2d", "conv1d", "conv1d_gpu", "conv1d_gpu_device", "conv1d_output_length", "conv2d", "conv2d_gpu",
     "conv2d_gpu_device",
     "conv2d_output_shape", "global_avgpool", "maxpool1d", "maxpool2d", "pool2d_output_shape",
