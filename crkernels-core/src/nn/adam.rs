@@ -14,6 +14,7 @@
 //! masked weight) never moves: m = v = 0 and the step is 0 / epsilon = 0.
 
 use crate::error::{Error, Result};
+use crate::math::simd::VectorIsa;
 use crate::math::{cos, sqrt};
 
 /// Adam's settings (PyTorch's defaults: beta1 0.9, beta2 0.999, epsilon 1e-8, no decay).
@@ -107,9 +108,35 @@ pub struct AdamStep {
 impl AdamStep {
     /// Updates `params` in place from `grad`, with the moment estimates `m` and `v` (all the
     /// same length; a range of a larger vector is fine).
-    #[inline]
     pub fn apply(&self, params: &mut [f32], grad: &[f32], m: &mut [f32], v: &mut [f32]) {
         debug_assert!(grad.len() == params.len() && m.len() == params.len() && v.len() == params.len());
+        // The same loop compiled for the widest vector set (the same bits: only correctly
+        // rounded operations, none fused).
+        #[cfg(all(feature = "std", target_arch = "x86_64"))]
+        match VectorIsa::detect() {
+            // SAFETY: detect() found the instruction set on this CPU.
+            VectorIsa::Avx512 => return unsafe { self.apply_avx512(params, grad, m, v) },
+            // SAFETY: as above.
+            VectorIsa::Avx2 => return unsafe { self.apply_avx2(params, grad, m, v) },
+            VectorIsa::Baseline => {}
+        }
+        self.apply_lanes(params, grad, m, v)
+    }
+
+    #[cfg(all(feature = "std", target_arch = "x86_64"))]
+    #[target_feature(enable = "avx512f,avx512dq,fma")]
+    unsafe fn apply_avx512(&self, params: &mut [f32], grad: &[f32], m: &mut [f32], v: &mut [f32]) {
+        self.apply_lanes(params, grad, m, v)
+    }
+
+    #[cfg(all(feature = "std", target_arch = "x86_64"))]
+    #[target_feature(enable = "avx2,fma")]
+    unsafe fn apply_avx2(&self, params: &mut [f32], grad: &[f32], m: &mut [f32], v: &mut [f32]) {
+        self.apply_lanes(params, grad, m, v)
+    }
+
+    #[inline(always)]
+    fn apply_lanes(&self, params: &mut [f32], grad: &[f32], m: &mut [f32], v: &mut [f32]) {
         for (((p, &g), m), v) in params.iter_mut().zip(grad).zip(m.iter_mut()).zip(v.iter_mut()) {
             let g = g + self.weight_decay * *p;
             *m = self.beta1 * *m + (1.0 - self.beta1) * g;

@@ -53,7 +53,7 @@ use crate::error::{Error, Result};
 use crate::math::exp_branchless_f32;
 use crate::math::simd::VectorIsa;
 use crate::nn::activation::ActivationFn;
-use crate::nn::adam::{AdamConfig, AdamStep};
+use crate::nn::adam::AdamStep;
 use crate::nn::gemm::{Init, Kernel, Packed, pack_a_panel};
 use crate::nn::made::{Activation, HeadsSpec, LayerSpec, MadeSpec, ScaleHead, Standardize};
 use crate::rng::Stream;
@@ -217,8 +217,6 @@ pub struct TrainModel {
     /// bias padded to whole panels.
     transposed: Vec<Vec<f32>>,
     bias_padded: Vec<Vec<f32>>,
-    /// Adam steps taken.
-    steps: u64,
     standardize: Standardize,
 }
 
@@ -226,8 +224,11 @@ pub struct TrainModel {
 #[derive(Clone, Debug)]
 pub struct TrainScratch {
     panel: Vec<f32>,
-    tile: Vec<f32>,
     sums: Vec<f32>,
+    /// [MR][widest input row]: one block of weight-gradient rows.
+    grad_rows: Vec<f32>,
+    /// 12 arrays of D K values: one row's mixture, component-major within each dimension.
+    mixture: Vec<f32>,
 }
 
 /// One owned range of output panels (see [`TrainModel::panels`]).
@@ -322,7 +323,7 @@ impl TrainModel {
 
         let mut params = vec![0.0f32; offset];
         for layer in &layers {
-            let bound = 1.0 / (layer.n_in as f64).sqrt();
+            let bound = 1.0 / crate::math::sqrt(layer.n_in as f64);
             for o in 0..layer.n_out {
                 let row = &mut params[layer.weight_at + o * layer.in_stride..][..layer.n_in];
                 for (i, w) in row.iter_mut().enumerate() {
@@ -346,7 +347,6 @@ impl TrainModel {
             bias_padded: layers.iter().map(|l| vec![0.0; l.out_stride_nr(kernel)]).collect(),
             layers,
             params,
-            steps: 0,
             standardize,
         };
         for l in 0..model.layers.len() {
@@ -372,15 +372,15 @@ impl TrainModel {
     }
 
     /// All parameters (weights, padding, biases), Adam's first and second moments.
-    pub fn state(&self) -> (&[f32], &[f32], &[f32], u64) {
-        (&self.params, &self.adam_m, &self.adam_v, self.steps)
+    pub fn state(&self) -> (&[f32], &[f32], &[f32]) {
+        (&self.params, &self.adam_m, &self.adam_v)
     }
 
     /// Replaces the parameters and Adam's state (from [`Self::state`] of a model of the same
     /// architecture and seed: a checkpoint).
     ///
     /// Errors: [`Error::InvalidArgument`] for other lengths or nonzero masked entries.
-    pub fn set_state(&mut self, params: &[f32], m: &[f32], v: &[f32], steps: u64) -> Result<()> {
+    pub fn set_state(&mut self, params: &[f32], m: &[f32], v: &[f32]) -> Result<()> {
         let n = self.params.len();
         if params.len() != n || m.len() != n || v.len() != n {
             return Err(Error::InvalidArgument(alloc::format!(
@@ -408,7 +408,6 @@ impl TrainModel {
         self.params.copy_from_slice(params);
         self.adam_m.copy_from_slice(m);
         self.adam_v.copy_from_slice(v);
-        self.steps = steps;
         for l in 0..self.layers.len() {
             let panels = self.layers[l].n_panels(self.kernel);
             self.refresh_transposed(l, 0..panels);
@@ -442,8 +441,9 @@ impl TrainModel {
         let widest = self.layers.iter().map(|l| l.in_stride.max(l.out_stride)).max().unwrap_or(PAD);
         TrainScratch {
             panel: vec![0.0; mr * widest.max(max_batch).max(1)],
-            tile: vec![0.0; mr * self.kernel.nr()],
             sums: vec![0.0; self.kernel.nr()],
+            grad_rows: vec![0.0; mr * self.layers.iter().map(|l| l.in_stride).max().unwrap_or(PAD)],
+            mixture: vec![0.0; 12 * self.arch.n_dims * self.arch.n_components],
         }
     }
 
@@ -477,6 +477,51 @@ impl TrainModel {
     /// each row's loss -ln p(xs) (standardised units, without the Jacobian) into `loss`.
     /// Returns false, having stopped, if a loss is not finite.
     pub fn forward_backward_rows(
+        &self,
+        rows: &mut [f32],
+        loss: &mut [f64],
+        inv_batch: Option<f32>,
+        scratch: &mut TrainScratch,
+    ) -> bool {
+        // The same code compiled for each instruction set (the same bits: no fused operation
+        // appears that the source does not ask for).
+        match self.kernel {
+            // SAFETY: the kernel was chosen for an instruction set this CPU has.
+            #[cfg(all(feature = "std", target_arch = "x86_64"))]
+            Kernel::Avx512 => unsafe { self.forward_backward_avx512(rows, loss, inv_batch, scratch) },
+            // SAFETY: as above.
+            #[cfg(all(feature = "std", target_arch = "x86_64"))]
+            Kernel::Avx2 => unsafe { self.forward_backward_avx2(rows, loss, inv_batch, scratch) },
+            Kernel::Portable => self.forward_backward_body(rows, loss, inv_batch, scratch),
+        }
+    }
+
+    #[cfg(all(feature = "std", target_arch = "x86_64"))]
+    #[target_feature(enable = "avx512f,avx512dq,fma")]
+    unsafe fn forward_backward_avx512(
+        &self,
+        rows: &mut [f32],
+        loss: &mut [f64],
+        inv_batch: Option<f32>,
+        scratch: &mut TrainScratch,
+    ) -> bool {
+        self.forward_backward_body(rows, loss, inv_batch, scratch)
+    }
+
+    #[cfg(all(feature = "std", target_arch = "x86_64"))]
+    #[target_feature(enable = "avx2,fma")]
+    unsafe fn forward_backward_avx2(
+        &self,
+        rows: &mut [f32],
+        loss: &mut [f64],
+        inv_batch: Option<f32>,
+        scratch: &mut TrainScratch,
+    ) -> bool {
+        self.forward_backward_body(rows, loss, inv_batch, scratch)
+    }
+
+    #[inline(always)]
+    fn forward_backward_body(
         &self,
         rows: &mut [f32],
         loss: &mut [f64],
@@ -528,7 +573,7 @@ impl TrainModel {
         let heads = self.layers.last().expect("a model has heads");
         let mut finite = true;
         for (record, loss) in rows.chunks_exact_mut(self.row_stride).zip(loss.iter_mut()) {
-            *loss = self.mixture_row(record, heads, inv_batch.unwrap_or(0.0));
+            *loss = self.mixture_row(record, heads, inv_batch.unwrap_or(0.0), &mut scratch.mixture);
             finite &= loss.is_finite();
         }
         if !finite {
@@ -582,29 +627,85 @@ impl TrainModel {
         true
     }
 
-    /// The loss of one record (heads already computed) and, when inv_batch > 0, the heads'
-    /// deltas.
-    fn mixture_row(&self, record: &mut [f32], heads: &Layer, inv_batch: f32) -> f64 {
+    /// The loss -ln p(xs | cs) of one record (heads already computed) and, when inv_batch >
+    /// 0, the heads' deltas (see the module doc). Flat loops over the D K components (in
+    /// scratch arrays, dimension-major) vectorise; the per-dimension maxima and sums are
+    /// short sequential loops; one f64 logarithm per row: ln prod_d (sum_a / sum_l), each ratio
+    /// in [1/K, K].
+    #[inline(always)]
+    fn mixture_row(&self, record: &mut [f32], heads: &Layer, inv_batch: f32, scratch: &mut [f32]) -> f64 {
         let (c, d, k) = (self.arch.n_context, self.arch.n_dims, self.arch.n_components);
-        let mut total = 0.0f64;
+        let dk = d * k;
         let (front, deltas) = record.split_at_mut(heads.delta_at);
         let outputs = &front[heads.output_at..heads.output_at + heads.n_out];
-        let inputs = &front[..c + d];
+        let xs = &front[c..c + d];
+        let mut parts = scratch.chunks_exact_mut(dk);
+        let mut next = || parts.next().expect("12 scratch arrays");
+        let (logit, mean, log_scale, x) = (next(), next(), next(), next());
+        let (inv_sigma, z, a, max_a) = (next(), next(), next(), next());
+        let (max_l, e_a, e_l, inv_sums) = (next(), next(), next(), next());
         for t in 0..d {
-            let x = inputs[c + t];
             let block = &outputs[t * 3 * k..(t + 1) * 3 * k];
-            let (logits, rest) = block.split_at(k);
-            let (means, log_scales) = rest.split_at(k);
-            let delta = &mut deltas[t * 3 * k..(t + 1) * 3 * k];
-            total += mixture_dimension(x, logits, means, log_scales, delta, inv_batch);
+            logit[t * k..(t + 1) * k].copy_from_slice(&block[..k]);
+            mean[t * k..(t + 1) * k].copy_from_slice(&block[k..2 * k]);
+            log_scale[t * k..(t + 1) * k].copy_from_slice(&block[2 * k..]);
+            x[t * k..(t + 1) * k].fill(xs[t]);
         }
-        total
+        for j in 0..dk {
+            inv_sigma[j] = exp_branchless_f32(-log_scale[j]);
+            z[j] = (x[j] - mean[j]) * inv_sigma[j];
+            a[j] = logit[j] - log_scale[j] - 0.5 * z[j] * z[j];
+        }
+        let mut log_p = 0.0f64;
+        for t in 0..d {
+            let range = t * k..(t + 1) * k;
+            let ma = a[range.clone()].iter().fold(f32::NEG_INFINITY, |m, &v| m.max(v));
+            let ml = logit[range.clone()].iter().fold(f32::NEG_INFINITY, |m, &v| m.max(v));
+            max_a[range.clone()].fill(ma);
+            max_l[range].fill(ml);
+            log_p += f64::from(ma) - f64::from(ml);
+        }
+        for j in 0..dk {
+            e_a[j] = exp_branchless_f32(a[j] - max_a[j]);
+            e_l[j] = exp_branchless_f32(logit[j] - max_l[j]);
+        }
+        let mut ratio = 1.0f64;
+        for t in 0..d {
+            let range = t * k..(t + 1) * k;
+            let sum_a: f32 = e_a[range.clone()].iter().sum();
+            let sum_l: f32 = e_l[range.clone()].iter().sum();
+            ratio *= f64::from(sum_a) / f64::from(sum_l);
+            if !(1e-200..1e200).contains(&ratio) {
+                log_p += crate::math::ln(ratio);
+                ratio = 1.0;
+            }
+            // Reused: max_a holds inv_batch / sum_a, inv_sums inv_batch / sum_l.
+            max_a[range.clone()].fill(inv_batch / sum_a);
+            inv_sums[range].fill(inv_batch / sum_l);
+        }
+        log_p += crate::math::ln(ratio) - d as f64 * f64::from(HALF_LN_2PI_F32);
+        if inv_batch != 0.0 {
+            // Reused: logit, mean and log_scale hold the deltas.
+            for j in 0..dk {
+                let w = e_a[j] * max_a[j];
+                logit[j] = e_l[j] * inv_sums[j] - w;
+                mean[j] = -w * z[j] * inv_sigma[j];
+                log_scale[j] = w * (1.0 - z[j] * z[j]);
+            }
+            for t in 0..d {
+                let block = &mut deltas[t * 3 * k..(t + 1) * 3 * k];
+                block[..k].copy_from_slice(&logit[t * k..(t + 1) * k]);
+                block[k..2 * k].copy_from_slice(&mean[t * k..(t + 1) * k]);
+                block[2 * k..].copy_from_slice(&log_scale[t * k..(t + 1) * k]);
+            }
+        }
+        -log_p
     }
 
     /// Gradients and the Adam step of the output panels `range` of one layer, from the whole
     /// minibatch (`rows`, [B][row_stride] as left by [`Self::forward_backward_rows`], summed in
-    /// row order), then the transposed copy of those panels; `adam` comes from
-    /// [`Self::adam_step`]. Threads update disjoint panels at once through [`SharedModel`].
+    /// row order), then the transposed copy of those panels; `adam` is
+    /// [`crate::nn::adam::AdamConfig::step_constants`] of the step. Threads update disjoint panels at once through [`SharedModel`].
     pub fn update_panels(
         &mut self,
         range: PanelRange,
@@ -640,6 +741,7 @@ impl TrainModel {
     /// Calls `sink(where, gradient values)` for every run of unmasked
     /// weights and the biases of the output panels `panels` of layer `l`: weights as sums over
     /// the rows in order on the micro-kernel, biases as plain sums in row order.
+    #[inline(always)]
     fn weight_gradients(
         &self,
         l: usize,
@@ -664,10 +766,11 @@ impl TrainModel {
                 &mut scratch.panel,
             );
             let depth = layer.prefix[o0 + m - 1];
+            let width = layer.in_stride;
             for i0 in (0..depth).step_by(nr) {
                 let cols = nr.min(depth - i0);
                 // SAFETY: the panel holds n * MR values; input rows have in_stride >= i0 + NR
-                // floats inside each record; the tile scratch holds MR * NR.
+                // floats inside each record; grad_rows holds MR rows of in_stride >= i0 + cols.
                 unsafe {
                     self.kernel.tile(
                         n,
@@ -675,21 +778,18 @@ impl TrainModel {
                         &rows[layer.input_at + i0..],
                         Packed(self.row_stride),
                         Init::Columns(&ZEROS[..nr]),
-                        &mut scratch.tile,
-                        nr,
+                        &mut scratch.grad_rows[i0..],
+                        width,
                         (m, cols),
                     );
                 }
-                for j in 0..m {
-                    let o = o0 + j;
-                    let end = layer.prefix[o].min(i0 + cols);
-                    if end > i0 {
-                        sink(
-                            Target::Weights { output: o, column: i0 },
-                            &scratch.tile[j * nr..j * nr + end - i0],
-                        );
-                    }
-                }
+            }
+            for j in 0..m {
+                let o = o0 + j;
+                sink(
+                    Target::Weights { output: o, column: 0 },
+                    &scratch.grad_rows[j * width..j * width + layer.prefix[o]],
+                );
             }
             let sums = &mut scratch.sums[..m];
             sums.fill(0.0);
@@ -706,12 +806,6 @@ impl TrainModel {
         let shared = SharedModel::new(self);
         // SAFETY: the model is borrowed mutably for this call alone.
         unsafe { shared.refresh_transposed(l, panels) }
-    }
-
-    /// Counts one Adam step and returns its constants at learning rate `learning_rate`.
-    pub fn adam_step(&mut self, config: &AdamConfig, learning_rate: f64) -> AdamStep {
-        self.steps += 1;
-        config.step_constants(learning_rate, self.steps)
     }
 
     /// The model in the file's layout (`crkernels.made.v1`): units in degree order, data
@@ -894,29 +988,34 @@ impl<'a> SharedModel<'a> {
     ///
     /// # Safety
     /// As [`Self::update_panels`].
+    #[inline(always)]
     unsafe fn refresh_transposed(&self, l: usize, panels: Range<usize>) {
         // SAFETY: see update_panels.
         let model = unsafe { &*self.model };
         let layer = &model.layers[l];
         let nr = model.kernel.nr();
         for p in panels {
+            let outputs = p * nr..((p + 1) * nr).min(layer.n_out);
+            // Rows past the panel's deepest prefix are masked: zero from the start, never written.
+            let depth = layer.prefix[outputs.end - 1];
             // SAFETY: panel p of layer l's transposed copy and padded bias, this call's alone;
             // weight rows and biases of its outputs are read only by this call.
             let panel = unsafe {
                 core::slice::from_raw_parts_mut(self.transposed[l].add(p * nr * layer.n_in), nr * layer.n_in)
             };
-            for j in 0..nr.min(layer.n_out - p * nr) {
-                let o = p * nr + j;
-                // SAFETY: as above.
-                let row = unsafe {
-                    core::slice::from_raw_parts(
-                        self.params.add(layer.weight_at + o * layer.in_stride),
-                        layer.n_in,
-                    )
-                };
-                for (i, &w) in row.iter().enumerate() {
-                    panel[i * nr + j] = w;
+            // SAFETY: as above: the weight rows of the panel's outputs.
+            let weights = unsafe {
+                core::slice::from_raw_parts(
+                    self.params.add(layer.weight_at + outputs.start * layer.in_stride),
+                    outputs.len() * layer.in_stride,
+                )
+            };
+            for (i, panel_row) in panel.chunks_exact_mut(nr).take(depth).enumerate() {
+                for (value, row) in panel_row.iter_mut().zip(weights.chunks_exact(layer.in_stride)) {
+                    *value = row[i];
                 }
+            }
+            for o in outputs {
                 // SAFETY: as above.
                 unsafe { *self.bias_padded[l].add(o) = *self.params.add(layer.bias_at + o) };
             }
@@ -994,94 +1093,4 @@ impl Layer {
     fn out_stride_nr(&self, kernel: Kernel) -> usize {
         self.n_panels(kernel) * kernel.nr()
     }
-}
-
-/// One dimension's mixture: returns -ln p(x) and writes d(-ln p)/d(logit, mean, log sigma)
-/// times `scale` into `delta` ([logits | means | log sigmas], K each).
-#[inline]
-fn mixture_dimension(
-    x: f32,
-    logits: &[f32],
-    means: &[f32],
-    log_scales: &[f32],
-    delta: &mut [f32],
-    scale: f32,
-) -> f64 {
-    const MAX_K: usize = 64;
-    let k = logits.len();
-    if k > MAX_K {
-        return mixture_dimension_wide(x, logits, means, log_scales, delta, scale);
-    }
-    let mut z = [0.0f32; MAX_K];
-    let mut a = [0.0f32; MAX_K];
-    let mut inv_sigma = [0.0f32; MAX_K];
-    let mut max_a = f32::NEG_INFINITY;
-    let mut max_l = f32::NEG_INFINITY;
-    for j in 0..k {
-        inv_sigma[j] = exp_branchless_f32(-log_scales[j]);
-        z[j] = (x - means[j]) * inv_sigma[j];
-        a[j] = logits[j] - log_scales[j] - 0.5 * z[j] * z[j];
-        max_a = max_a.max(a[j]);
-        max_l = max_l.max(logits[j]);
-    }
-    let mut ea = [0.0f32; MAX_K];
-    let mut el = [0.0f32; MAX_K];
-    let (mut sum_a, mut sum_l) = (0.0f32, 0.0f32);
-    for j in 0..k {
-        ea[j] = exp_branchless_f32(a[j] - max_a);
-        el[j] = exp_branchless_f32(logits[j] - max_l);
-        sum_a += ea[j];
-        sum_l += el[j];
-    }
-    let log_p = f64::from(max_a) + crate::math::ln(f64::from(sum_a))
-        - f64::from(max_l)
-        - crate::math::ln(f64::from(sum_l))
-        - f64::from(HALF_LN_2PI_F32);
-    if scale != 0.0 {
-        let (wa, wl) = (scale / sum_a, scale / sum_l);
-        let (dl, rest) = delta.split_at_mut(k);
-        let (dm, dr) = rest.split_at_mut(k);
-        for j in 0..k {
-            let w = ea[j] * wa;
-            dl[j] = el[j] * wl - w;
-            dm[j] = -w * z[j] * inv_sigma[j];
-            dr[j] = w * (1.0 - z[j] * z[j]);
-        }
-    }
-    -log_p
-}
-
-/// [`mixture_dimension`] for more than 64 components, in f64 without fixed arrays.
-fn mixture_dimension_wide(
-    x: f32,
-    logits: &[f32],
-    means: &[f32],
-    log_scales: &[f32],
-    delta: &mut [f32],
-    scale: f32,
-) -> f64 {
-    use crate::math::{exp, ln};
-    let k = logits.len();
-    let x = f64::from(x);
-    let term = |j: usize| {
-        let r = f64::from(log_scales[j]);
-        let z = (x - f64::from(means[j])) * exp(-r);
-        (f64::from(logits[j]) - r - 0.5 * z * z, z, exp(-r))
-    };
-    let max_a = (0..k).map(|j| term(j).0).fold(f64::NEG_INFINITY, f64::max);
-    let max_l = logits.iter().fold(f32::NEG_INFINITY, |m, &v| m.max(v)) as f64;
-    let sum_a: f64 = (0..k).map(|j| exp(term(j).0 - max_a)).sum();
-    let sum_l: f64 = logits.iter().map(|&l| exp(f64::from(l) - max_l)).sum();
-    if scale != 0.0 {
-        let s = f64::from(scale);
-        for j in 0..k {
-            let (a, z, inv_sigma) = term(j);
-            let w = exp(a - max_a) / sum_a;
-            let pi = exp(f64::from(logits[j]) - max_l) / sum_l;
-            delta[j] = ((pi - w) * s) as f32;
-            delta[k + j] = (-w * z * inv_sigma * s) as f32;
-            delta[2 * k + j] = (w * (1.0 - z * z) * s) as f32;
-        }
-    }
-    -(max_a + ln(sum_a) - max_l - ln(sum_l) - f64::from(HALF_LN_2PI_F32))
 }
