@@ -300,3 +300,26 @@ fn bad_input_is_refused() {
     assert!(r.best_validation_bce.is_nan() && r.validation_accuracy.is_nan());
     assert_eq!((r.best_epoch, r.epochs_run, r.n_validation), (1, 2, 0));
 }
+
+/// The SECRET recipe's scale: 1e5 rows per sample, 19 features, 100 epochs (the paper's
+/// settings, the defaults). Slow (seconds): `cargo test --release --test classifier -- --ignored`.
+#[test]
+#[ignore]
+fn recipe_scale_timing() {
+    let (n, d) = (100_000, 19);
+    let a = gaussian_rows(n, d, 0.0, 31, 1);
+    let b = gaussian_rows(n, d, 0.05, 31, 2);
+    let start = std::time::Instant::now();
+    let r = two_sample_test(&a, &b, d, &TwoSampleOptions::default()).unwrap();
+    let seconds = start.elapsed().as_secs_f64();
+    eprintln!(
+        "1e5 + 1e5 rows x 19 features, 100 epochs: {seconds:.1} s ({:.2e} training rows/s); accuracy {:.4} \
+         (Bayes {:.4}) +- {:.4}, best epoch {}",
+        (r.n_train * r.epochs_run) as f64 / seconds,
+        r.test_accuracy,
+        phi(0.025),
+        r.null_standard_error,
+        r.best_epoch
+    );
+    assert!(seconds < 30.0);
+}

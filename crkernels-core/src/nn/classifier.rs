@@ -153,7 +153,7 @@ fn rows_of(x: &[f32], n_features: usize, name: &str) -> Result<usize> {
     if n_features == 0 {
         return Err(invalid("n_features must be >= 1, got 0"));
     }
-    if x.len() % n_features != 0 {
+    if !x.len().is_multiple_of(n_features) {
         return Err(Error::InvalidArgument(alloc::format!(
             "{name} has {} values, not a multiple of n_features = {n_features}",
             x.len()
@@ -471,7 +471,8 @@ impl Workspace {
 
 /// Forward pass of the rows of `u` (standardised, at most `ws.rows` rows): hidden activations
 /// into `ws.acts`, logits into `ws.logits`.
-fn forward(layers: &[LayerSlot], params: &[f32], u: &[f32], ws: &mut Workspace) {
+#[inline(always)]
+fn forward_body(layers: &[LayerSlot], params: &[f32], u: &[f32], ws: &mut Workspace) {
     let n_hidden = layers.len() - 1;
     let rows = u.len() / layers[0].n_in;
     debug_assert!(rows <= ws.rows);
@@ -479,7 +480,7 @@ fn forward(layers: &[LayerSlot], params: &[f32], u: &[f32], ws: &mut Workspace) 
         let s = layers[l];
         let (before, after) = ws.acts.split_at_mut(l);
         let input: &[f32] = if l == 0 { u } else { &before[l - 1][..rows * s.n_in] };
-        kernels::dense_relu(
+        kernels::dense_relu_body(
             input,
             &params[s.w..s.b],
             &params[s.b..s.b + s.n_out],
@@ -498,7 +499,8 @@ fn forward(layers: &[LayerSlot], params: &[f32], u: &[f32], ws: &mut Workspace) 
 
 /// Forward and backward pass: adds to `grad` the gradient of sum_r inv_n bce(z_r, t_r) over
 /// the rows of `u`, and returns sum_r bce(z_r, t_r) (f64).
-fn forward_backward(
+#[inline(always)]
+fn forward_backward_body(
     layers: &[LayerSlot],
     params: &[f32],
     u: &[f32],
@@ -507,7 +509,7 @@ fn forward_backward(
     ws: &mut Workspace,
     grad: &mut [f32],
 ) -> f64 {
-    forward(layers, params, u, ws);
+    forward_body(layers, params, u, ws);
     let rows = labels.len();
     let n_hidden = layers.len() - 1;
     let mut loss = 0.0f64;
@@ -528,7 +530,7 @@ fn forward_backward(
         for r in 0..rows {
             let dz = ws.logits[r];
             let hr = &h[r * out.n_in..(r + 1) * out.n_in];
-            kernels::axpy(gw, dz, hr);
+            kernels::axpy_body(gw, dz, hr);
             gb[0] += dz;
             for ((d, &w), &a) in delta[r * out.n_in..(r + 1) * out.n_in].iter_mut().zip(w).zip(hr) {
                 *d = if a > 0.0 { dz * w } else { 0.0 };
@@ -543,7 +545,7 @@ fn forward_backward(
         let input: &[f32] = if l == 0 { u } else { &acts_before[l - 1][..rows * s.n_in] };
         let (deltas_before, deltas_rest) = ws.deltas.split_at_mut(l);
         let delta = &deltas_rest[0][..rows * s.n_out];
-        kernels::weight_grad(gw, gb, input, delta, s.n_in);
+        kernels::weight_grad_body(gw, gb, input, delta, s.n_in);
         if l > 0 {
             let w = &params[s.w..s.b];
             let prev = &mut deltas_before[l - 1][..rows * s.n_in];
@@ -559,8 +561,56 @@ fn forward_backward(
     loss
 }
 
+/// [`forward_body`], in the AVX2 build where the CPU has it (the same bits: see [`kernels`]).
+fn forward(layers: &[LayerSlot], params: &[f32], u: &[f32], ws: &mut Workspace) {
+    #[cfg(all(feature = "std", target_arch = "x86_64"))]
+    if kernels::has_avx2() {
+        // SAFETY: AVX2 is present (checked at run time).
+        return unsafe { avx2_forward(layers, params, u, ws) };
+    }
+    forward_body(layers, params, u, ws)
+}
+
+#[cfg(all(feature = "std", target_arch = "x86_64"))]
+#[target_feature(enable = "avx2")]
+fn avx2_forward(layers: &[LayerSlot], params: &[f32], u: &[f32], ws: &mut Workspace) {
+    forward_body(layers, params, u, ws)
+}
+
+/// [`forward_backward_body`], in the AVX2 build where the CPU has it (the same bits).
+fn forward_backward(
+    layers: &[LayerSlot],
+    params: &[f32],
+    u: &[f32],
+    labels: &[u8],
+    inv_n: f32,
+    ws: &mut Workspace,
+    grad: &mut [f32],
+) -> f64 {
+    #[cfg(all(feature = "std", target_arch = "x86_64"))]
+    if kernels::has_avx2() {
+        // SAFETY: AVX2 is present (checked at run time).
+        return unsafe { avx2_forward_backward(layers, params, u, labels, inv_n, ws, grad) };
+    }
+    forward_backward_body(layers, params, u, labels, inv_n, ws, grad)
+}
+
+#[cfg(all(feature = "std", target_arch = "x86_64"))]
+#[target_feature(enable = "avx2")]
+fn avx2_forward_backward(
+    layers: &[LayerSlot],
+    params: &[f32],
+    u: &[f32],
+    labels: &[u8],
+    inv_n: f32,
+    ws: &mut Workspace,
+    grad: &mut [f32],
+) -> f64 {
+    forward_backward_body(layers, params, u, labels, inv_n, ws, grad)
+}
+
 /// sum_k a_k b_k in f32 with 8 partial sums (k mod 8), added in a fixed tree, then the tail.
-#[inline]
+#[inline(always)]
 fn dot(a: &[f32], b: &[f32]) -> f32 {
     let mut acc = [0.0f32; 8];
     let (ca, cb) = (a.chunks_exact(8), b.chunks_exact(8));
@@ -646,54 +696,8 @@ mod kernels {
     }
 
     #[cfg(all(feature = "std", target_arch = "x86_64"))]
-    pub(super) mod avx2 {
-        #[target_feature(enable = "avx2")]
-        pub(crate) fn dense_relu(x: &[f32], w: &[f32], b: &[f32], out: &mut [f32], n_in: usize) {
-            super::dense_relu_body(x, w, b, out, n_in)
-        }
-        #[target_feature(enable = "avx2")]
-        pub(crate) fn weight_grad(gw: &mut [f32], gb: &mut [f32], x: &[f32], d: &[f32], n_in: usize) {
-            super::weight_grad_body(gw, gb, x, d, n_in)
-        }
-        #[target_feature(enable = "avx2")]
-        pub(crate) fn axpy(y: &mut [f32], a: f32, x: &[f32]) {
-            super::axpy_body(y, a, x)
-        }
-    }
-
-    #[cfg(all(feature = "std", target_arch = "x86_64"))]
-    fn has_avx2() -> bool {
+    pub(crate) fn has_avx2() -> bool {
         std::arch::is_x86_feature_detected!("avx2")
-    }
-
-    /// See [`dense_relu_body`].
-    pub(super) fn dense_relu(x: &[f32], w: &[f32], b: &[f32], out: &mut [f32], n_in: usize) {
-        #[cfg(all(feature = "std", target_arch = "x86_64"))]
-        if has_avx2() {
-            // SAFETY: AVX2 is present (checked at run time).
-            return unsafe { avx2::dense_relu(x, w, b, out, n_in) };
-        }
-        dense_relu_body(x, w, b, out, n_in)
-    }
-
-    /// See [`weight_grad_body`].
-    pub(super) fn weight_grad(gw: &mut [f32], gb: &mut [f32], x: &[f32], d: &[f32], n_in: usize) {
-        #[cfg(all(feature = "std", target_arch = "x86_64"))]
-        if has_avx2() {
-            // SAFETY: AVX2 is present (checked at run time).
-            return unsafe { avx2::weight_grad(gw, gb, x, d, n_in) };
-        }
-        weight_grad_body(gw, gb, x, d, n_in)
-    }
-
-    /// See [`axpy_body`].
-    pub(super) fn axpy(y: &mut [f32], a: f32, x: &[f32]) {
-        #[cfg(all(feature = "std", target_arch = "x86_64"))]
-        if has_avx2() {
-            // SAFETY: AVX2 is present (checked at run time).
-            return unsafe { avx2::axpy(y, a, x) };
-        }
-        axpy_body(y, a, x)
     }
 }
 
@@ -846,7 +850,8 @@ pub fn train_classifier(
             let e = evaluate_standardised(&model.layers, &model.params, vu, vl, n_features, ews);
             stats.validation_bce = e.bce;
             stats.validation_accuracy = e.accuracy;
-            if !(e.bce >= report.best_validation_bce) {
+            // The first epoch, or a lower BCE (best_validation_bce starts as NaN).
+            if report.best_validation_bce.is_nan() || e.bce < report.best_validation_bce {
                 best.copy_from_slice(&model.params);
                 report.best_epoch = epoch;
                 report.best_validation_bce = e.bce;
@@ -1012,46 +1017,33 @@ pub fn two_sample_test(
 mod tests {
     use super::*;
 
-    /// The AVX2 build of each row kernel gives the bits of the baseline build.
+    /// The AVX2 build of the forward and backward pass gives the bits of the baseline build.
     #[cfg(all(feature = "std", target_arch = "x86_64"))]
     #[test]
-    fn avx2_kernels_give_the_baseline_bits() {
-        if !std::arch::is_x86_feature_detected!("avx2") {
+    fn avx2_build_gives_the_baseline_bits() {
+        if !kernels::has_avx2() {
             return;
         }
         let mut s = Stream::new(5, 0);
-        let mut draw = |n: usize| -> Vec<f32> { (0..n).map(|_| s.normal() as f32).collect() };
-        for (rows, n_in, n_out) in [(7, 19, 32), (3, 5, 13), (50, 32, 1)] {
-            let (x, w, b, d) = (draw(rows * n_in), draw(n_in * n_out), draw(n_out), draw(rows * n_out));
-            let (mut o1, mut o2) = (vec![0.0; rows * n_out], vec![0.0; rows * n_out]);
-            kernels::dense_relu_body(&x, &w, &b, &mut o1, n_in);
+        for (rows, n_features, hidden) in [(50, 19, vec![32]), (7, 5, vec![13, 9, 4]), (33, 3, vec![1])] {
+            let x: Vec<f32> = (0..rows * n_features).map(|_| s.normal() as f32).collect();
+            let t: Vec<u8> = (0..rows).map(|r| (r % 3 == 0) as u8).collect();
+            let c = Classifier::new(n_features, &hidden, vec![0.0; n_features], vec![1.0; n_features], 9)
+                .unwrap();
+            let mut ws = Workspace::new(&c.layers, rows);
+            let (mut g1, mut g2) = (vec![0.0f32; c.params.len()], vec![0.0f32; c.params.len()]);
+            let l1 = forward_backward_body(&c.layers, &c.params, &x, &t, 0.02, &mut ws, &mut g1);
             // SAFETY: AVX2 checked above.
-            unsafe { kernels::avx2::dense_relu(&x, &w, &b, &mut o2, n_in) };
-            assert_eq!(
-                o1.iter().map(|v| v.to_bits()).collect::<Vec<_>>(),
-                o2.iter().map(|v| v.to_bits()).collect::<Vec<_>>()
-            );
-            let (mut g1, mut gb1) = (w.clone(), b.clone());
-            let (mut g2, mut gb2) = (w.clone(), b.clone());
-            kernels::weight_grad_body(&mut g1, &mut gb1, &x, &d, n_in);
+            let l2 = unsafe { avx2_forward_backward(&c.layers, &c.params, &x, &t, 0.02, &mut ws, &mut g2) };
+            let bits = |v: &[f32]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+            assert_eq!(l1.to_bits(), l2.to_bits());
+            assert_eq!(bits(&g1), bits(&g2));
+            assert!(g1.iter().any(|&g| g != 0.0));
+            forward_body(&c.layers, &c.params, &x, &mut ws);
+            let z = ws.logits.clone();
             // SAFETY: AVX2 checked above.
-            unsafe { kernels::avx2::weight_grad(&mut g2, &mut gb2, &x, &d, n_in) };
-            assert_eq!(
-                g1.iter().map(|v| v.to_bits()).collect::<Vec<_>>(),
-                g2.iter().map(|v| v.to_bits()).collect::<Vec<_>>()
-            );
-            assert_eq!(
-                gb1.iter().map(|v| v.to_bits()).collect::<Vec<_>>(),
-                gb2.iter().map(|v| v.to_bits()).collect::<Vec<_>>()
-            );
-            let (mut y1, mut y2) = (b.clone(), b.clone());
-            kernels::axpy_body(&mut y1, 0.37, &w[..n_out]);
-            // SAFETY: AVX2 checked above.
-            unsafe { kernels::avx2::axpy(&mut y2, 0.37, &w[..n_out]) };
-            assert_eq!(
-                y1.iter().map(|v| v.to_bits()).collect::<Vec<_>>(),
-                y2.iter().map(|v| v.to_bits()).collect::<Vec<_>>()
-            );
+            unsafe { avx2_forward(&c.layers, &c.params, &x, &mut ws) };
+            assert_eq!(bits(&z), bits(&ws.logits));
         }
     }
 
