@@ -33,6 +33,9 @@ use crate::nn::made_train::{
 };
 use crate::rng::Stream;
 
+/// The `format` metadata of a checkpoint.
+pub const CHECKPOINT_FORMAT: &str = "crkernels.made_checkpoint.v1";
+
 /// Rows of validation data evaluated per block (threads split each block).
 const VALIDATION_BLOCK: usize = 1024;
 
@@ -119,7 +122,7 @@ pub struct TrainReport {
     pub best_validation_nll: f64,
     /// The last epoch's training NLL per row.
     pub final_train_nll: f64,
-    /// Every epoch of this run.
+    /// Every epoch (those before a resume too).
     pub history: Vec<EpochReport>,
 }
 
@@ -246,7 +249,7 @@ impl MadeTrainer {
         options.validate()?;
         let arch = options.architecture(n_context, n_dims);
         arch.validate()?;
-        let n = if n_dims == 0 { 0 } else { x.len() / n_dims };
+        let n = x.len().checked_div(n_dims).unwrap_or(0);
         if n == 0 {
             return Err(invalid("no training data (n = 0)".into()));
         }
@@ -459,6 +462,142 @@ impl MadeTrainer {
             model.set_params(params)?;
         }
         Made::new(model.to_spec())
+    }
+
+    /// The run's settings and data identity as checkpoint metadata: a checkpoint resumes only
+    /// a run with the same entries (max_epochs, patience and n_threads may change).
+    fn identity(&self) -> Vec<(String, String)> {
+        let o = &self.options;
+        let hidden: Vec<String> = o.hidden_units.iter().map(|h| h.to_string()).collect();
+        vec![
+            ("n_context".into(), self.n_context.to_string()),
+            ("n_dims".into(), self.n_dims.to_string()),
+            ("n_rows".into(), (self.train_rows.len() + self.validation_rows.len()).to_string()),
+            ("data_fingerprint".into(), format!("{:016x}", self.data_fingerprint)),
+            ("hidden_units".into(), hidden.join(",")),
+            ("n_components".into(), o.n_components.to_string()),
+            ("activation".into(), o.activation.name().into()),
+            ("order".into(), format!("{:?}", o.order)),
+            ("secret_context".into(), o.secret_context.to_string()),
+            ("batch_size".into(), o.batch_size.to_string()),
+            ("learning_rate".into(), format!("{:?}", o.learning_rate)),
+            ("schedule".into(), format!("{:?}", o.schedule)),
+            ("adam".into(), format!("{:?}", o.adam)),
+            ("validation_fraction".into(), format!("{:?}", o.validation_fraction)),
+            ("seed".into(), o.seed.to_string()),
+        ]
+    }
+
+    /// The run's whole state as a safetensors buffer (format `crkernels.made_checkpoint.v1`):
+    /// parameters, Adam's moments and step count, the epoch, the best model and early
+    /// stopping's count, the history, and the settings and data fingerprint it belongs to.
+    /// [`Self::resume`] continues from it exactly as if the run had not stopped (the
+    /// minibatch order of each epoch is a function of the seed and the epoch).
+    ///
+    /// Errors: none expected ([`crate::nn::save::f32_tensors_to_safetensors`]'s).
+    pub fn checkpoint(&self) -> Result<Vec<u8>> {
+        let (params, m, v) = self.model.state();
+        let mut tensors: Vec<(&str, &[usize], &[f32])> = Vec::new();
+        let shape = [params.len()];
+        tensors.push(("params", &shape, params));
+        tensors.push(("adam.m", &shape, m));
+        tensors.push(("adam.v", &shape, v));
+        if let Some((_, _, best)) = &self.best {
+            tensors.push(("best.params", &shape, best));
+        }
+        let history: Vec<String> = self
+            .history
+            .iter()
+            .map(|e| {
+                format!(
+                    "{} {:?} {:?} {:?} {:?}",
+                    e.epoch, e.train_nll, e.validation_nll, e.learning_rate, e.seconds
+                )
+            })
+            .collect();
+        let mut metadata = self.identity();
+        metadata.extend([
+            ("format".to_string(), CHECKPOINT_FORMAT.to_string()),
+            ("steps".into(), self.steps.to_string()),
+            ("epochs_done".into(), self.epochs_done.to_string()),
+            ("epochs_since_best".into(), self.epochs_since_best.to_string()),
+            ("best_epoch".into(), self.best.as_ref().map_or(0, |b| b.0).to_string()),
+            ("best_validation_nll".into(), format!("{:?}", self.best.as_ref().map_or(f64::NAN, |b| b.1))),
+            ("last_train_nll".into(), format!("{:?}", self.last_train_nll)),
+            ("history".into(), history.join(";")),
+        ]);
+        crate::nn::save::f32_tensors_to_safetensors(&tensors, &metadata)
+    }
+
+    /// Continues a run from [`Self::checkpoint`]'s bytes: `self` must be a fresh trainer made
+    /// with the same data and settings (max_epochs, patience and n_threads may differ).
+    ///
+    /// Errors: [`Error::Format`] for a buffer that is not such a checkpoint;
+    /// [`Error::InvalidArgument`] for a checkpoint of another model, other settings or other
+    /// data (the message names the first difference). Nothing changes on error.
+    pub fn resume(&mut self, checkpoint: &[u8]) -> Result<()> {
+        let (tensors, metadata) = crate::nn::save::f32_tensors_from_safetensors(checkpoint)?;
+        let get = |key: &str| metadata.iter().find(|(k, _)| k == key).map(|(_, v)| v.as_str());
+        if get("format") != Some(CHECKPOINT_FORMAT) {
+            return Err(Error::Format(format!(
+                "not a trainer checkpoint (format is not {CHECKPOINT_FORMAT})"
+            )));
+        }
+        for (key, value) in self.identity() {
+            match get(&key) {
+                Some(stored) if stored == value => {}
+                stored => {
+                    return Err(invalid(format!(
+                        "the checkpoint belongs to another run: its {key} is {}, this run's {value}",
+                        stored.unwrap_or("missing")
+                    )));
+                }
+            }
+        }
+        let corrupt = |what: &str| Error::Format(format!("corrupt checkpoint: {what}"));
+        let number =
+            |key: &str| -> Result<u64> { get(key).and_then(|v| v.parse().ok()).ok_or_else(|| corrupt(key)) };
+        let float =
+            |key: &str| -> Result<f64> { get(key).and_then(|v| v.parse().ok()).ok_or_else(|| corrupt(key)) };
+        let tensor = |name: &str| tensors.iter().find(|(n, _)| n == name).map(|(_, v)| v.as_slice());
+        let (Some(params), Some(m), Some(v)) = (tensor("params"), tensor("adam.m"), tensor("adam.v")) else {
+            return Err(corrupt("missing params, adam.m or adam.v"));
+        };
+        let mut history = Vec::new();
+        for entry in get("history").unwrap_or("").split(';').filter(|e| !e.is_empty()) {
+            let fields: Vec<&str> = entry.split(' ').collect();
+            let parse = |i: usize| {
+                fields.get(i).and_then(|f| f.parse::<f64>().ok()).ok_or_else(|| corrupt("history"))
+            };
+            history.push(EpochReport {
+                epoch: fields.first().and_then(|f| f.parse().ok()).ok_or_else(|| corrupt("history"))?,
+                train_nll: parse(1)?,
+                validation_nll: parse(2)?,
+                learning_rate: parse(3)?,
+                seconds: parse(4)?,
+            });
+        }
+        let epochs_done = number("epochs_done")? as usize;
+        let best_epoch = number("best_epoch")? as usize;
+        let best = match tensor("best.params") {
+            Some(best) if best.len() == params.len() && best_epoch >= 1 && best_epoch <= epochs_done => {
+                Some((best_epoch, float("best_validation_nll")?, best.to_vec()))
+            }
+            Some(_) => return Err(corrupt("best.params")),
+            None => None,
+        };
+        let (steps, epochs_since_best) = (number("steps")?, number("epochs_since_best")? as usize);
+        let last_train_nll = float("last_train_nll")?;
+        let mut model = self.model.clone();
+        model.set_state(params, m, v)?;
+        self.model = model;
+        self.steps = steps;
+        self.epochs_done = epochs_done;
+        self.epochs_since_best = epochs_since_best;
+        self.best = best;
+        self.last_train_nll = last_train_nll;
+        self.history = history;
+        Ok(())
     }
 
     /// Mean loss per row (standardised units) of some rows, threads splitting blocks.

@@ -15,7 +15,9 @@ use train_support::{known_mean_nll, sample_known};
 fn spec_bits(spec: &MadeSpec) -> Vec<u32> {
     let mut out = Vec::new();
     for layer in &spec.layers {
-        let LayerSpec::Dense { weight, context_weight, bias, .. } = layer else { panic!("plain layers only") };
+        let LayerSpec::Dense { weight, context_weight, bias, .. } = layer else {
+            panic!("plain layers only")
+        };
         for part in [Some(weight), context_weight.as_ref(), Some(bias)].into_iter().flatten() {
             out.extend(part.iter().map(|v| v.to_bits()));
         }
@@ -133,7 +135,8 @@ fn without_validation_the_last_model_is_kept() {
 #[test]
 fn progress_can_cancel() {
     let (context, x) = small_data(2000, 3);
-    let options = TrainOptions { hidden_units: vec![16], n_components: 2, max_epochs: 1000, ..TrainOptions::default() };
+    let options =
+        TrainOptions { hidden_units: vec![16], n_components: 2, max_epochs: 1000, ..TrainOptions::default() };
     let mut trainer = MadeTrainer::new(&context, 2, &x, 3, &options).unwrap();
     let mut calls = 0;
     let mut cancel_after_two_epochs = |p: crkernels::train::TrainProgress| {
@@ -149,16 +152,18 @@ fn progress_can_cancel() {
 #[test]
 fn bad_input_is_refused() {
     let (context, x) = small_data(200, 4);
-    let ok = TrainOptions { hidden_units: vec![8], n_components: 2, max_epochs: 1, ..TrainOptions::default() };
-    let refuse = |context: &[f32], n_context: usize, x: &[f32], n_dims: usize, options: &TrainOptions, why: &str| {
-        match MadeTrainer::new(context, n_context, x, n_dims, options) {
-            Err(Error::InvalidArgument(message)) => {
-                assert!(message.contains(why), "expected '{why}' in '{message}'")
+    let ok =
+        TrainOptions { hidden_units: vec![8], n_components: 2, max_epochs: 1, ..TrainOptions::default() };
+    let refuse =
+        |context: &[f32], n_context: usize, x: &[f32], n_dims: usize, options: &TrainOptions, why: &str| {
+            match MadeTrainer::new(context, n_context, x, n_dims, options) {
+                Err(Error::InvalidArgument(message)) => {
+                    assert!(message.contains(why), "expected '{why}' in '{message}'")
+                }
+                Err(other) => panic!("{why}: {other:?}"),
+                Ok(_) => panic!("{why}: accepted"),
             }
-            Err(other) => panic!("{why}: {other:?}"),
-            Ok(_) => panic!("{why}: accepted"),
-        }
-    };
+        };
     refuse(&[], 2, &[], 3, &ok, "n = 0");
     refuse(&context[..20], 2, &x[..30], 3, &ok, "fewer than one minibatch");
     refuse(&context, 2, &x[..x.len() - 1], 3, &ok, "x holds");
@@ -172,16 +177,37 @@ fn bad_input_is_refused() {
     constant.iter_mut().skip(1).step_by(3).for_each(|v| *v = 2.0);
     refuse(&context, 2, &constant, 3, &ok, "zero variance");
     refuse(&context, 2, &x, 3, &TrainOptions { hidden_units: vec![8, 0], ..ok.clone() }, "has 0 units");
-    refuse(&context, 2, &x, 3, &TrainOptions { hidden_units: vec![8; 9], ..ok.clone() }, "1 to 8 hidden layers");
+    refuse(
+        &context,
+        2,
+        &x,
+        3,
+        &TrainOptions { hidden_units: vec![8; 9], ..ok.clone() },
+        "1 to 8 hidden layers",
+    );
     refuse(&context, 2, &x, 3, &TrainOptions { n_components: 0, ..ok.clone() }, "n_components = 0");
     refuse(&context, 2, &x, 3, &TrainOptions { batch_size: 0, ..ok.clone() }, "batch_size");
     for lr in [0.0, -1e-3, f64::NAN, f64::INFINITY] {
         refuse(&context, 2, &x, 3, &TrainOptions { learning_rate: lr, ..ok.clone() }, "learning_rate");
     }
     for f in [-0.1, 1.0, f64::NAN] {
-        refuse(&context, 2, &x, 3, &TrainOptions { validation_fraction: f, ..ok.clone() }, "validation_fraction");
+        refuse(
+            &context,
+            2,
+            &x,
+            3,
+            &TrainOptions { validation_fraction: f, ..ok.clone() },
+            "validation_fraction",
+        );
     }
-    refuse(&context, 2, &x, 3, &TrainOptions { validation_fraction: 0.001, ..ok.clone() }, "no validation row");
+    refuse(
+        &context,
+        2,
+        &x,
+        3,
+        &TrainOptions { validation_fraction: 0.001, ..ok.clone() },
+        "no validation row",
+    );
     refuse(&context, 2, &x, 3, &TrainOptions { activation: Activation::Identity, ..ok.clone() }, "identity");
 }
 
@@ -200,4 +226,58 @@ fn a_diverging_run_stops_with_an_error() {
         Err(Error::InvalidArgument(message)) => assert!(message.contains("diverged"), "{message}"),
         other => panic!("a learning rate of 1e6 should diverge: {:?}", other.map(|r| r.1)),
     }
+}
+
+/// The paper's `-s <start epoch>`: a run stopped after 3 epochs and resumed from its checkpoint
+/// (on another thread count) ends with the same bits as a run of 6 epochs; a checkpoint of
+/// another model, other settings or other data, or corrupt bytes, is refused.
+#[test]
+fn a_checkpoint_resumes_exactly() {
+    let (context, x) = small_data(1500, 6);
+    let options = TrainOptions {
+        hidden_units: vec![24],
+        n_components: 3,
+        max_epochs: 6,
+        patience: 0,
+        n_threads: 1,
+        seed: 4,
+        ..TrainOptions::default()
+    };
+    let mut straight = MadeTrainer::new(&context, 2, &x, 3, &options).unwrap();
+    let (straight_model, straight_report) = straight.train(None).unwrap();
+
+    let mut first =
+        MadeTrainer::new(&context, 2, &x, 3, &TrainOptions { max_epochs: 3, ..options.clone() }).unwrap();
+    first.train(None).unwrap();
+    let checkpoint = first.checkpoint().unwrap();
+    let mut resumed =
+        MadeTrainer::new(&context, 2, &x, 3, &TrainOptions { n_threads: 2, ..options.clone() }).unwrap();
+    resumed.resume(&checkpoint).unwrap();
+    assert_eq!(resumed.epochs_done(), 3);
+    let (resumed_model, resumed_report) = resumed.train(None).unwrap();
+    assert!(spec_bits(&resumed_model.to_spec().unwrap()) == spec_bits(&straight_model.to_spec().unwrap()));
+    assert_eq!(resumed_report.epochs_run, 6);
+    assert_eq!(resumed_report.best_epoch, straight_report.best_epoch);
+    assert_eq!(resumed_report.best_validation_nll.to_bits(), straight_report.best_validation_nll.to_bits());
+    assert_eq!(resumed_report.final_train_nll.to_bits(), straight_report.final_train_nll.to_bits());
+
+    let refuse = |trainer: &mut MadeTrainer, bytes: &[u8], why: &str| match trainer.resume(bytes) {
+        Err(e) => assert!(e.to_string().contains(why), "expected '{why}' in '{e}'"),
+        Ok(()) => panic!("{why}: accepted"),
+    };
+    let mut other_model =
+        MadeTrainer::new(&context, 2, &x, 3, &TrainOptions { hidden_units: vec![25], ..options.clone() })
+            .unwrap();
+    refuse(&mut other_model, &checkpoint, "hidden_units");
+    let mut other_seed =
+        MadeTrainer::new(&context, 2, &x, 3, &TrainOptions { seed: 5, ..options.clone() }).unwrap();
+    refuse(&mut other_seed, &checkpoint, "seed");
+    let (context2, x2) = small_data(1500, 7);
+    let mut other_data = MadeTrainer::new(&context2, 2, &x2, 3, &options).unwrap();
+    refuse(&mut other_data, &checkpoint, "data_fingerprint");
+    let mut fresh = MadeTrainer::new(&context, 2, &x, 3, &options).unwrap();
+    refuse(&mut fresh, &checkpoint[..checkpoint.len() / 2], "safetensors");
+    let model_file = straight_model.to_safetensors().unwrap();
+    refuse(&mut fresh, &model_file, "not a trainer checkpoint");
+    assert_eq!(fresh.epochs_done(), 0);
 }

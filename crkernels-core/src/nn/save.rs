@@ -217,6 +217,57 @@ pub fn spec_to_safetensors_with_metadata(spec: &MadeSpec, extra: &[(String, Stri
     Ok(bytes)
 }
 
+/// A safetensors buffer of F32 tensors (name, shape, values) and string metadata, for state
+/// other than a model (a trainer's checkpoint). The same bytes for the same input.
+///
+/// Errors: [`Error::InvalidArgument`] when a tensor's values do not fill its shape.
+pub fn f32_tensors_to_safetensors(
+    tensors: &[(&str, &[usize], &[f32])],
+    metadata: &[(String, String)],
+) -> Result<Vec<u8>> {
+    let mut list = Vec::with_capacity(tensors.len());
+    for &(name, shape, values) in tensors {
+        check_len(name, values.len(), shape.iter().product())?;
+        list.push(f32_tensor(name.to_string(), shape.to_vec(), values.iter().copied()));
+    }
+    let mut map = Map::new();
+    for (key, value) in metadata {
+        map.insert(key.clone(), Value::String(value.clone()));
+    }
+    serialize(list, map)
+}
+
+/// The F32 tensors (name, values) and string metadata of a safetensors buffer, as
+/// [`f32_tensors_to_safetensors`] writes them (tensors of other types are left out: the
+/// caller checks the metadata and the tensors it needs).
+///
+/// Errors: [`Error::Format`] for a buffer that is not safetensors.
+#[allow(clippy::type_complexity)]
+pub fn f32_tensors_from_safetensors(
+    bytes: &[u8],
+) -> Result<(Vec<(String, Vec<f32>)>, Vec<(String, String)>)> {
+    let corrupt = |e: &dyn core::fmt::Display| Error::Format(format!("not a safetensors buffer: {e}"));
+    let (_, header) = safetensors::SafeTensors::read_metadata(bytes).map_err(|e| corrupt(&e))?;
+    let file = safetensors::SafeTensors::deserialize(bytes).map_err(|e| corrupt(&e))?;
+    let mut tensors = Vec::new();
+    for (name, view) in file.tensors() {
+        if view.dtype() != safetensors::Dtype::F32 {
+            continue;
+        }
+        let values =
+            view.data().chunks_exact(4).map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]])).collect();
+        tensors.push((name, values));
+    }
+    tensors.sort_by(|a, b| a.0.cmp(&b.0));
+    let mut metadata: Vec<(String, String)> = header
+        .metadata()
+        .as_ref()
+        .map(|m| m.iter().map(|(k, v)| (k.clone(), v.clone())).collect())
+        .unwrap_or_default();
+    metadata.sort();
+    Ok((tensors, metadata))
+}
+
 /// The safetensors bytes of `tensors` (I64 ones first, then by name) with `metadata`.
 fn serialize(mut tensors: Vec<Tensor>, metadata: Map<String, Value>) -> Result<Vec<u8>> {
     tensors.sort_by(|a, b| b.int.cmp(&a.int).then_with(|| a.name.cmp(&b.name)));
