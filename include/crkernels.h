@@ -50,6 +50,41 @@
 #define CRK_CHOLIS_R0_GV 0.5
 
 /*
+ The data dimensions in a random order drawn from the seed (the paper's choice).
+ */
+#define CRK_ORDER_RANDOM 0
+
+/*
+ The data dimensions in their natural order 1..D.
+ */
+#define CRK_ORDER_NATURAL 1
+
+/*
+ Context degrees 1..C: the parameters first in the autoregressive order (SECRET).
+ */
+#define CRK_CONTEXT_SECRET 0
+
+/*
+ Context degrees all 0: plain conditioning.
+ */
+#define CRK_CONTEXT_PLAIN 1
+
+/*
+ The same learning rate every epoch.
+ */
+#define CRK_SCHEDULE_CONSTANT 0
+
+/*
+ Cosine decay from learning_rate to schedule_value * learning_rate at max_epochs.
+ */
+#define CRK_SCHEDULE_COSINE 1
+
+/*
+ learning_rate * schedule_value^floor(epoch / schedule_every) (PyTorch's StepLR).
+ */
+#define CRK_SCHEDULE_STEP 2
+
+/*
  An ensemble for one transport, parameter set and energy grid (its age tables built once):
  made by crk_ensemble_new, released with crk_ensemble_free. Immutable; may be shared across
  threads.
@@ -69,6 +104,13 @@ typedef struct crk_losses crk_losses;
  upload its weights to a device on first use there; they are freed with the handle.
  */
 typedef struct crk_made crk_made;
+
+/*
+ A training run in progress: made by crk_made_trainer_new, released with
+ crk_made_trainer_free. Calls on one trainer are serialised (a lock): it may be passed
+ between threads, but two threads calling at once wait for each other.
+ */
+typedef struct crk_made_trainer crk_made_trainer;
 
 /*
  A loaded network (crkernels.network.v1 file): made by crk_network_load*, released with
@@ -720,6 +762,151 @@ typedef struct crk_surrogate_step {
    */
   int32_t at_max_distance;
 } crk_surrogate_step;
+
+/*
+ Settings of a training run (crk_made_train_options_default gives the paper's
+ single-point recipe). The first twelve fields are the issue's contract; later fields are
+ extensions with defaults.
+ */
+typedef struct crk_made_train_options {
+  /*
+   Hidden layers, 1..8.
+   */
+  size_t n_hidden_layers;
+  /*
+   Units of each hidden layer (the first n_hidden_layers entries), each >= 1.
+   */
+  size_t hidden_units[8];
+  /*
+   Mixture components K >= 1.
+   */
+  size_t n_components;
+  /*
+   CRK_ACTIVATION_SIGMOID, TANH, RELU, LEAKY_RELU (slope 0.01) or ELU (alpha 1).
+   */
+  crk_activation activation;
+  /*
+   CRK_ORDER_*.
+   */
+  int32_t order;
+  /*
+   Rows per minibatch >= 1.
+   */
+  size_t batch_size;
+  /*
+   Adam's learning rate, finite and > 0.
+   */
+  double learning_rate;
+  /*
+   The most epochs >= 1.
+   */
+  size_t max_epochs;
+  /*
+   Epochs without a better validation NLL before stopping; 0 = never stop early.
+   */
+  size_t patience;
+  /*
+   Fraction of the rows held out for validation, 0 <= f < 1.
+   */
+  double validation_fraction;
+  /*
+   Seed of the order, initial weights, split and minibatches.
+   */
+  uint64_t seed;
+  /*
+   Threads, 0 = all cores (the trained model does not depend on it).
+   */
+  size_t n_threads;
+  /*
+   CRK_CONTEXT_SECRET (default) or CRK_CONTEXT_PLAIN.
+   */
+  int32_t context_degrees;
+  /*
+   Adam's coupled L2 weight decay (PyTorch's weight_decay), >= 0 (default 0).
+   */
+  double weight_decay;
+  /*
+   CRK_SCHEDULE_* (default constant).
+   */
+  int32_t schedule;
+  /*
+   Cosine: the final fraction of the learning rate in [0, 1]; step: the factor in (0, 1].
+   */
+  double schedule_value;
+  /*
+   Step: epochs per factor >= 1.
+   */
+  size_t schedule_every;
+  /*
+   Adam's beta1, beta2 in [0, 1) and epsilon > 0 (defaults 0.9, 0.999, 1e-8).
+   */
+  double adam_beta1;
+  /*
+   See adam_beta1.
+   */
+  double adam_beta2;
+  /*
+   See adam_beta1.
+   */
+  double adam_epsilon;
+} crk_made_train_options;
+
+/*
+ What a run reports. NLLs are per row, in the user's units (with the standardisation's
+ Jacobian).
+ */
+typedef struct crk_made_train_report {
+  /*
+   Epochs run (in all, counting those before a resume).
+   */
+  size_t epochs_run;
+  /*
+   The epoch whose model is kept (1-based; the last one without validation).
+   */
+  size_t best_epoch;
+  /*
+   Mean -log p per row on the validation split of the kept model (NaN without validation).
+   */
+  double best_validation_nll;
+  /*
+   The last epoch's mean training NLL per row.
+   */
+  double final_train_nll;
+  /*
+   The last epoch's validation NLL (NaN without validation).
+   */
+  double last_validation_nll;
+  /*
+   Wall time of the epochs run [s].
+   */
+  double seconds;
+} crk_made_train_report;
+
+/*
+ One epoch's figures (crk_made_trainer_epoch).
+ */
+typedef struct crk_made_epoch_report {
+  /*
+   Epochs finished (1 for the first).
+   */
+  size_t epoch;
+  /*
+   Mean training NLL per row over the epoch's minibatches.
+   */
+  double train_nll;
+  /*
+   Validation NLL per row after the epoch (NaN without validation).
+   */
+  double validation_nll;
+  /*
+   The epoch's learning rate.
+   */
+  double learning_rate;
+  /*
+   Wall time [s].
+   */
+  double seconds;
+} crk_made_epoch_report;
 
 /*
  Success.
@@ -2630,6 +2817,151 @@ crk_status crk_surrogate_propose_step(const struct crk_surrogate *surrogate,
  `surrogate` must be NULL or a live handle not used afterwards.
  */
 void crk_surrogate_free(struct crk_surrogate *surrogate);
+
+/*
+ Writes the paper's single-point settings (SECRET section 3.2: one hidden layer of 200
+ sigmoid units, K = 10, random order, Adam with learning rate 1e-3, minibatch 50, 90/10
+ split, at most 500 epochs), early stopping after 30 epochs without improvement, seed 0, all
+ cores, SECRET context degrees, constant learning rate. Does nothing when options is NULL.
+
+ # Safety
+ `options` writable or NULL.
+ */
+void crk_made_train_options_default(struct crk_made_train_options *options);
+
+/*
+ Trains a MADE-MoG on n rows of context ([n][n_context], NULL when n_context = 0) and data
+ ([n][n_dims]) in the user's units, and returns the kept model (the best on the validation
+ split, else the last) in `out`; the model standardises with the training split's mean and
+ standard deviation, so its log-densities and samples are in the user's units. `progress`
+ (may be NULL) is called on the calling thread about every 50 ms with the training rows
+ processed and the rows of max_epochs epochs; a nonzero return cancels. `report` may be NULL.
+ The model is bit for bit the same for a seed on any thread count.
+
+ Errors (nothing is written to out or report): CRK_ERR_NULL_POINTER; CRK_ERR_INVALID_ARGUMENT
+ (n = 0, fewer training rows than one minibatch, NaN or infinite data, a dimension of zero
+ variance, hidden_units 0, more than 8 layers, K = 0, batch 0, learning rate <= 0 or NaN,
+ validation fraction outside [0, 1), unknown activation, order, context degrees or schedule,
+ training diverged); CRK_ERR_CANCELLED.
+
+ # Safety
+ `context` readable for n * n_context floats or NULL; `x` for n * n_dims; `options` readable;
+ `out` writable; `report` writable or NULL.
+ */
+crk_status crk_made_train(const float *context,
+                          size_t n_context,
+                          const float *x,
+                          size_t n_dims,
+                          size_t n,
+                          const struct crk_made_train_options *options,
+                          crk_progress_fn progress,
+                          void *user_data,
+                          struct crk_made **out,
+                          struct crk_made_train_report *report);
+
+/*
+ A trainer for epoch-by-epoch control, on the same data and options as crk_made_train (the
+ data are copied and standardised; the arrays may be freed afterwards).
+
+ Errors: as crk_made_train's checks (nothing is written but *out = NULL).
+
+ # Safety
+ As crk_made_train.
+ */
+crk_status crk_made_trainer_new(const float *context,
+                                size_t n_context,
+                                const float *x,
+                                size_t n_dims,
+                                size_t n,
+                                const struct crk_made_train_options *options,
+                                struct crk_made_trainer **out);
+
+/*
+ Runs one epoch (every training row once, then the validation NLL and early stopping's
+ bookkeeping); `epoch` (may be NULL) gets its figures. Running an epoch after the run has
+ finished (crk_made_trainer_finished) is allowed: it trains on.
+
+ Errors: CRK_ERR_NULL_POINTER; CRK_ERR_CANCELLED (the minibatches before the cancel have
+ updated the model: resume from a checkpoint to repeat the epoch exactly);
+ CRK_ERR_INVALID_ARGUMENT (training diverged).
+
+ # Safety
+ `trainer` a live handle or NULL; `epoch` writable or NULL.
+ */
+crk_status crk_made_trainer_epoch(struct crk_made_trainer *trainer,
+                                  crk_progress_fn progress,
+                                  void *user_data,
+                                  struct crk_made_epoch_report *epoch);
+
+/*
+ Whether the run has ended: 1 (epoch limit reached, or patience epochs without a better
+ validation NLL) or 0, in `finished`.
+
+ Errors: CRK_ERR_NULL_POINTER.
+
+ # Safety
+ `trainer` a live handle or NULL; `finished` writable or NULL.
+ */
+crk_status crk_made_trainer_finished(const struct crk_made_trainer *trainer,
+                                     int32_t *finished);
+
+/*
+ The report so far (as crk_made_train's).
+
+ Errors: CRK_ERR_NULL_POINTER.
+
+ # Safety
+ `trainer` a live handle or NULL; `report` writable or NULL.
+ */
+crk_status crk_made_trainer_report(const struct crk_made_trainer *trainer,
+                                   struct crk_made_train_report *report);
+
+/*
+ The kept model so far (the best on the validation split, else the current one) as a new
+ crk_made handle (release it with crk_made_free; the trainer goes on independently).
+
+ Errors: CRK_ERR_NULL_POINTER.
+
+ # Safety
+ `trainer` a live handle or NULL; `out` writable or NULL.
+ */
+crk_status crk_made_trainer_model(const struct crk_made_trainer *trainer,
+                                  struct crk_made **out);
+
+/*
+ Writes the run's whole state to a checkpoint file (safetensors, format
+ `crkernels.made_checkpoint.v1`; written to a temporary file and renamed).
+
+ Errors: CRK_ERR_NULL_POINTER; CRK_ERR_INVALID_ARGUMENT (path not UTF-8); CRK_ERR_IO.
+
+ # Safety
+ `trainer` a live handle or NULL; `path` a NUL-terminated string or NULL.
+ */
+crk_status crk_made_trainer_checkpoint(const struct crk_made_trainer *trainer,
+                                       const char *path);
+
+/*
+ Continues a run from a checkpoint file: the trainer must be fresh and made with the same
+ data and options (max_epochs, patience and n_threads may differ). The run then goes on
+ exactly as if it had not stopped.
+
+ Errors (the trainer is unchanged): CRK_ERR_NULL_POINTER; CRK_ERR_IO; CRK_ERR_FORMAT (not a
+ checkpoint); CRK_ERR_INVALID_ARGUMENT (a checkpoint of another model, other options or
+ other data: the message names the difference).
+
+ # Safety
+ `trainer` a live handle or NULL; `path` a NUL-terminated string or NULL.
+ */
+crk_status crk_made_trainer_resume(struct crk_made_trainer *trainer,
+                                   const char *path);
+
+/*
+ Releases a trainer (NULL is ignored).
+
+ # Safety
+ `trainer` made by crk_made_trainer_new and not used afterwards, or NULL.
+ */
+void crk_made_trainer_free(struct crk_made_trainer *trainer);
 
 /*
  Builds the loss-time and loss-length tables T(E), L(E) for `losses`, a diffusion

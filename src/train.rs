@@ -362,9 +362,9 @@ impl MadeTrainer {
     /// One epoch: every training row once in minibatches, then the validation NLL, early
     /// stopping's bookkeeping. `progress` is called about every 50 ms with the rows done.
     ///
-    /// Errors: [`Error::Cancelled`] when progress returns false (the epoch is not counted, but
-    /// its minibatches so far have updated the model: resume from a checkpoint to repeat the
-    /// epoch exactly); [`Error::InvalidArgument`] if a loss becomes NaN or infinite (learning
+    /// Errors: [`Error::Cancelled`] when progress returns false: during the epoch (it is not
+    /// counted, but its minibatches so far have updated the model: resume from a checkpoint
+    /// to repeat the epoch exactly) or at its end (it is counted); [`Error::InvalidArgument`] if a loss becomes NaN or infinite (learning
     /// rate too high; the diverged step updates nothing).
     pub fn run_epoch(
         &mut self,
@@ -384,13 +384,13 @@ impl MadeTrainer {
         let rows_before = epoch * self.train_rows.len();
         let rows_total = self.options.max_epochs * self.train_rows.len();
         let last = self.history.last().copied();
-        let mut report = |done: usize| match progress.as_mut() {
+        let mut report = |done: usize, last: Option<EpochReport>| match progress.as_mut() {
             Some(callback) => {
                 callback(TrainProgress { rows_done: rows_before + done, rows_total, last_epoch: last })
             }
             None => true,
         };
-        let train_sum = self.run_minibatches(&order, learning_rate, &mut report)?;
+        let train_sum = self.run_minibatches(&order, learning_rate, &mut |done| report(done, last))?;
         let train_nll = train_sum / order.len() as f64 + self.log_std_sum;
         let validation_nll = if self.validation_rows.is_empty() {
             f64::NAN
@@ -415,7 +415,12 @@ impl MadeTrainer {
             seconds: started.elapsed().as_secs_f64(),
         };
         self.history.push(epoch_report);
-        report(order.len());
+        if !report(order.len(), Some(epoch_report)) {
+            return Err(Error::Cancelled(format!(
+                "training cancelled by the progress callback after epoch {} (the epoch is counted)",
+                self.epochs_done
+            )));
+        }
         Ok(epoch_report)
     }
 

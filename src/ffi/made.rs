@@ -25,6 +25,13 @@ pub struct crk_made {
     inner: GpuMade,
 }
 
+impl crk_made {
+    /// A handle for a model made in Rust (a trainer's result).
+    pub(crate) fn from_made(made: Made) -> Self {
+        Self { inner: GpuMade::new(made) }
+    }
+}
+
 /// Activation of an nflows model's residual blocks (one of the CRK_ACTIVATION_* constants).
 pub type crk_activation = i32;
 /// Take the activation from the file's metadata (ReLU, nflows' default, when absent).

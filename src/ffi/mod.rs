@@ -23,6 +23,7 @@ pub mod network;
 pub mod propagation;
 pub mod stats;
 pub mod surrogate;
+pub mod train;
 pub mod transport;
 
 /// Status of a call: CRK_OK (0) or one of the CRK_ERR_* codes. Values are append-only: a code
