@@ -944,6 +944,55 @@ impl<'a> SharedModel<'a> {
         adam: &AdamStep,
         scratch: &mut TrainScratch,
     ) {
+        // SAFETY (all three): the caller's promises; the kernel was chosen for an instruction
+        // set this CPU has.
+        unsafe {
+            match (*self.model).kernel {
+                #[cfg(all(feature = "std", target_arch = "x86_64"))]
+                Kernel::Avx512 => self.update_panels_avx512(range, rows, adam, scratch),
+                #[cfg(all(feature = "std", target_arch = "x86_64"))]
+                Kernel::Avx2 => self.update_panels_avx2(range, rows, adam, scratch),
+                Kernel::Portable => self.update_panels_body(range, rows, adam, scratch),
+            }
+        }
+    }
+
+    #[cfg(all(feature = "std", target_arch = "x86_64"))]
+    #[target_feature(enable = "avx512f,avx512dq,fma")]
+    unsafe fn update_panels_avx512(
+        &self,
+        range: PanelRange,
+        rows: &[f32],
+        adam: &AdamStep,
+        scratch: &mut TrainScratch,
+    ) {
+        // SAFETY: forwarded.
+        unsafe { self.update_panels_body(range, rows, adam, scratch) }
+    }
+
+    #[cfg(all(feature = "std", target_arch = "x86_64"))]
+    #[target_feature(enable = "avx2,fma")]
+    unsafe fn update_panels_avx2(
+        &self,
+        range: PanelRange,
+        rows: &[f32],
+        adam: &AdamStep,
+        scratch: &mut TrainScratch,
+    ) {
+        // SAFETY: forwarded.
+        unsafe { self.update_panels_body(range, rows, adam, scratch) }
+    }
+
+    /// # Safety
+    /// As [`Self::update_panels`].
+    #[inline(always)]
+    unsafe fn update_panels_body(
+        &self,
+        range: PanelRange,
+        rows: &[f32],
+        adam: &AdamStep,
+        scratch: &mut TrainScratch,
+    ) {
         // SAFETY: the structure (layers, kernel) is never written during training; the
         // parameter arrays are touched only below, inside this call's own panels.
         let model = unsafe { &*self.model };
@@ -1010,15 +1059,98 @@ impl<'a> SharedModel<'a> {
                     outputs.len() * layer.in_stride,
                 )
             };
-            for (i, panel_row) in panel.chunks_exact_mut(nr).take(depth).enumerate() {
-                for (value, row) in panel_row.iter_mut().zip(weights.chunks_exact(layer.in_stride)) {
-                    *value = row[i];
-                }
-            }
+            transpose_into_panel(model.kernel, weights, layer.in_stride, depth, panel, nr);
             for o in outputs {
                 // SAFETY: as above.
                 unsafe { *self.bias_padded[l].add(o) = *self.params.add(layer.bias_at + o) };
             }
+        }
+    }
+}
+
+/// panel[i * nr + j] = weights[j * stride + i] for i < depth and the panel's outputs j (rows
+/// of `weights`): the transposed copy the forward pass reads. In 8 x 8 blocks with AVX2
+/// shuffles where the kernel is a vector one (a copy: the same values either way).
+#[inline(always)]
+fn transpose_into_panel(
+    kernel: Kernel,
+    weights: &[f32],
+    stride: usize,
+    depth: usize,
+    panel: &mut [f32],
+    nr: usize,
+) {
+    let outputs = weights.len() / stride;
+    let mut done_outputs = 0;
+    let mut done_depth = 0;
+    #[cfg(all(feature = "std", target_arch = "x86_64"))]
+    if kernel != Kernel::Portable {
+        done_outputs = outputs / 8 * 8;
+        done_depth = depth / 8 * 8;
+        for j0 in (0..done_outputs).step_by(8) {
+            for i0 in (0..done_depth).step_by(8) {
+                // SAFETY: rows j0..j0 + 8 hold stride >= i0 + 8 values; panel rows i0..i0 + 8
+                // hold nr >= j0 + 8 values; AVX2 is there (the kernel is AVX2 or AVX-512).
+                unsafe {
+                    transpose_8x8_avx2(
+                        weights.as_ptr().add(j0 * stride + i0),
+                        stride,
+                        panel.as_mut_ptr().add(i0 * nr + j0),
+                        nr,
+                    )
+                };
+            }
+        }
+    }
+    let _ = kernel;
+    for (j, row) in weights.chunks_exact(stride).enumerate() {
+        let start = if j < done_outputs { done_depth } else { 0 };
+        for i in start..depth {
+            panel[i * nr + j] = row[i];
+        }
+    }
+}
+
+/// Transposes the 8 x 8 block at `src` (row stride `src_stride`) into `dst` (row stride
+/// `dst_stride`): dst[i][j] = src[j][i].
+///
+/// # Safety
+/// AVX2 is available; 8 rows of 8 values are readable at src and writable at dst.
+#[cfg(all(feature = "std", target_arch = "x86_64"))]
+#[target_feature(enable = "avx2")]
+unsafe fn transpose_8x8_avx2(src: *const f32, src_stride: usize, dst: *mut f32, dst_stride: usize) {
+    use core::arch::x86_64::*;
+    // SAFETY: the caller's promises.
+    unsafe {
+        let r: [__m256; 8] = core::array::from_fn(|j| _mm256_loadu_ps(src.add(j * src_stride)));
+        let t0 = _mm256_unpacklo_ps(r[0], r[1]);
+        let t1 = _mm256_unpackhi_ps(r[0], r[1]);
+        let t2 = _mm256_unpacklo_ps(r[2], r[3]);
+        let t3 = _mm256_unpackhi_ps(r[2], r[3]);
+        let t4 = _mm256_unpacklo_ps(r[4], r[5]);
+        let t5 = _mm256_unpackhi_ps(r[4], r[5]);
+        let t6 = _mm256_unpacklo_ps(r[6], r[7]);
+        let t7 = _mm256_unpackhi_ps(r[6], r[7]);
+        let u0 = _mm256_shuffle_ps::<0x44>(t0, t2);
+        let u1 = _mm256_shuffle_ps::<0xEE>(t0, t2);
+        let u2 = _mm256_shuffle_ps::<0x44>(t1, t3);
+        let u3 = _mm256_shuffle_ps::<0xEE>(t1, t3);
+        let u4 = _mm256_shuffle_ps::<0x44>(t4, t6);
+        let u5 = _mm256_shuffle_ps::<0xEE>(t4, t6);
+        let u6 = _mm256_shuffle_ps::<0x44>(t5, t7);
+        let u7 = _mm256_shuffle_ps::<0xEE>(t5, t7);
+        let rows = [
+            _mm256_permute2f128_ps::<0x20>(u0, u4),
+            _mm256_permute2f128_ps::<0x20>(u1, u5),
+            _mm256_permute2f128_ps::<0x20>(u2, u6),
+            _mm256_permute2f128_ps::<0x20>(u3, u7),
+            _mm256_permute2f128_ps::<0x31>(u0, u4),
+            _mm256_permute2f128_ps::<0x31>(u1, u5),
+            _mm256_permute2f128_ps::<0x31>(u2, u6),
+            _mm256_permute2f128_ps::<0x31>(u3, u7),
+        ];
+        for (i, row) in rows.iter().enumerate() {
+            _mm256_storeu_ps(dst.add(i * dst_stride), *row);
         }
     }
 }
