@@ -381,8 +381,8 @@ impl MadeTrainer {
         .into_iter()
         .map(|i| self.train_rows[i])
         .collect();
-        let rows_before = epoch * self.train_rows.len();
-        let rows_total = self.options.max_epochs * self.train_rows.len();
+        let rows_before = epoch.saturating_mul(self.train_rows.len());
+        let rows_total = self.options.max_epochs.saturating_mul(self.train_rows.len());
         let last = self.history.last().copied();
         let mut report = |done: usize, last: Option<EpochReport>| match progress.as_mut() {
             Some(callback) => {
