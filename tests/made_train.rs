@@ -1,7 +1,7 @@
 //! The MADE training kernels (crkernels_core::nn::made_train): the minibatch loss and every
 //! parameter's gradient against `Made::nll_grad` (float64, itself checked against central
 //! differences and the NumPy reference in tests/made_grad.rs) on the model the trainer
-//! saves, for every activation, with and without context, on each instruction set; masked
+//! saves, for every activation (1 to 3 hidden layers), with and without context, on each instruction set; masked
 //! weights get exactly zero gradient.
 
 use crkernels::math::simd::VectorIsa;
@@ -41,6 +41,8 @@ fn architectures() -> Vec<Architecture> {
         (Activation::Tanh, 3, true, vec![33, 20]),
         (Activation::Relu, 2, false, vec![24]),
         (Activation::Sigmoid, 5, true, vec![50, 17, 9]),
+        (Activation::LeakyRelu, 3, true, vec![30, 30]),
+        (Activation::Elu, 1, false, vec![20, 25, 15]),
     ] {
         out.push(Architecture {
             n_context,
