@@ -6,6 +6,8 @@
 //! scripts/bench-train.sh runs this and the JAX reference (bench/made_train_jax.py) in one go
 //! and prints the ratios.
 //!
+//! A second group measures one core's single-precision FMA peak, for the floor.
+//!
 //! cargo bench --bench made_train
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
@@ -43,5 +45,60 @@ fn bench_train(c: &mut Criterion) {
     }
 }
 
-criterion_group!(benches, bench_train);
+/// The single-precision FMA peak of one core: 12 independent chains of vector fused
+/// multiply-adds (enough to cover the latency), 2 flops per lane each. The floor of a training
+/// step is its flops per row over this rate (BENCHMARKS.md).
+fn bench_fma_peak(c: &mut Criterion) {
+    const ITERATIONS: usize = 100_000;
+    let mut group = c.benchmark_group("fma_peak");
+    group.sample_size(10);
+    #[cfg(target_arch = "x86_64")]
+    if std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma") {
+        group.throughput(Throughput::Elements((ITERATIONS * 12 * 8 * 2) as u64));
+        // SAFETY: AVX2 and FMA were detected.
+        group.bench_function("avx2_flops", |b| b.iter(|| unsafe { fma_chains_avx2(ITERATIONS) }));
+    }
+    #[cfg(target_arch = "x86_64")]
+    if std::arch::is_x86_feature_detected!("avx512f") {
+        group.throughput(Throughput::Elements((ITERATIONS * 12 * 16 * 2) as u64));
+        // SAFETY: AVX-512F was detected.
+        group.bench_function("avx512_flops", |b| b.iter(|| unsafe { fma_chains_avx512(ITERATIONS) }));
+    }
+    group.finish();
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma")]
+unsafe fn fma_chains_avx2(iterations: usize) -> f32 {
+    use std::arch::x86_64::*;
+    let (a, b) = (_mm256_set1_ps(0.999_999), _mm256_set1_ps(1e-7));
+    let mut acc = [_mm256_set1_ps(1.0); 12];
+    for _ in 0..iterations {
+        for v in acc.iter_mut() {
+            *v = _mm256_fmadd_ps(*v, a, b);
+        }
+    }
+    let mut out = [0.0f32; 8];
+    let sum = acc.iter().fold(_mm256_setzero_ps(), |s, &v| _mm256_add_ps(s, v));
+    // SAFETY: out holds 8 floats.
+    unsafe { _mm256_storeu_ps(out.as_mut_ptr(), sum) };
+    std::hint::black_box(out[0])
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f")]
+unsafe fn fma_chains_avx512(iterations: usize) -> f32 {
+    use std::arch::x86_64::*;
+    let (a, b) = (_mm512_set1_ps(0.999_999), _mm512_set1_ps(1e-7));
+    let mut acc = [_mm512_set1_ps(1.0); 12];
+    for _ in 0..iterations {
+        for v in acc.iter_mut() {
+            *v = _mm512_fmadd_ps(*v, a, b);
+        }
+    }
+    let sum = acc.iter().fold(_mm512_setzero_ps(), |s, &v| _mm512_add_ps(s, v));
+    std::hint::black_box(_mm512_reduce_add_ps(sum))
+}
+
+criterion_group!(benches, bench_train, bench_fma_peak);
 criterion_main!(benches);
