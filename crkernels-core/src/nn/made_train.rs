@@ -62,6 +62,9 @@ use crate::rng::Stream;
 /// micro-kernel's NR).
 pub const PAD: usize = 32;
 
+/// Minibatch rows per chunk of the weight-gradient sums (see `weight_gradients`).
+const GRADIENT_CHUNK: usize = 128;
+
 /// The most hidden layers a trainer builds (the C contract's `hidden_units[8]`).
 pub const MAX_HIDDEN_LAYERS: usize = 8;
 
@@ -225,8 +228,10 @@ pub struct TrainModel {
 pub struct TrainScratch {
     panel: Vec<f32>,
     sums: Vec<f32>,
-    /// [MR][widest input row]: one block of weight-gradient rows.
+    /// [outputs of the widest layer][its input row]: the weight gradients being summed.
     grad_rows: Vec<f32>,
+    /// One MR x NR tile of a later row chunk.
+    tile: Vec<f32>,
     /// 12 arrays of D K values: one row's mixture, component-major within each dimension.
     mixture: Vec<f32>,
 }
@@ -442,7 +447,15 @@ impl TrainModel {
         TrainScratch {
             panel: vec![0.0; mr * widest.max(max_batch).max(1)],
             sums: vec![0.0; self.kernel.nr()],
-            grad_rows: vec![0.0; mr * self.layers.iter().map(|l| l.in_stride).max().unwrap_or(PAD)],
+            grad_rows: vec![
+                0.0;
+                self.layers
+                    .iter()
+                    .map(|l| l.n_out.div_ceil(mr) * mr * l.in_stride)
+                    .max()
+                    .unwrap_or(PAD)
+            ],
+            tile: vec![0.0; mr * self.kernel.nr()],
             mixture: vec![0.0; 12 * self.arch.n_dims * self.arch.n_components],
         }
     }
@@ -751,46 +764,67 @@ impl TrainModel {
         mut sink: impl FnMut(Target, &[f32]),
     ) {
         let (mr, nr) = (self.kernel.mr(), self.kernel.nr());
-        let n = rows.len() / self.row_stride;
         let layer = &self.layers[l];
+        let width = layer.in_stride;
         let outputs = panels.start * nr..(panels.end * nr).min(layer.n_out);
-        for o0 in outputs.clone().step_by(mr) {
-            let m = mr.min(outputs.end - o0);
-            // A panel: delta[r][o0 + j] at k = r, row j.
-            pack_a_panel(
-                &rows[layer.delta_at + o0..],
-                (m, n),
-                (1, self.row_stride),
-                0,
-                mr,
-                &mut scratch.panel,
-            );
-            let depth = layer.prefix[o0 + m - 1];
-            let width = layer.in_stride;
-            for i0 in (0..depth).step_by(nr) {
-                let cols = nr.min(depth - i0);
-                // SAFETY: the panel holds n * MR values; input rows have in_stride >= i0 + NR
-                // floats inside each record; grad_rows holds MR rows of in_stride >= i0 + cols.
-                unsafe {
-                    self.kernel.tile(
-                        n,
-                        &scratch.panel,
-                        &rows[layer.input_at + i0..],
-                        Packed(self.row_stride),
-                        Init::Columns(&ZEROS[..nr]),
-                        &mut scratch.grad_rows[i0..],
-                        width,
-                        (m, cols),
-                    );
+        // Rows in chunks of GRADIENT_CHUNK, each chunk's inputs reused by every output block
+        // while they are in the cache; the first chunk's tile is stored, later ones added (a
+        // minibatch of at most one chunk is one sum over its rows in order).
+        let accumulator = &mut scratch.grad_rows[..outputs.len().div_ceil(mr) * mr * width];
+        for (chunk_index, chunk) in rows.chunks(GRADIENT_CHUNK * self.row_stride).enumerate() {
+            let chunk_rows = chunk.len() / self.row_stride;
+            for o0 in outputs.clone().step_by(mr) {
+                let m = mr.min(outputs.end - o0);
+                // A panel: delta[r][o0 + j] at k = r, row j.
+                pack_a_panel(
+                    &chunk[layer.delta_at + o0..],
+                    (m, chunk_rows),
+                    (1, self.row_stride),
+                    0,
+                    mr,
+                    &mut scratch.panel,
+                );
+                let depth = layer.prefix[o0 + m - 1];
+                let block = &mut accumulator[(o0 - outputs.start) * width..(o0 - outputs.start + mr) * width];
+                for i0 in (0..depth).step_by(nr) {
+                    let cols = nr.min(depth - i0);
+                    let (out, ldc) = if chunk_index == 0 {
+                        (&mut block[i0..], width)
+                    } else {
+                        (&mut scratch.tile[..], nr)
+                    };
+                    // SAFETY: the panel holds chunk_rows * MR values; input rows have in_stride
+                    // >= i0 + NR floats inside each record; the accumulator block holds MR rows
+                    // of in_stride >= i0 + cols, the tile MR x NR.
+                    unsafe {
+                        self.kernel.tile(
+                            chunk_rows,
+                            &scratch.panel,
+                            &chunk[layer.input_at + i0..],
+                            Packed(self.row_stride),
+                            Init::Columns(&ZEROS[..nr]),
+                            out,
+                            ldc,
+                            (m, cols),
+                        );
+                    }
+                    if chunk_index > 0 {
+                        for j in 0..m {
+                            let sum = &mut block[j * width + i0..j * width + i0 + cols];
+                            sum.iter_mut()
+                                .zip(&scratch.tile[j * nr..j * nr + cols])
+                                .for_each(|(s, &t)| *s += t);
+                        }
+                    }
                 }
             }
-            for j in 0..m {
-                let o = o0 + j;
-                sink(
-                    Target::Weights { output: o, column: 0 },
-                    &scratch.grad_rows[j * width..j * width + layer.prefix[o]],
-                );
-            }
+        }
+        for o in outputs.clone() {
+            let at = (o - outputs.start) * width;
+            sink(Target::Weights { output: o, column: 0 }, &accumulator[at..at + layer.prefix[o]]);
+        }
+        for o0 in outputs.clone().step_by(mr) {
+            let m = mr.min(outputs.end - o0);
             let sums = &mut scratch.sums[..m];
             sums.fill(0.0);
             for record in rows.chunks_exact(self.row_stride) {
