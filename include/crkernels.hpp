@@ -8,12 +8,15 @@
  *   (crk_losses_rate -> crk::losses_rate) that checks the status and throws crk::error
  *   (a std::runtime_error carrying the crk_status and crk_last_error_message()).
  * - Handles are owned by move-only RAII classes (crk::losses, crk::transport, crk::ensemble,
- *   crk::made, crk::network, crk::surrogate) whose destructors call crk_*_free; functions
- *   that make a handle (crk_*_new, *_load*, *_fit) return such an owner, and the functions
- *   taking a handle are also methods of its owner (crk_losses_rate -> losses::rate).
+ *   crk::made, crk::made_trainer, crk::network, crk::surrogate) whose destructors call
+ *   crk_*_free; functions that make a handle (crk_*_new, *_load*, *_fit, crk_made_train)
+ *   return such an owner, and the functions taking a handle are also methods of its owner
+ *   (crk_losses_rate -> losses::rate, crk_made_trainer_epoch -> made_trainer::epoch).
  * - Arrays are never copied: wrappers take pointer + count as the C API does, and, with
  *   C++20, std::span overloads that check the sizes for the common batch kernels.
- * - Owners are immutable after construction and may be shared (by reference) across threads.
+ * - Owners are immutable after construction and may be shared (by reference) across threads,
+ *   except crk::made_trainer, whose epoch() and resume() change it (calls on one trainer are
+ *   serialised by the library).
  */
 #ifndef CRKERNELS_HPP
 #define CRKERNELS_HPP
@@ -619,6 +622,48 @@ inline void surrogate_propose_step(const crk_surrogate *surrogate, double max_di
     detail::check(::crk_surrogate_propose_step(surrogate, max_distance, new_point, step), "crk_surrogate_propose_step");
 }
 
+/// Wraps crk_made_train_options_default.
+inline void made_train_options_default(crk_made_train_options *options) noexcept { ::crk_made_train_options_default(options); }
+
+/// Wraps crk_made_trainer_epoch; throws crk::error on failure.
+inline void made_trainer_epoch(crk_made_trainer *trainer, crk_progress_fn progress, void *user_data, crk_made_epoch_report *epoch) {
+    detail::check(::crk_made_trainer_epoch(trainer, progress, user_data, epoch), "crk_made_trainer_epoch");
+}
+
+/// Wraps crk_made_trainer_finished; throws crk::error on failure.
+inline void made_trainer_finished(const crk_made_trainer *trainer, int32_t *finished) {
+    detail::check(::crk_made_trainer_finished(trainer, finished), "crk_made_trainer_finished");
+}
+
+/// Wraps crk_made_trainer_finished, returning the value.
+inline int32_t made_trainer_finished(const crk_made_trainer *trainer) {
+    int32_t value{};
+    made_trainer_finished(trainer, &value);
+    return value;
+}
+
+/// Wraps crk_made_trainer_report; throws crk::error on failure.
+inline void made_trainer_report(const crk_made_trainer *trainer, crk_made_train_report *report) {
+    detail::check(::crk_made_trainer_report(trainer, report), "crk_made_trainer_report");
+}
+
+/// Wraps crk_made_trainer_report, returning the value.
+inline crk_made_train_report made_trainer_report(const crk_made_trainer *trainer) {
+    crk_made_train_report value{};
+    made_trainer_report(trainer, &value);
+    return value;
+}
+
+/// Wraps crk_made_trainer_checkpoint; throws crk::error on failure.
+inline void made_trainer_checkpoint(const crk_made_trainer *trainer, const char *path) {
+    detail::check(::crk_made_trainer_checkpoint(trainer, path), "crk_made_trainer_checkpoint");
+}
+
+/// Wraps crk_made_trainer_resume; throws crk::error on failure.
+inline void made_trainer_resume(crk_made_trainer *trainer, const char *path) {
+    detail::check(::crk_made_trainer_resume(trainer, path), "crk_made_trainer_resume");
+}
+
 /// Wraps crk_transport_initial_energy; throws crk::error on failure.
 inline void transport_initial_energy(const crk_transport *tr, const double *energy_GeV, const double *age_Myr, size_t n, double *initial_energy_GeV) {
     detail::check(::crk_transport_initial_energy(tr, energy_GeV, age_Myr, n, initial_energy_GeV), "crk_transport_initial_energy");
@@ -938,6 +983,74 @@ private:
     crk_made *h_ = nullptr;
 };
 
+/// Owns a crk_made_trainer handle (move-only); the destructor calls crk_made_trainer_free.
+class made_trainer {
+public:
+    made_trainer() noexcept = default;
+    /// Adopts `handle` (made by the C API); it is freed by this owner.
+    explicit made_trainer(crk_made_trainer *handle) noexcept : h_(handle) {}
+    ~made_trainer() { ::crk_made_trainer_free(h_); }
+    made_trainer(const made_trainer &) = delete;
+    made_trainer &operator=(const made_trainer &) = delete;
+    made_trainer(made_trainer &&other) noexcept : h_(other.h_) { other.h_ = nullptr; }
+    made_trainer &operator=(made_trainer &&other) noexcept {
+        if (this != &other) {
+            ::crk_made_trainer_free(h_);
+            h_ = other.h_;
+            other.h_ = nullptr;
+        }
+        return *this;
+    }
+    /// The C handle (still owned by this object); NULL when empty or moved from.
+    crk_made_trainer *get() const noexcept { return h_; }
+    /// Gives up ownership: the caller must crk_made_trainer_free the result.
+    crk_made_trainer *release() noexcept {
+        crk_made_trainer *h = h_;
+        h_ = nullptr;
+        return h;
+    }
+    /// Frees the handle now (idempotent).
+    void reset() noexcept {
+        ::crk_made_trainer_free(h_);
+        h_ = nullptr;
+    }
+    explicit operator bool() const noexcept { return h_ != nullptr; }
+
+    /// crk_made_trainer_epoch on this handle.
+    void epoch(crk_progress_fn progress, void *user_data, crk_made_epoch_report *epoch) { crk::made_trainer_epoch(h_, progress, user_data, epoch); }
+    /// crk_made_trainer_finished on this handle.
+    void finished(int32_t *finished) const { crk::made_trainer_finished(h_, finished); }
+    /// crk_made_trainer_finished on this handle, returning the value.
+    int32_t finished() const { return crk::made_trainer_finished(h_); }
+    /// crk_made_trainer_report on this handle.
+    void report(crk_made_train_report *report) const { crk::made_trainer_report(h_, report); }
+    /// crk_made_trainer_report on this handle, returning the value.
+    crk_made_train_report report() const { return crk::made_trainer_report(h_); }
+    /// crk_made_trainer_checkpoint on this handle.
+    void checkpoint(const char *path) const { crk::made_trainer_checkpoint(h_, path); }
+    /// crk_made_trainer_resume on this handle.
+    void resume(const char *path) { crk::made_trainer_resume(h_, path); }
+    /// Runs one epoch (crk_made_trainer_epoch) and returns its figures; `progress` may be NULL.
+    crk_made_epoch_report epoch(crk_progress_fn progress = nullptr, void *user_data = nullptr) {
+        crk_made_epoch_report e{};
+        epoch(progress, user_data, &e);
+        return e;
+    }
+    /// The kept model so far (crk_made_trainer_model) as a new owner.
+    made model() const {
+        crk_made *m = nullptr;
+        detail::check(::crk_made_trainer_model(h_, &m), "crk_made_trainer_model");
+        return made(m);
+    }
+    /// crk_made_trainer_checkpoint to a std::string path.
+    void checkpoint(const std::string &path) const { checkpoint(path.c_str()); }
+    /// crk_made_trainer_resume from a std::string path.
+    void resume(const std::string &path) { resume(path.c_str()); }
+
+private:
+    crk_made_trainer *h_ = nullptr;
+};
+
 /// Owns a crk_network handle (move-only); the destructor calls crk_network_free.
 class network {
 public:
@@ -1123,6 +1236,27 @@ inline surrogate surrogate_fit(const double *x, size_t n_points, size_t n_params
     return surrogate(out);
 }
 
+/// Wraps crk_made_train; the result owns the new handle.
+inline made made_train(const float *context, size_t n_context, const float *x, size_t n_dims, size_t n, const crk_made_train_options *options, crk_progress_fn progress, void *user_data, crk_made_train_report *report) {
+    crk_made *out = nullptr;
+    detail::check(::crk_made_train(context, n_context, x, n_dims, n, options, progress, user_data, &out, report), "crk_made_train");
+    return made(out);
+}
+
+/// Wraps crk_made_trainer_new; the result owns the new handle.
+inline made_trainer made_trainer_new(const float *context, size_t n_context, const float *x, size_t n_dims, size_t n, const crk_made_train_options *options) {
+    crk_made_trainer *out = nullptr;
+    detail::check(::crk_made_trainer_new(context, n_context, x, n_dims, n, options, &out), "crk_made_trainer_new");
+    return made_trainer(out);
+}
+
+/// Wraps crk_made_trainer_model; the result owns the new handle.
+inline made made_trainer_model(const crk_made_trainer *trainer) {
+    crk_made *out = nullptr;
+    detail::check(::crk_made_trainer_model(trainer, &out), "crk_made_trainer_model");
+    return made(out);
+}
+
 /// Wraps crk_transport_new; the result owns the new handle.
 inline transport transport_new(const crk_losses *losses, double kappa0_cm2_per_s, double delta, double z_max_kpc, double energy_min_GeV, double energy_max_GeV) {
     crk_transport *out = nullptr;
@@ -1145,6 +1279,23 @@ inline made made_load(const std::string &path) { return made_load(path.c_str());
 
 /// crk_network_load from a std::string path.
 inline network network_load(const std::string &path) { return network_load(path.c_str()); }
+
+/// crk_made_train_options_default as a value: the paper's single-point recipe.
+inline crk_made_train_options made_train_options_default() noexcept {
+    crk_made_train_options options{};
+    ::crk_made_train_options_default(&options);
+    return options;
+}
+
+/// crk_made_train with the options by reference, without progress; `report` may be NULL.
+inline made made_train(const float *context, std::size_t n_context, const float *x, std::size_t n_dims, std::size_t n, const crk_made_train_options &options, crk_made_train_report *report = nullptr) {
+    return made_train(context, n_context, x, n_dims, n, &options, nullptr, nullptr, report);
+}
+
+/// crk_made_trainer_new with the options by reference.
+inline made_trainer made_trainer_new(const float *context, std::size_t n_context, const float *x, std::size_t n_dims, std::size_t n, const crk_made_train_options &options) {
+    return made_trainer_new(context, n_context, x, n_dims, n, &options);
+}
 
 }  // namespace crk
 

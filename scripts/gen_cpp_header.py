@@ -10,15 +10,16 @@ import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-HANDLES = ["losses", "transport", "ensemble", "made", "network", "surrogate"]
+HANDLES = ["losses", "transport", "ensemble", "made", "made_trainer", "network", "surrogate"]
 
-# Functions with exactly one trailing out-parameter that is a single value (not an array):
-# they also get an overload returning that value.
+# Functions with exactly one trailing out-parameter that is a single value or struct (not an
+# array): they also get an overload returning that value.
 SCALAR_OUT = {
     "crk_gamma_q", "crk_gamma_p", "crk_gamma_q_neg_log", "crk_chi2_pvalue",
     "crk_chi2_neg_log_pvalue", "crk_polynomial_feature_count", "crk_device_count",
     "crk_source_spectrum_from_energy", "crk_network_input_count", "crk_network_output_size",
-    "crk_surrogate_get_info", "crk_conv1d_output_length",
+    "crk_surrogate_get_info", "crk_conv1d_output_length", "crk_made_trainer_finished",
+    "crk_made_trainer_report",
 }
 
 
@@ -68,17 +69,20 @@ def gen(functions):
         assert ret == "crk_status", (ret, name)
         args = ", ".join(n for _, n in params)
         last_t, last_n = params[-1]
-        out_handle = handle_of(last_t) if last_t.endswith("**") else None
+        # The handle out-parameter (`crk_x **out`), usually last; crk_made_train has its
+        # report after it.
+        out_at = next((i for i, (t, _) in enumerate(params) if t.endswith("**") and handle_of(t)), None)
+        out_handle = handle_of(params[out_at][0]) if out_at is not None else None
         if out_handle:
-            args = ", ".join([n for _, n in params[:-1]] + ["&" + last_n])
-        if out_handle:
-            ins = params[:-1]
+            out_n = params[out_at][1]
+            args = ", ".join(("&" + n) if i == out_at else n for i, (_, n) in enumerate(params))
+            ins = params[:out_at] + params[out_at + 1:]
             factories.append(
                 f"/// Wraps {name}; the result owns the new handle.\n"
                 f"inline {out_handle} {short}({decl(ins)}) {{\n"
-                f"    crk_{out_handle} *{last_n} = nullptr;\n"
+                f"    crk_{out_handle} *{out_n} = nullptr;\n"
                 f"    detail::check(::{name}({args}), \"{name}\");\n"
-                f"    return {out_handle}({last_n});\n}}\n")
+                f"    return {out_handle}({out_n});\n}}\n")
         else:
             raw.append(
                 f"/// Wraps {name}; throws crk::error on failure.\n"
@@ -95,19 +99,22 @@ def gen(functions):
                     f"    {short}({call});\n"
                     f"    return value;\n}}\n")
             h = handle_of(params[0][0])
-            if h and params[0][0].startswith("const"):
+            if h:
+                # Functions on a `const crk_x *` are const methods; those that change the
+                # handle (crk_made_trainer_epoch, _resume) are non-const methods.
+                qual = " const" if params[0][0].startswith("const") else ""
                 mname = short[len(h) + 1:] if short.startswith(h + "_") else short
                 rest = params[1:]
                 margs = ", ".join(["h_"] + [n for _, n in rest])
                 methods[h].append(
                     f"    /// {name} on this handle.\n"
-                    f"    void {mname}({decl(rest)}) const {{ crk::{short}({margs}); }}\n")
+                    f"    void {mname}({decl(rest)}){qual} {{ crk::{short}({margs}); }}\n")
                 if name in SCALAR_OUT:
                     t = rest[-1][0][:-1].strip()
                     margs = ", ".join(["h_"] + [n for _, n in rest[:-1]])
                     methods[h].append(
                         f"    /// {name} on this handle, returning the value.\n"
-                        f"    {t} {mname}({decl(rest[:-1])}) const {{ return crk::{short}({margs}); }}\n")
+                        f"    {t} {mname}({decl(rest[:-1])}){qual} {{ return crk::{short}({margs}); }}\n")
         covered.add(name)
     return raw, factories, methods, covered
 

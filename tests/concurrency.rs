@@ -1,7 +1,7 @@
 //! Issue 15 (4): the C ABI called from many threads at once, the way a C++ solver does.
 //!
-//! One handle of each kind (losses, transport, ensemble, MADE, network, surrogate) is made
-//! once, its raw pointer handed to 8 threads (more than this machine's cores), and every entry
+//! One handle of each kind (losses, transport, ensemble, MADE, network, surrogate, MADE
+//! trainer) is made once, its raw pointer handed to 8 threads (more than this machine's cores), and every entry
 //! point is called on it, good calls and bad ones (NaN, negative energy, NULL pointers, wrong
 //! lengths) interleaved in a different order on each thread, with `threads` arguments of 1, 0
 //! and 2. Every call must give exactly what it gave when run alone first: the same status,
@@ -17,6 +17,7 @@
 
 use std::ffi::{CStr, CString, c_void};
 use std::ptr::{null, null_mut};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use crkernels::ffi::classifier::{
@@ -49,6 +50,12 @@ use crkernels::ffi::surrogate::{
     CRK_WEIGHTS_DISTANCE, crk_surrogate, crk_surrogate_coefficients, crk_surrogate_fit, crk_surrogate_free,
     crk_surrogate_get_info, crk_surrogate_gradient, crk_surrogate_info, crk_surrogate_options,
     crk_surrogate_predict, crk_surrogate_propose_step, crk_surrogate_step, crk_surrogate_validation_scores,
+};
+use crkernels::ffi::train::{
+    crk_made_epoch_report, crk_made_train, crk_made_train_options, crk_made_train_options_default,
+    crk_made_train_report, crk_made_trainer, crk_made_trainer_checkpoint, crk_made_trainer_epoch,
+    crk_made_trainer_finished, crk_made_trainer_free, crk_made_trainer_model, crk_made_trainer_new,
+    crk_made_trainer_report, crk_made_trainer_resume,
 };
 use crkernels::ffi::transport::{
     crk_transport, crk_transport_free, crk_transport_initial_energy, crk_transport_loss_length2,
@@ -185,6 +192,10 @@ struct Handles {
     made: Shared<crk_made>,
     network: Shared<crk_network>,
     surrogate: Shared<crk_surrogate>,
+    /// A trainer after one epoch, only read by the cases (report, finished, model, checkpoint).
+    trainer: Shared<crk_made_trainer>,
+    /// Its checkpoint, written once at the start.
+    trainer_checkpoint: CString,
     params: crk_ensemble_params,
     energy_grid: Vec<f64>,
 }
@@ -248,6 +259,11 @@ impl Handles {
         let mut made = null_mut();
         let mut network = null_mut();
         let mut surrogate = null_mut();
+        let mut trainer = null_mut();
+        let trainer_checkpoint =
+            CString::new(format!("{}/concurrency_trainer_shared.safetensors", env!("CARGO_TARGET_TMPDIR")))
+                .unwrap();
+        let (train_context, train_x) = train_data();
         let mut params = crk_ensemble_params {
             sn_rate_per_Myr: 4e3,
             t_max_Myr: 7.0,
@@ -275,6 +291,21 @@ impl Handles {
             check(crk_made_load(path(MADE_MODEL).as_ptr(), &mut made), "MADE");
             check(crk_network_load(path(NETWORK).as_ptr(), &mut network), "network");
             check(fit_surrogate(&x, &y, &mut surrogate), "surrogate");
+            let o = train_options(1);
+            check(
+                crk_made_trainer_new(
+                    train_context.as_ptr(),
+                    1,
+                    train_x.as_ptr(),
+                    2,
+                    TRAIN_ROWS,
+                    &o,
+                    &mut trainer,
+                ),
+                "trainer",
+            );
+            check(crk_made_trainer_epoch(trainer, None, null_mut(), null_mut()), "trainer epoch");
+            check(crk_made_trainer_checkpoint(trainer, trainer_checkpoint.as_ptr()), "trainer checkpoint");
         }
         Handles {
             losses: Shared(losses),
@@ -283,6 +314,8 @@ impl Handles {
             made: Shared(made),
             network: Shared(network),
             surrogate: Shared(surrogate),
+            trainer: Shared(trainer),
+            trainer_checkpoint,
             params,
             energy_grid,
         }
@@ -291,6 +324,7 @@ impl Handles {
     fn free(self) {
         // SAFETY: live handles, not used afterwards (every thread has ended).
         unsafe {
+            crk_made_trainer_free(self.trainer.get());
             crk_surrogate_free(self.surrogate.get());
             crk_network_free(self.network.get());
             crk_made_free(self.made.get());
@@ -1461,6 +1495,357 @@ fn classifier_cases(cases: &mut Cases) {
     });
 }
 
+/// Rows of the trainer's data set (a conditional Gaussian: 1 context, 2 dimensions).
+const TRAIN_ROWS: usize = 240;
+
+/// c in [0, 1); x1 = 2 c + 0.3 noise; x2 = 0.5 x1 - c + 0.2 noise: ([n] context, [n][2] x).
+fn train_data() -> (Vec<f32>, Vec<f32>) {
+    let mut context = Vec::with_capacity(TRAIN_ROWS);
+    let mut x = Vec::with_capacity(2 * TRAIN_ROWS);
+    for i in 0..TRAIN_ROWS {
+        let c = 0.5 + 0.5 * noise(i, 21);
+        let x1 = 2.0 * c + 0.3 * noise(i, 22);
+        let x2 = 0.5 * x1 - c + 0.2 * noise(i, 23);
+        context.push(c as f32);
+        x.extend([x1 as f32, x2 as f32]);
+    }
+    (context, x)
+}
+
+/// A tiny run: one hidden layer of 8 units, K = 2, minibatch 40, 2 epochs, no early stopping.
+fn train_options(n_threads: usize) -> crk_made_train_options {
+    let mut o = std::mem::MaybeUninit::<crk_made_train_options>::uninit();
+    // SAFETY: writable; crk_made_train_options_default writes every field.
+    let mut o = unsafe {
+        crk_made_train_options_default(o.as_mut_ptr());
+        o.assume_init()
+    };
+    o.hidden_units[0] = 8;
+    o.n_components = 2;
+    o.batch_size = 40;
+    o.max_epochs = 2;
+    o.patience = 0;
+    o.seed = 17;
+    o.n_threads = n_threads;
+    o
+}
+
+/// A report with every field the sentinel (a failed call must leave it).
+fn sentinel_report() -> crk_made_train_report {
+    crk_made_train_report {
+        epochs_run: usize::MAX,
+        best_epoch: usize::MAX,
+        best_validation_nll: SENTINEL64,
+        final_train_nll: SENTINEL64,
+        last_validation_nll: SENTINEL64,
+        seconds: SENTINEL64,
+    }
+}
+
+/// The bits of a report, without its wall time.
+fn report_bits(r: &crk_made_train_report) -> Vec<u64> {
+    let mut bits = usize_bits(&[r.epochs_run, r.best_epoch]);
+    bits.extend(f64_bits(&[r.best_validation_nll, r.final_train_nll, r.last_validation_nll]));
+    bits
+}
+
+/// The bits of a model's log-densities on the training data (and frees it); a NULL model
+/// gives [u64::MAX].
+///
+/// # Safety
+/// `made` a live handle (freed here) or NULL.
+unsafe fn model_bits(made: *mut crk_made, context: &[f32], x: &[f32]) -> Vec<u64> {
+    if made.is_null() {
+        return vec![u64::MAX];
+    }
+    let mut lp = vec![SENTINEL32; TRAIN_ROWS];
+    // SAFETY: live handle; TRAIN_ROWS rows of 1 context and 2 values; lp holds TRAIN_ROWS.
+    let s = unsafe { crk_made_log_prob(made, context.as_ptr(), x.as_ptr(), TRAIN_ROWS, 1, lp.as_mut_ptr()) };
+    assert_eq!(s, CRK_OK, "log_prob of a trained model: {}", last_message());
+    // SAFETY: live handle, not used afterwards.
+    unsafe { crk_made_free(made) };
+    f32_bits(&lp)
+}
+
+/// A file name of its own for each call (threads write checkpoints at once).
+fn unique_checkpoint() -> (String, CString) {
+    static NEXT: AtomicUsize = AtomicUsize::new(0);
+    let path = format!(
+        "{}/concurrency_trainer_{}.safetensors",
+        env!("CARGO_TARGET_TMPDIR"),
+        NEXT.fetch_add(1, Ordering::Relaxed)
+    );
+    let c = CString::new(path.clone()).unwrap();
+    (path, c)
+}
+
+/// A progress callback that cancels at its first call.
+unsafe extern "C" fn cancel_at_once(_done: usize, _total: usize, _user_data: *mut c_void) -> i32 {
+    1
+}
+
+/// The trainer: crk_made_train on 1, 0 and 2 threads, and the same run through a trainer of
+/// each call's own (an epoch, a checkpoint to a file of its own, a fresh trainer resumed from
+/// it, the second epoch): one model, bit for bit. The shared trainer is read from every
+/// thread at once (report, finished, model, checkpoint). Bad input.
+fn train_cases(h: &Handles, cases: &mut Cases) {
+    let (context, x) = train_data();
+    for threads in [1usize, 0, 2] {
+        let (context, x) = (context.clone(), x.clone());
+        cases.grouped("made_train", format!("made_train threads {threads}"), move || {
+            let o = train_options(threads);
+            let mut out = null_mut();
+            let mut r = sentinel_report();
+            // SAFETY: TRAIN_ROWS rows of 1 context and 2 values; options, out and report valid.
+            let s = unsafe {
+                crk_made_train(
+                    context.as_ptr(),
+                    1,
+                    x.as_ptr(),
+                    2,
+                    TRAIN_ROWS,
+                    &o,
+                    None,
+                    null_mut(),
+                    &mut out,
+                    &mut r,
+                )
+            };
+            let message = last_message();
+            // SAFETY: out is the trained model or NULL.
+            let mut bits = unsafe { model_bits(out, &context, &x) };
+            bits.extend(report_bits(&r));
+            Outcome { status: s, message, bits }
+        });
+    }
+    {
+        let (context, x) = (context.clone(), x.clone());
+        cases.grouped("made_train", "made_trainer epoch, checkpoint, resume", move || {
+            let (file, c_file) = unique_checkpoint();
+            let (mut first, mut second, mut made) = (null_mut(), null_mut(), null_mut());
+            let mut e = crk_made_epoch_report::default();
+            let mut r = sentinel_report();
+            let mut finished = -1;
+            // SAFETY: data as above; handles made here and freed before returning.
+            let (statuses, bits) = unsafe {
+                let o1 = train_options(1);
+                let o2 = train_options(2);
+                let statuses = [
+                    crk_made_trainer_new(context.as_ptr(), 1, x.as_ptr(), 2, TRAIN_ROWS, &o1, &mut first),
+                    crk_made_trainer_epoch(first, None, null_mut(), &mut e),
+                    crk_made_trainer_checkpoint(first, c_file.as_ptr()),
+                    crk_made_trainer_new(context.as_ptr(), 1, x.as_ptr(), 2, TRAIN_ROWS, &o2, &mut second),
+                    crk_made_trainer_resume(second, c_file.as_ptr()),
+                    crk_made_trainer_epoch(second, None, null_mut(), &mut e),
+                    crk_made_trainer_finished(second, &mut finished),
+                    crk_made_trainer_report(second, &mut r),
+                    crk_made_trainer_model(second, &mut made),
+                ];
+                crk_made_trainer_free(first);
+                crk_made_trainer_free(second);
+                let mut bits = model_bits(made, &context, &x);
+                bits.extend(report_bits(&r));
+                (statuses, bits)
+            };
+            let o = outcome(first_error(&statuses), bits);
+            let _ = std::fs::remove_file(file);
+            assert!(
+                o.status != CRK_OK || (e.epoch == 2 && finished == 1),
+                "epoch {} finished {finished}",
+                e.epoch
+            );
+            o
+        });
+    }
+    let trainer = h.trainer;
+    cases.good("made_trainer_report shared", move || {
+        let mut r = sentinel_report();
+        // SAFETY: live handle; report writable.
+        let s = unsafe { crk_made_trainer_report(trainer.get(), &mut r) };
+        let mut bits = report_bits(&r);
+        bits.push(r.seconds.to_bits());
+        outcome(s, bits)
+    });
+    cases.good("made_trainer_finished shared", move || {
+        let mut finished = -1;
+        // SAFETY: live handle; finished writable.
+        let s = unsafe { crk_made_trainer_finished(trainer.get(), &mut finished) };
+        outcome(s, vec![finished as u64])
+    });
+    {
+        let (context, x) = (context.clone(), x.clone());
+        cases.good("made_trainer_model shared", move || {
+            let mut made = null_mut();
+            // SAFETY: live handle; out writable.
+            let s = unsafe { crk_made_trainer_model(trainer.get(), &mut made) };
+            let message = last_message();
+            // SAFETY: a new model or NULL.
+            Outcome { status: s, message, bits: unsafe { model_bits(made, &context, &x) } }
+        });
+    }
+    // Every thread checkpoints the shared trainer to a file of its own: the same bytes.
+    cases.good("made_trainer_checkpoint shared", move || {
+        let (file, c_file) = unique_checkpoint();
+        // SAFETY: live handle; NUL-terminated path.
+        let s = unsafe { crk_made_trainer_checkpoint(trainer.get(), c_file.as_ptr()) };
+        let bytes = std::fs::read(&file).unwrap_or_default();
+        let _ = std::fs::remove_file(&file);
+        let hash = bytes
+            .iter()
+            .fold(0xcbf2_9ce4_8422_2325u64, |h, &b| (h ^ u64::from(b)).wrapping_mul(0x100_0000_01b3));
+        outcome(s, vec![bytes.len() as u64, hash])
+    });
+    cases.bad("made_trainer_checkpoint NULL path", CRK_ERR_NULL_POINTER, "path is NULL", move || {
+        // SAFETY: a NULL path is rejected.
+        outcome(unsafe { crk_made_trainer_checkpoint(trainer.get(), null()) }, vec![])
+    });
+    cases.bad("made_trainer_report NULL trainer", CRK_ERR_NULL_POINTER, "trainer", || {
+        let mut r = sentinel_report();
+        // SAFETY: a NULL trainer is rejected.
+        let s = unsafe { crk_made_trainer_report(null(), &mut r) };
+        outcome(s, report_bits(&r))
+    });
+    cases.bad("made_trainer_finished NULL trainer", CRK_ERR_NULL_POINTER, "trainer", || {
+        let mut finished = -1;
+        // SAFETY: a NULL trainer is rejected.
+        let s = unsafe { crk_made_trainer_finished(null(), &mut finished) };
+        outcome(s, vec![finished as u64])
+    });
+    cases.bad("made_trainer_model NULL trainer", CRK_ERR_NULL_POINTER, "trainer", || {
+        let mut made = null_mut();
+        // SAFETY: a NULL trainer is rejected.
+        let s = unsafe { crk_made_trainer_model(null(), &mut made) };
+        outcome(s, vec![made.is_null() as u64])
+    });
+    cases.bad("made_trainer_epoch NULL trainer", CRK_ERR_NULL_POINTER, "trainer", || {
+        // SAFETY: a NULL trainer is rejected.
+        outcome(unsafe { crk_made_trainer_epoch(null_mut(), None, null_mut(), null_mut()) }, vec![])
+    });
+    cases.bad("made_trainer_resume NULL trainer", CRK_ERR_NULL_POINTER, "trainer", || {
+        // SAFETY: a NULL trainer is rejected.
+        outcome(unsafe { crk_made_trainer_resume(null_mut(), c"x".as_ptr()) }, vec![])
+    });
+    // Bad data and options: the status, the message, nothing written.
+    let bad_train = |name: &'static str,
+                     expect: crk_status,
+                     keyword: &'static str,
+                     context: Vec<f32>,
+                     x: Vec<f32>,
+                     edit: fn(&mut crk_made_train_options),
+                     cases: &mut Cases| {
+        cases.bad(name, expect, keyword, move || {
+            let mut o = train_options(1);
+            edit(&mut o);
+            let mut out = null_mut();
+            let mut r = sentinel_report();
+            // SAFETY: data as above; options, out and report valid.
+            let s = unsafe {
+                crk_made_train(
+                    context.as_ptr(),
+                    1,
+                    x.as_ptr(),
+                    2,
+                    TRAIN_ROWS,
+                    &o,
+                    None,
+                    null_mut(),
+                    &mut out,
+                    &mut r,
+                )
+            };
+            let message = last_message();
+            let mut bits = vec![out.is_null() as u64];
+            bits.extend(report_bits(&r));
+            // SAFETY: NULL (checked by the bits) or a model to release.
+            unsafe { crk_made_free(out) };
+            Outcome { status: s, message, bits }
+        });
+    };
+    let mut nan_x = x.clone();
+    nan_x[7] = f32::NAN;
+    bad_train("made_train NaN x", CRK_ERR_INVALID_ARGUMENT, "x[3][1]", context.clone(), nan_x, |_| {}, cases);
+    bad_train(
+        "made_train 9 layers",
+        CRK_ERR_INVALID_ARGUMENT,
+        "n_hidden_layers",
+        context.clone(),
+        x.clone(),
+        |o| o.n_hidden_layers = 9,
+        cases,
+    );
+    bad_train(
+        "made_train zero units",
+        CRK_ERR_INVALID_ARGUMENT,
+        "0 units",
+        context.clone(),
+        x.clone(),
+        |o| o.hidden_units[0] = 0,
+        cases,
+    );
+    cases.bad("made_train NULL options", CRK_ERR_NULL_POINTER, "options is NULL", || {
+        let mut out = null_mut();
+        let x = [0.0f32; 2];
+        // SAFETY: a NULL options pointer is rejected before anything is read.
+        let s = unsafe {
+            crk_made_train(null(), 0, x.as_ptr(), 2, 1, null(), None, null_mut(), &mut out, null_mut())
+        };
+        outcome(s, vec![out.is_null() as u64])
+    });
+    // A trainer of the call's own: a checkpoint of another model (the shared trainer's, 8
+    // hidden units, resumed by one with 9) and a missing file are refused, the trainer fresh.
+    // (Cancellation is timing-dependent, mid-epoch or at its end: trainer_from_many_threads.)
+    let own_trainer_case = |name: &'static str,
+                            expect: crk_status,
+                            keyword: &'static str,
+                            units: usize,
+                            call: fn(*mut crk_made_trainer, &CStr) -> crk_status,
+                            checkpoint: CString,
+                            cases: &mut Cases| {
+        let (context, x) = (context.clone(), x.clone());
+        cases.bad(name, expect, keyword, move || {
+            let mut o = train_options(1);
+            o.hidden_units[0] = units;
+            let mut t = null_mut();
+            // SAFETY: data as above; out writable.
+            let made =
+                unsafe { crk_made_trainer_new(context.as_ptr(), 1, x.as_ptr(), 2, TRAIN_ROWS, &o, &mut t) };
+            assert_eq!(made, CRK_OK, "{name}: trainer_new: {}", last_message());
+            let s = call(t, &checkpoint);
+            let first = last_message();
+            let mut r = sentinel_report();
+            // SAFETY: live handle; report writable.
+            assert_eq!(unsafe { crk_made_trainer_report(t, &mut r) }, CRK_OK);
+            // The trainer is still fresh: the same refusal again (its message is the last).
+            assert_eq!(call(t, &checkpoint), s, "{name}: a second try");
+            // SAFETY: live handle, not used afterwards.
+            unsafe { crk_made_trainer_free(t) };
+            let o = outcome(s, vec![r.epochs_run as u64]);
+            assert_eq!(o.message, first, "{name}: the message changed");
+            o
+        });
+    };
+    own_trainer_case(
+        "made_trainer_resume another model",
+        CRK_ERR_INVALID_ARGUMENT,
+        "its hidden_units is 8, this run's 9",
+        9,
+        // SAFETY: a live handle; NUL-terminated path.
+        |t, path| unsafe { crk_made_trainer_resume(t, path.as_ptr()) },
+        h.trainer_checkpoint.clone(),
+        cases,
+    );
+    own_trainer_case(
+        "made_trainer_resume missing file",
+        crkernels::ffi::CRK_ERR_IO,
+        "cannot read",
+        8,
+        // SAFETY: a live handle; NUL-terminated path.
+        |t, path| unsafe { crk_made_trainer_resume(t, path.as_ptr()) },
+        CString::new(format!("{}/no_such_checkpoint.safetensors", env!("CARGO_TARGET_TMPDIR"))).unwrap(),
+        cases,
+    );
+}
+
 fn all_cases(h: &Handles) -> Vec<Case> {
     let mut devices = -1;
     // SAFETY: count writable.
@@ -1474,6 +1859,7 @@ fn all_cases(h: &Handles) -> Vec<Case> {
     network_cases(h, &mut cases);
     surrogate_cases(h, &mut cases);
     classifier_cases(&mut cases);
+    train_cases(h, &mut cases);
     cases.0
 }
 
@@ -1585,6 +1971,147 @@ fn shared_handles_from_many_threads() {
     handles.free();
 }
 
+/// The trainer from 8 threads beyond the shared-handle cases: (1) a trainer shared by all
+/// threads while thread 0 trains it epoch by epoch, the others reading its report, finished
+/// flag and model meanwhile (the calls are serialised: each sees a whole epoch's state, the
+/// epochs counted never go back, and the run ends as crk_made_train's on the same seed, bit for
+/// bit); (2) every thread cancels crk_made_train and a trainer's epoch through the progress
+/// callback (mid-epoch or at its end, as the timing falls: the status, no model, the message).
+#[test]
+fn trainer_from_many_threads() {
+    let (context, x) = train_data();
+    let mut o = train_options(1);
+    o.max_epochs = 6;
+    let mut straight = null_mut();
+    let mut t = null_mut();
+    // SAFETY: TRAIN_ROWS rows of 1 context and 2 values; options and outs valid.
+    unsafe {
+        assert_eq!(
+            crk_made_train(
+                context.as_ptr(),
+                1,
+                x.as_ptr(),
+                2,
+                TRAIN_ROWS,
+                &o,
+                None,
+                null_mut(),
+                &mut straight,
+                null_mut()
+            ),
+            CRK_OK
+        );
+        assert_eq!(crk_made_trainer_new(context.as_ptr(), 1, x.as_ptr(), 2, TRAIN_ROWS, &o, &mut t), CRK_OK);
+    }
+    // SAFETY: a model made above.
+    let want = unsafe { model_bits(straight, &context, &x) };
+    let trainer = Shared(t);
+    std::thread::scope(|scope| {
+        scope.spawn(|| {
+            let mut finished = 0;
+            while finished == 0 {
+                let mut e = crk_made_epoch_report::default();
+                // SAFETY: live handle; outs writable.
+                unsafe {
+                    assert_eq!(crk_made_trainer_epoch(trainer.get(), None, null_mut(), &mut e), CRK_OK);
+                    assert_eq!(crk_made_trainer_finished(trainer.get(), &mut finished), CRK_OK);
+                }
+                assert!(
+                    e.epoch >= 1 && e.epoch <= 6 && (finished == 1) == (e.epoch == 6),
+                    "epoch {}",
+                    e.epoch
+                );
+                std::thread::yield_now();
+            }
+        });
+        for _ in 1..THREADS {
+            scope.spawn(|| {
+                let mut seen = 0;
+                loop {
+                    let (mut finished, mut made) = (-1, null_mut());
+                    let mut r = sentinel_report();
+                    // SAFETY: live handle; outs writable; the model is freed by model_bits.
+                    let bits = unsafe {
+                        assert_eq!(crk_made_trainer_finished(trainer.get(), &mut finished), CRK_OK);
+                        assert_eq!(crk_made_trainer_report(trainer.get(), &mut r), CRK_OK);
+                        assert_eq!(crk_made_trainer_model(trainer.get(), &mut made), CRK_OK);
+                        model_bits(made, &context, &x)
+                    };
+                    assert_eq!(last_message(), "");
+                    assert!(
+                        r.epochs_run >= seen && r.epochs_run <= 6,
+                        "epochs {} after {seen}",
+                        r.epochs_run
+                    );
+                    assert!(r.epochs_run == 0 || (r.best_epoch >= 1 && r.best_epoch <= r.epochs_run));
+                    assert!(r.epochs_run == 0 || r.final_train_nll.is_finite());
+                    seen = r.epochs_run;
+                    if finished == 1 {
+                        assert_eq!(seen, 6);
+                        // Its kept model may be an earlier epoch's: the last check is below.
+                        assert_eq!(bits.len(), TRAIN_ROWS);
+                        break;
+                    }
+                    std::thread::yield_now();
+                }
+            });
+        }
+    });
+    let mut made = null_mut();
+    // SAFETY: live handle; out writable; the trainer is not used afterwards.
+    let got = unsafe {
+        assert_eq!(crk_made_trainer_model(trainer.get(), &mut made), CRK_OK);
+        crk_made_trainer_free(trainer.get());
+        model_bits(made, &context, &x)
+    };
+    assert_eq!(got, want, "the shared trainer's model differs from crk_made_train's");
+
+    std::thread::scope(|scope| {
+        for _ in 0..THREADS {
+            scope.spawn(|| {
+                let o = train_options(1);
+                let mut out = null_mut();
+                let mut r = sentinel_report();
+                let mut t = null_mut();
+                // SAFETY: data as above; outs writable; the trainer is freed here.
+                unsafe {
+                    let s = crk_made_train(
+                        context.as_ptr(),
+                        1,
+                        x.as_ptr(),
+                        2,
+                        TRAIN_ROWS,
+                        &o,
+                        Some(cancel_at_once),
+                        null_mut(),
+                        &mut out,
+                        &mut r,
+                    );
+                    assert_eq!(s, CRK_ERR_CANCELLED);
+                    assert!(out.is_null() && r.epochs_run == usize::MAX, "a cancelled run wrote its outputs");
+                    assert!(
+                        last_message().contains("training cancelled by the progress callback"),
+                        "{}",
+                        last_message()
+                    );
+                    assert_eq!(
+                        crk_made_trainer_new(context.as_ptr(), 1, x.as_ptr(), 2, TRAIN_ROWS, &o, &mut t),
+                        CRK_OK
+                    );
+                    let s = crk_made_trainer_epoch(t, Some(cancel_at_once), null_mut(), null_mut());
+                    assert_eq!(s, CRK_ERR_CANCELLED);
+                    assert!(
+                        last_message().contains("training cancelled by the progress callback"),
+                        "{}",
+                        last_message()
+                    );
+                    crk_made_trainer_free(t);
+                }
+            });
+        }
+    });
+}
+
 /// Every thread makes handles of each kind, uses them and frees them, many times, at once:
 /// construction and destruction are thread-safe too (and nothing is shared by accident).
 #[test]
@@ -1622,6 +2149,14 @@ fn handles_made_and_freed_on_many_threads() {
             let mut size = 0;
             assert_eq!(crk_network_output_size(n, &mut size), CRK_OK);
             bits.push(size as u64);
+            let (tc, tx) = train_data();
+            let o = train_options(1);
+            let (mut tr, mut tm) = (null_mut(), null_mut());
+            assert_eq!(crk_made_trainer_new(tc.as_ptr(), 1, tx.as_ptr(), 2, TRAIN_ROWS, &o, &mut tr), CRK_OK);
+            assert_eq!(crk_made_trainer_epoch(tr, None, null_mut(), null_mut()), CRK_OK);
+            assert_eq!(crk_made_trainer_model(tr, &mut tm), CRK_OK);
+            crk_made_trainer_free(tr);
+            bits.extend(model_bits(tm, &tc, &tx));
             assert_eq!(fit_surrogate(x, y, &mut s), CRK_OK);
             let mut g = [0.0; 2];
             assert_eq!(crk_surrogate_gradient(s, [0.2, 0.4].as_ptr(), g.as_mut_ptr()), CRK_OK);
@@ -1634,6 +2169,7 @@ fn handles_made_and_freed_on_many_threads() {
             crk_transport_free(t);
             crk_losses_free(l);
             // NULL is a no-op for every free function.
+            crk_made_trainer_free(null_mut());
             crk_surrogate_free(null_mut());
             crk_network_free(null_mut());
             crk_made_free(null_mut());

@@ -40,6 +40,13 @@ module crkernels
   real(c_double), parameter :: CRK_ELECTRON_MASS_GEV = 0.51099895000e-3_c_double
   real(c_double), parameter :: CRK_ATOMIC_MASS_UNIT_GEV = 0.93149410242_c_double
   real(c_double), parameter :: CRK_CHOLIS_R0_GV = 0.5_c_double
+  integer(c_int32_t), parameter :: CRK_ORDER_RANDOM = 0
+  integer(c_int32_t), parameter :: CRK_ORDER_NATURAL = 1
+  integer(c_int32_t), parameter :: CRK_CONTEXT_SECRET = 0
+  integer(c_int32_t), parameter :: CRK_CONTEXT_PLAIN = 1
+  integer(c_int32_t), parameter :: CRK_SCHEDULE_CONSTANT = 0
+  integer(c_int32_t), parameter :: CRK_SCHEDULE_COSINE = 1
+  integer(c_int32_t), parameter :: CRK_SCHEDULE_STEP = 2
   integer(c_int32_t), parameter :: CRK_OK = 0
   integer(c_int32_t), parameter :: CRK_ERR_NULL_POINTER = 1
   integer(c_int32_t), parameter :: CRK_ERR_INVALID_ARGUMENT = 2
@@ -245,6 +252,46 @@ module crkernels
     integer(c_int32_t) :: zero_gradient
     integer(c_int32_t) :: at_max_distance
   end type crk_surrogate_step
+
+  type, bind(C) :: crk_made_train_options
+    integer(c_size_t) :: n_hidden_layers
+    integer(c_size_t) :: hidden_units(8)
+    integer(c_size_t) :: n_components
+    integer(c_int32_t) :: activation
+    integer(c_int32_t) :: order
+    integer(c_size_t) :: batch_size
+    real(c_double) :: learning_rate
+    integer(c_size_t) :: max_epochs
+    integer(c_size_t) :: patience
+    real(c_double) :: validation_fraction
+    integer(c_int64_t) :: seed
+    integer(c_size_t) :: n_threads
+    integer(c_int32_t) :: context_degrees
+    real(c_double) :: weight_decay
+    integer(c_int32_t) :: schedule
+    real(c_double) :: schedule_value
+    integer(c_size_t) :: schedule_every
+    real(c_double) :: adam_beta1
+    real(c_double) :: adam_beta2
+    real(c_double) :: adam_epsilon
+  end type crk_made_train_options
+
+  type, bind(C) :: crk_made_train_report
+    integer(c_size_t) :: epochs_run
+    integer(c_size_t) :: best_epoch
+    real(c_double) :: best_validation_nll
+    real(c_double) :: final_train_nll
+    real(c_double) :: last_validation_nll
+    real(c_double) :: seconds
+  end type crk_made_train_report
+
+  type, bind(C) :: crk_made_epoch_report
+    integer(c_size_t) :: epoch
+    real(c_double) :: train_nll
+    real(c_double) :: validation_nll
+    real(c_double) :: learning_rate
+    real(c_double) :: seconds
+  end type crk_made_epoch_report
 
   interface
     function crk_last_error_message() &
@@ -1384,6 +1431,88 @@ module crkernels
       import
       type(c_ptr), value :: surrogate
     end subroutine crk_surrogate_free
+    subroutine crk_made_train_options_default(options) &
+        bind(C, name="crk_made_train_options_default")
+      import
+      type(crk_made_train_options), intent(out) :: options
+    end subroutine crk_made_train_options_default
+    function crk_made_train(context, n_context, x, n_dims, n, options, progress, user_data, &
+        out, report) &
+        bind(C, name="crk_made_train")
+      import
+      real(c_float), intent(in) :: context(*)
+      integer(c_size_t), value :: n_context
+      real(c_float), intent(in) :: x(*)
+      integer(c_size_t), value :: n_dims
+      integer(c_size_t), value :: n
+      type(crk_made_train_options), intent(in) :: options
+      type(c_funptr), value :: progress
+      type(c_ptr), value :: user_data
+      type(c_ptr), intent(out) :: out
+      type(crk_made_train_report), intent(out) :: report
+      integer(c_int32_t) :: crk_made_train
+    end function crk_made_train
+    function crk_made_trainer_new(context, n_context, x, n_dims, n, options, out) &
+        bind(C, name="crk_made_trainer_new")
+      import
+      real(c_float), intent(in) :: context(*)
+      integer(c_size_t), value :: n_context
+      real(c_float), intent(in) :: x(*)
+      integer(c_size_t), value :: n_dims
+      integer(c_size_t), value :: n
+      type(crk_made_train_options), intent(in) :: options
+      type(c_ptr), intent(out) :: out
+      integer(c_int32_t) :: crk_made_trainer_new
+    end function crk_made_trainer_new
+    function crk_made_trainer_epoch(trainer, progress, user_data, epoch) &
+        bind(C, name="crk_made_trainer_epoch")
+      import
+      type(c_ptr), value :: trainer
+      type(c_funptr), value :: progress
+      type(c_ptr), value :: user_data
+      type(crk_made_epoch_report), intent(out) :: epoch
+      integer(c_int32_t) :: crk_made_trainer_epoch
+    end function crk_made_trainer_epoch
+    function crk_made_trainer_finished(trainer, finished) &
+        bind(C, name="crk_made_trainer_finished")
+      import
+      type(c_ptr), value :: trainer
+      integer(c_int32_t), intent(out) :: finished
+      integer(c_int32_t) :: crk_made_trainer_finished
+    end function crk_made_trainer_finished
+    function crk_made_trainer_report(trainer, report) &
+        bind(C, name="crk_made_trainer_report")
+      import
+      type(c_ptr), value :: trainer
+      type(crk_made_train_report), intent(out) :: report
+      integer(c_int32_t) :: crk_made_trainer_report
+    end function crk_made_trainer_report
+    function crk_made_trainer_model(trainer, out) &
+        bind(C, name="crk_made_trainer_model")
+      import
+      type(c_ptr), value :: trainer
+      type(c_ptr), intent(out) :: out
+      integer(c_int32_t) :: crk_made_trainer_model
+    end function crk_made_trainer_model
+    function crk_made_trainer_checkpoint(trainer, path) &
+        bind(C, name="crk_made_trainer_checkpoint")
+      import
+      type(c_ptr), value :: trainer
+      character(kind=c_char), intent(in) :: path(*)
+      integer(c_int32_t) :: crk_made_trainer_checkpoint
+    end function crk_made_trainer_checkpoint
+    function crk_made_trainer_resume(trainer, path) &
+        bind(C, name="crk_made_trainer_resume")
+      import
+      type(c_ptr), value :: trainer
+      character(kind=c_char), intent(in) :: path(*)
+      integer(c_int32_t) :: crk_made_trainer_resume
+    end function crk_made_trainer_resume
+    subroutine crk_made_trainer_free(trainer) &
+        bind(C, name="crk_made_trainer_free")
+      import
+      type(c_ptr), value :: trainer
+    end subroutine crk_made_trainer_free
     function crk_transport_new(losses, kappa0_cm2_per_s, delta, z_max_kpc, energy_min_GeV, &
         energy_max_GeV, out) &
         bind(C, name="crk_transport_new")

@@ -4,7 +4,9 @@
 
 #include <cmath>
 #include <cstdio>
+#include <cstdint>
 #include <cstring>
+#include <string>
 #include <type_traits>
 #include <utility>
 #include <vector>
@@ -49,6 +51,8 @@ static_assert(!std::is_copy_constructible<crk::losses>::value, "owners are move-
 static_assert(!std::is_copy_assignable<crk::transport>::value, "owners are move-only");
 static_assert(std::is_nothrow_move_constructible<crk::ensemble>::value, "owners move without throwing");
 static_assert(std::is_nothrow_move_assignable<crk::made>::value, "owners move without throwing");
+static_assert(!std::is_copy_constructible<crk::made_trainer>::value, "owners are move-only");
+static_assert(std::is_nothrow_move_constructible<crk::made_trainer>::value, "owners move without throwing");
 static_assert(std::is_base_of<std::runtime_error, crk::error>::value, "crk::error is a runtime_error");
 
 static void test_raii() {
@@ -182,12 +186,69 @@ static void test_gpu_wrappers() {
     }
 }
 
+// The trainer (crk_made_train, crk::made_trainer): a straight run of 3 epochs against 2 epochs,
+// a checkpoint and 1 more epoch in a fresh trainer (bit for bit), and a bad option.
+static void test_trainer() {
+    const std::size_t n = 600;
+    std::vector<float> c(n), x(2 * n);
+    std::uint64_t state = 88172645463325252ull;
+    auto uniform = [&state] {
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        return static_cast<double>(state >> 11) / 9007199254740992.0;
+    };
+    for (std::size_t i = 0; i < n; ++i) {
+        c[i] = static_cast<float>(uniform());
+        x[2 * i] = static_cast<float>(2.0 * c[i] + 0.3 * (uniform() - 0.5));
+        x[2 * i + 1] = static_cast<float>(0.5 * x[2 * i] - c[i] + 0.2 * (uniform() - 0.5));
+    }
+    crk_made_train_options o = crk::made_train_options_default();
+    CHECK(o.n_hidden_layers == 1 && o.hidden_units[0] == 200 && o.n_components == 10);
+    o.hidden_units[0] = 8;
+    o.n_components = 2;
+    o.max_epochs = 3;
+    o.patience = 0;
+    o.seed = 3;
+    o.n_threads = 1;
+    crk_made_train_report report{};
+    const crk::made straight = crk::made_train(c.data(), 1, x.data(), 2, n, o, &report);
+    CHECK(report.epochs_run == 3 && std::isfinite(report.final_train_nll));
+
+    crk::made_trainer t = crk::made_trainer_new(c.data(), 1, x.data(), 2, n, o);
+    const crk_made_epoch_report e1 = t.epoch();
+    CHECK(e1.epoch == 1 && std::isfinite(e1.train_nll));
+    t.epoch();
+    CHECK(t.finished() == 0);
+    const std::string path = "test_wrappers_checkpoint.safetensors";
+    t.checkpoint(path);
+    crk::made_trainer resumed = crk::made_trainer_new(c.data(), 1, x.data(), 2, n, o);
+    resumed.resume(path);
+    CHECK(resumed.epoch().epoch == 3);
+    CHECK(resumed.finished() == 1 && resumed.report().epochs_run == 3);
+    const crk::made model = resumed.model();
+    std::vector<float> a(n), b(n);
+    straight.log_prob(c.data(), x.data(), n, 1, a.data());
+    model.log_prob(c.data(), x.data(), n, 1, b.data());
+    CHECK(std::memcmp(a.data(), b.data(), n * sizeof(float)) == 0);
+    std::remove(path.c_str());
+
+    crk_made_train_options bad = o;
+    bad.n_hidden_layers = 9;
+    expect_error(CRK_ERR_INVALID_ARGUMENT, [&] { (void)crk::made_train(c.data(), 1, x.data(), 2, n, bad); },
+                 "more than 8 layers");
+    crk::made_trainer fresh = crk::made_trainer_new(c.data(), 1, x.data(), 2, n, o);
+    expect_error(CRK_ERR_IO, [&] { fresh.resume(std::string("/nonexistent/checkpoint.safetensors")); },
+                 "missing checkpoint");
+}
+
 int main() {
     try {
         test_raii();
         test_numbers_against_c();
         test_errors();
         test_gpu_wrappers();
+        test_trainer();
     } catch (const std::exception &e) {
         std::fprintf(stderr, "unexpected exception: %s\n", e.what());
         return 2;

@@ -11,6 +11,13 @@ const CRK_PROTON_MASS_GEV = 0.93827208816
 const CRK_ELECTRON_MASS_GEV = 0.51099895000e-3
 const CRK_ATOMIC_MASS_UNIT_GEV = 0.93149410242
 const CRK_CHOLIS_R0_GV = 0.5
+const CRK_ORDER_RANDOM = 0
+const CRK_ORDER_NATURAL = 1
+const CRK_CONTEXT_SECRET = 0
+const CRK_CONTEXT_PLAIN = 1
+const CRK_SCHEDULE_CONSTANT = 0
+const CRK_SCHEDULE_COSINE = 1
+const CRK_SCHEDULE_STEP = 2
 const CRK_OK = 0
 const CRK_ERR_NULL_POINTER = 1
 const CRK_ERR_INVALID_ARGUMENT = 2
@@ -57,6 +64,7 @@ const crk_weighting = Int32
 const crk_ensemble = Cvoid
 const crk_losses = Cvoid
 const crk_made = Cvoid
+const crk_made_trainer = Cvoid
 const crk_network = Cvoid
 const crk_surrogate = Cvoid
 const crk_transport = Cvoid
@@ -233,6 +241,46 @@ struct crk_surrogate_step
     predicted_nll::Cdouble
     zero_gradient::Int32
     at_max_distance::Int32
+end
+
+struct crk_made_train_options
+    n_hidden_layers::Csize_t
+    hidden_units::NTuple{8, Csize_t}
+    n_components::Csize_t
+    activation::crk_activation
+    order::Int32
+    batch_size::Csize_t
+    learning_rate::Cdouble
+    max_epochs::Csize_t
+    patience::Csize_t
+    validation_fraction::Cdouble
+    seed::UInt64
+    n_threads::Csize_t
+    context_degrees::Int32
+    weight_decay::Cdouble
+    schedule::Int32
+    schedule_value::Cdouble
+    schedule_every::Csize_t
+    adam_beta1::Cdouble
+    adam_beta2::Cdouble
+    adam_epsilon::Cdouble
+end
+
+struct crk_made_train_report
+    epochs_run::Csize_t
+    best_epoch::Csize_t
+    best_validation_nll::Cdouble
+    final_train_nll::Cdouble
+    last_validation_nll::Cdouble
+    seconds::Cdouble
+end
+
+struct crk_made_epoch_report
+    epoch::Csize_t
+    train_nll::Cdouble
+    validation_nll::Cdouble
+    learning_rate::Cdouble
+    seconds::Cdouble
 end
 
 # Functions
@@ -669,6 +717,46 @@ function crk_surrogate_free(surrogate)
     @ccall libcrkernels.crk_surrogate_free(surrogate::Ptr{Cvoid})::Cvoid
 end
 
+function crk_made_train_options_default(options)
+    @ccall libcrkernels.crk_made_train_options_default(options::Ptr{crk_made_train_options})::Cvoid
+end
+
+function crk_made_train(context, n_context, x, n_dims, n, options, progress, user_data, out, report)
+    @ccall libcrkernels.crk_made_train(context::Ptr{Cfloat}, n_context::Csize_t, x::Ptr{Cfloat}, n_dims::Csize_t, n::Csize_t, options::Ptr{crk_made_train_options}, progress::Ptr{Cvoid}, user_data::Ptr{Cvoid}, out::Ptr{Ptr{Cvoid}}, report::Ptr{crk_made_train_report})::crk_status
+end
+
+function crk_made_trainer_new(context, n_context, x, n_dims, n, options, out)
+    @ccall libcrkernels.crk_made_trainer_new(context::Ptr{Cfloat}, n_context::Csize_t, x::Ptr{Cfloat}, n_dims::Csize_t, n::Csize_t, options::Ptr{crk_made_train_options}, out::Ptr{Ptr{Cvoid}})::crk_status
+end
+
+function crk_made_trainer_epoch(trainer, progress, user_data, epoch)
+    @ccall libcrkernels.crk_made_trainer_epoch(trainer::Ptr{Cvoid}, progress::Ptr{Cvoid}, user_data::Ptr{Cvoid}, epoch::Ptr{crk_made_epoch_report})::crk_status
+end
+
+function crk_made_trainer_finished(trainer, finished)
+    @ccall libcrkernels.crk_made_trainer_finished(trainer::Ptr{Cvoid}, finished::Ptr{Int32})::crk_status
+end
+
+function crk_made_trainer_report(trainer, report)
+    @ccall libcrkernels.crk_made_trainer_report(trainer::Ptr{Cvoid}, report::Ptr{crk_made_train_report})::crk_status
+end
+
+function crk_made_trainer_model(trainer, out)
+    @ccall libcrkernels.crk_made_trainer_model(trainer::Ptr{Cvoid}, out::Ptr{Ptr{Cvoid}})::crk_status
+end
+
+function crk_made_trainer_checkpoint(trainer, path)
+    @ccall libcrkernels.crk_made_trainer_checkpoint(trainer::Ptr{Cvoid}, path::Cstring)::crk_status
+end
+
+function crk_made_trainer_resume(trainer, path)
+    @ccall libcrkernels.crk_made_trainer_resume(trainer::Ptr{Cvoid}, path::Cstring)::crk_status
+end
+
+function crk_made_trainer_free(trainer)
+    @ccall libcrkernels.crk_made_trainer_free(trainer::Ptr{Cvoid})::Cvoid
+end
+
 function crk_transport_new(losses, kappa0_cm2_per_s, delta, z_max_kpc, energy_min_GeV, energy_max_GeV, out)
     @ccall libcrkernels.crk_transport_new(losses::Ptr{Cvoid}, kappa0_cm2_per_s::Cdouble, delta::Cdouble, z_max_kpc::Cdouble, energy_min_GeV::Cdouble, energy_max_GeV::Cdouble, out::Ptr{Ptr{Cvoid}})::crk_status
 end
@@ -803,6 +891,16 @@ const C_FUNCTIONS = (
     :crk_surrogate_gradient,
     :crk_surrogate_propose_step,
     :crk_surrogate_free,
+    :crk_made_train_options_default,
+    :crk_made_train,
+    :crk_made_trainer_new,
+    :crk_made_trainer_epoch,
+    :crk_made_trainer_finished,
+    :crk_made_trainer_report,
+    :crk_made_trainer_model,
+    :crk_made_trainer_checkpoint,
+    :crk_made_trainer_resume,
+    :crk_made_trainer_free,
     :crk_transport_new,
     :crk_transport_initial_energy,
     :crk_transport_loss_length2,

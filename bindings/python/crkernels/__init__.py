@@ -50,6 +50,7 @@ from .ensemble import (
 )
 from .losses import Losses, isrf_preset_components
 from .made import Made
+from .train import MadeTrainer, train_made, train_options_default
 from .transport import Transport
 
 __version__ = version()
@@ -63,4 +64,5 @@ __all__ = [
     "conv2d_output_shape", "global_avgpool", "maxpool1d", "maxpool2d", "pool2d_output_shape",
     "Ensemble", "SourceSpectrum", "device_count", "device_info", "flux_from_sources", "generate",
     "generate_gpu", "Losses", "isrf_preset_components", "Made", "Transport",
+    "MadeTrainer", "train_made", "train_options_default",
 ]
