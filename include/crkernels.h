@@ -2900,7 +2900,7 @@ crk_status crk_made_trainer_epoch(struct crk_made_trainer *trainer,
  Errors: CRK_ERR_NULL_POINTER.
 
  # Safety
- `trainer` a live handle or NULL; `finished` writable or NULL.
+ `trainer` a live handle or NULL; `finished` writable or NULL (NULL: CRK_ERR_NULL_POINTER).
  */
 crk_status crk_made_trainer_finished(const struct crk_made_trainer *trainer,
                                      int32_t *finished);
@@ -2911,7 +2911,7 @@ crk_status crk_made_trainer_finished(const struct crk_made_trainer *trainer,
  Errors: CRK_ERR_NULL_POINTER.
 
  # Safety
- `trainer` a live handle or NULL; `report` writable or NULL.
+ `trainer` a live handle or NULL; `report` writable or NULL (NULL: CRK_ERR_NULL_POINTER).
  */
 crk_status crk_made_trainer_report(const struct crk_made_trainer *trainer,
                                    struct crk_made_train_report *report);

@@ -416,7 +416,7 @@ pub unsafe extern "C" fn crk_made_trainer_epoch(
 /// Errors: CRK_ERR_NULL_POINTER.
 ///
 /// # Safety
-/// `trainer` a live handle or NULL; `finished` writable or NULL.
+/// `trainer` a live handle or NULL; `finished` writable or NULL (NULL: CRK_ERR_NULL_POINTER).
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn crk_made_trainer_finished(
     trainer: *const crk_made_trainer,
@@ -436,7 +436,7 @@ pub unsafe extern "C" fn crk_made_trainer_finished(
 /// Errors: CRK_ERR_NULL_POINTER.
 ///
 /// # Safety
-/// `trainer` a live handle or NULL; `report` writable or NULL.
+/// `trainer` a live handle or NULL; `report` writable or NULL (NULL: CRK_ERR_NULL_POINTER).
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn crk_made_trainer_report(
     trainer: *const crk_made_trainer,
