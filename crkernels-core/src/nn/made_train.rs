@@ -446,7 +446,7 @@ impl TrainModel {
         let widest = self.layers.iter().map(|l| l.in_stride.max(l.out_stride)).max().unwrap_or(PAD);
         TrainScratch {
             panel: vec![0.0; mr * widest.max(max_batch).max(1)],
-            sums: vec![0.0; self.kernel.nr()],
+            sums: vec![0.0; self.layers.iter().map(|l| l.n_out).max().unwrap_or(0)],
             grad_rows: vec![
                 0.0;
                 self.layers
@@ -819,21 +819,23 @@ impl TrainModel {
                 }
             }
         }
+        // Each row's run is its mask prefix rounded up to a multiple of 16 (inside the padded
+        // row), the entries past the prefix set to 0: the masked weights' Adam state stays 0
+        // and so do they, and the update runs in whole vectors.
         for o in outputs.clone() {
             let at = (o - outputs.start) * width;
-            sink(Target::Weights { output: o, column: 0 }, &accumulator[at..at + layer.prefix[o]]);
+            let run = layer.prefix[o].next_multiple_of(16).min(width);
+            accumulator[at + layer.prefix[o]..at + run].fill(0.0);
+            sink(Target::Weights { output: o, column: 0 }, &accumulator[at..at + run]);
         }
-        for o0 in outputs.clone().step_by(mr) {
-            let m = mr.min(outputs.end - o0);
-            let sums = &mut scratch.sums[..m];
-            sums.fill(0.0);
-            for record in rows.chunks_exact(self.row_stride) {
-                for (s, &v) in sums.iter_mut().zip(&record[layer.delta_at + o0..layer.delta_at + o0 + m]) {
-                    *s += v;
-                }
+        let sums = &mut scratch.sums[..outputs.len()];
+        sums.fill(0.0);
+        for record in rows.chunks_exact(self.row_stride) {
+            for (s, &v) in sums.iter_mut().zip(&record[layer.delta_at + outputs.start..layer.delta_at + outputs.end]) {
+                *s += v;
             }
-            sink(Target::Biases { first: o0 }, sums);
         }
+        sink(Target::Biases { first: outputs.start }, sums);
     }
 
     fn refresh_transposed(&mut self, l: usize, panels: Range<usize>) {
