@@ -831,7 +831,9 @@ impl TrainModel {
         let sums = &mut scratch.sums[..outputs.len()];
         sums.fill(0.0);
         for record in rows.chunks_exact(self.row_stride) {
-            for (s, &v) in sums.iter_mut().zip(&record[layer.delta_at + outputs.start..layer.delta_at + outputs.end]) {
+            for (s, &v) in
+                sums.iter_mut().zip(&record[layer.delta_at + outputs.start..layer.delta_at + outputs.end])
+            {
                 *s += v;
             }
         }
