@@ -62,6 +62,10 @@ use crate::rng::Stream;
 /// micro-kernel's NR).
 pub const PAD: usize = 32;
 
+/// Row tiles packed together in the forward and backward passes (each weight panel is then
+/// applied to all of them while it is in the cache).
+const ROW_GROUP_TILES: usize = 8;
+
 /// Minibatch rows per chunk of the weight-gradient sums (see `weight_gradients`).
 const GRADIENT_CHUNK: usize = 128;
 
@@ -445,7 +449,7 @@ impl TrainModel {
         let mr = self.kernel.mr();
         let widest = self.layers.iter().map(|l| l.in_stride.max(l.out_stride)).max().unwrap_or(PAD);
         TrainScratch {
-            panel: vec![0.0; mr * widest.max(max_batch).max(1)],
+            panel: vec![0.0; mr * (ROW_GROUP_TILES * widest).max(max_batch).max(1)],
             sums: vec![0.0; self.layers.iter().map(|l| l.n_out).max().unwrap_or(0)],
             grad_rows: vec![
                 0.0;
@@ -544,36 +548,46 @@ impl TrainModel {
         let n = loss.len();
         debug_assert_eq!(rows.len(), n * self.row_stride);
         let (mr, nr) = (self.kernel.mr(), self.kernel.nr());
+        // Rows in groups of ROW_GROUP_TILES tiles, all packed first, then each weight panel
+        // applied to every tile of the group while it is in the cache.
+        let group_rows = ROW_GROUP_TILES * mr;
         for (l, layer) in self.layers.iter().enumerate() {
-            for r0 in (0..n).step_by(mr) {
-                let m = mr.min(n - r0);
-                pack_a_panel(
-                    &rows[r0 * self.row_stride + layer.input_at..],
-                    (m, layer.n_in),
-                    (self.row_stride, 1),
-                    0,
-                    mr,
-                    &mut scratch.panel,
-                );
+            let width = layer.in_stride;
+            for g0 in (0..n).step_by(group_rows) {
+                let tiles = group_rows.min(n - g0).div_ceil(mr);
+                for t in 0..tiles {
+                    let r0 = g0 + t * mr;
+                    pack_a_panel(
+                        &rows[r0 * self.row_stride + layer.input_at..],
+                        (mr.min(n - r0), layer.n_in),
+                        (self.row_stride, 1),
+                        0,
+                        mr,
+                        &mut scratch.panel[t * mr * width..],
+                    );
+                }
                 for p in 0..layer.n_panels(self.kernel) {
                     let o0 = p * nr;
                     let cols = nr.min(layer.n_out - o0);
                     let depth = layer.prefix[o0 + cols - 1];
-                    let out = &mut rows[r0 * self.row_stride + layer.output_at + o0..];
-                    // SAFETY: the panel holds depth * MR packed values; the transposed panel
-                    // holds n_in rows of NR >= depth; the output rows are inside the records
-                    // (output_at + o0 + cols <= output_at + out_stride).
-                    unsafe {
-                        self.kernel.tile(
-                            depth,
-                            &scratch.panel,
-                            &self.transposed[l][p * nr * layer.n_in..],
-                            Packed(nr),
-                            Init::Columns(&self.bias_padded[l][o0..]),
-                            out,
-                            self.row_stride,
-                            (m, cols),
-                        );
+                    for t in 0..tiles {
+                        let r0 = g0 + t * mr;
+                        let out = &mut rows[r0 * self.row_stride + layer.output_at + o0..];
+                        // SAFETY: the tile's panel holds depth * MR packed values; the
+                        // transposed panel holds n_in rows of NR >= depth; the output rows are
+                        // inside the records (output_at + o0 + cols <= output_at + out_stride).
+                        unsafe {
+                            self.kernel.tile(
+                                depth,
+                                &scratch.panel[t * mr * width..],
+                                &self.transposed[l][p * nr * layer.n_in..],
+                                Packed(nr),
+                                Init::Columns(&self.bias_padded[l][o0..]),
+                                out,
+                                self.row_stride,
+                                (mr.min(n - r0), cols),
+                            );
+                        }
                     }
                 }
             }
@@ -597,33 +611,41 @@ impl TrainModel {
         }
         for l in (1..self.layers.len()).rev() {
             let (layer, below) = (&self.layers[l], &self.layers[l - 1]);
-            for r0 in (0..n).step_by(mr) {
-                let m = mr.min(n - r0);
-                pack_a_panel(
-                    &rows[r0 * self.row_stride + layer.delta_at..],
-                    (m, layer.n_out),
-                    (self.row_stride, 1),
-                    0,
-                    mr,
-                    &mut scratch.panel,
-                );
+            let width = layer.out_stride;
+            for g0 in (0..n).step_by(group_rows) {
+                let tiles = group_rows.min(n - g0).div_ceil(mr);
+                for t in 0..tiles {
+                    let r0 = g0 + t * mr;
+                    pack_a_panel(
+                        &rows[r0 * self.row_stride + layer.delta_at..],
+                        (mr.min(n - r0), layer.n_out),
+                        (self.row_stride, 1),
+                        0,
+                        mr,
+                        &mut scratch.panel[t * mr * width..],
+                    );
+                }
                 for (block, &first) in layer.first_reader.iter().enumerate() {
                     let i0 = block * nr;
                     let cols = nr.min(layer.n_in - i0);
-                    let out = &mut rows[r0 * self.row_stride + below.delta_at + i0..];
-                    // SAFETY: the panel holds n_out * MR values (first <= n_out); weight row o
-                    // has in_stride >= i0 + NR floats; the output lies inside the records.
-                    unsafe {
-                        self.kernel.tile(
-                            layer.n_out - first,
-                            &scratch.panel[first * mr..],
-                            &self.params[layer.weight_at + first * layer.in_stride + i0..],
-                            Packed(layer.in_stride),
-                            Init::Columns(&ZEROS[..nr]),
-                            out,
-                            self.row_stride,
-                            (m, cols),
-                        );
+                    for t in 0..tiles {
+                        let r0 = g0 + t * mr;
+                        let out = &mut rows[r0 * self.row_stride + below.delta_at + i0..];
+                        // SAFETY: the tile's panel holds n_out * MR values (first <= n_out);
+                        // weight row o has in_stride >= i0 + NR floats; the output lies inside
+                        // the records.
+                        unsafe {
+                            self.kernel.tile(
+                                layer.n_out - first,
+                                &scratch.panel[t * mr * width + first * mr..],
+                                &self.params[layer.weight_at + first * layer.in_stride + i0..],
+                                Packed(layer.in_stride),
+                                Init::Columns(&ZEROS[..nr]),
+                                out,
+                                self.row_stride,
+                                (mr.min(n - r0), cols),
+                            );
+                        }
                     }
                 }
             }
