@@ -14,6 +14,7 @@
 //! masked weight) never moves: m = v = 0 and the step is 0 / epsilon = 0.
 
 use crate::error::{Error, Result};
+#[cfg(all(feature = "std", target_arch = "x86_64"))]
 use crate::math::simd::VectorIsa;
 use crate::math::{cos, sqrt};
 

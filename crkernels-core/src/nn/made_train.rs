@@ -1140,15 +1140,31 @@ fn transpose_into_panel(
     panel: &mut [f32],
     nr: usize,
 ) {
-    let outputs = weights.len() / stride;
-    let mut done_outputs = 0;
-    let mut done_depth = 0;
+    let (done_outputs, done_depth) = transpose_blocks(kernel, weights, stride, depth, panel, nr);
+    for (j, row) in weights.chunks_exact(stride).enumerate() {
+        let start = if j < done_outputs { done_depth } else { 0 };
+        for i in start..depth {
+            panel[i * nr + j] = row[i];
+        }
+    }
+}
+
+/// The whole 8 x 8 blocks of [`transpose_into_panel`] with AVX2 (outputs and depth done), or
+/// (0, 0) for the portable kernel.
+#[inline(always)]
+fn transpose_blocks(
+    kernel: Kernel,
+    weights: &[f32],
+    stride: usize,
+    depth: usize,
+    panel: &mut [f32],
+    nr: usize,
+) -> (usize, usize) {
     #[cfg(all(feature = "std", target_arch = "x86_64"))]
     if kernel != Kernel::Portable {
-        done_outputs = outputs / 8 * 8;
-        done_depth = depth / 8 * 8;
-        for j0 in (0..done_outputs).step_by(8) {
-            for i0 in (0..done_depth).step_by(8) {
+        let (outputs, depth) = (weights.len() / stride / 8 * 8, depth / 8 * 8);
+        for j0 in (0..outputs).step_by(8) {
+            for i0 in (0..depth).step_by(8) {
                 // SAFETY: rows j0..j0 + 8 hold stride >= i0 + 8 values; panel rows i0..i0 + 8
                 // hold nr >= j0 + 8 values; AVX2 is there (the kernel is AVX2 or AVX-512).
                 unsafe {
@@ -1161,14 +1177,10 @@ fn transpose_into_panel(
                 };
             }
         }
+        return (outputs, depth);
     }
-    let _ = kernel;
-    for (j, row) in weights.chunks_exact(stride).enumerate() {
-        let start = if j < done_outputs { done_depth } else { 0 };
-        for i in start..depth {
-            panel[i * nr + j] = row[i];
-        }
-    }
+    let _ = (kernel, weights, stride, depth, panel, nr);
+    (0, 0)
 }
 
 /// Transposes the 8 x 8 block at `src` (row stride `src_stride`) into `dst` (row stride
