@@ -213,10 +213,7 @@ fn column_moments(rows: &[f32], width: usize, which: &[usize], j: usize) -> (f64
 
 fn shuffled(n: usize, stream: &mut Stream) -> Vec<usize> {
     let mut order: Vec<usize> = (0..n).collect();
-    for i in (1..n).rev() {
-        let j = ((stream.uniform() * (i + 1) as f64) as usize).min(i);
-        order.swap(i, j);
-    }
+    stream.shuffle(&mut order);
     order
 }
 
@@ -395,7 +392,10 @@ impl MadeTrainer {
         let validation_nll = if self.validation_rows.is_empty() {
             f64::NAN
         } else {
-            self.mean_loss(&self.validation_rows.clone()) + self.log_std_sum
+            let validation_rows = core::mem::take(&mut self.validation_rows);
+            let loss = self.mean_loss(&validation_rows);
+            self.validation_rows = validation_rows;
+            loss + self.log_std_sum
         };
         self.epochs_done += 1;
         self.last_train_nll = train_nll;

@@ -257,6 +257,15 @@ impl Stream {
         }
     }
 
+    /// Shuffles `items` in place (Fisher-Yates, from the last position down: position i swaps
+    /// with j = floor(u (i + 1)), one uniform each); a function of the stream's position only.
+    pub fn shuffle<T>(&mut self, items: &mut [T]) {
+        for i in (1..items.len()).rev() {
+            let j = ((self.uniform() * (i + 1) as f64) as usize).min(i);
+            items.swap(i, j);
+        }
+    }
+
     /// Fills `out` with the next `out.len()` words: the same words as that many calls of
     /// [`next_u32`](Self::next_u32), whole blocks computed 8 at a time on the widest vector
     /// instruction set of the CPU.

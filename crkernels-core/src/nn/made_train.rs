@@ -117,20 +117,6 @@ pub struct Architecture {
 }
 
 impl Architecture {
-    /// The paper's single-point model for D dimensions: one hidden layer of 200 sigmoid
-    /// units, K = 10, a random order, no context.
-    pub fn secret_single_point(n_dims: usize) -> Self {
-        Self {
-            n_context: 0,
-            secret_context: true,
-            n_dims,
-            hidden_units: vec![200],
-            n_components: 10,
-            activation: Activation::Sigmoid,
-            order: DataOrder::Random,
-        }
-    }
-
     /// The degree before the first data dimension: C with SECRET context degrees, else 0.
     fn data_degree_base(&self) -> usize {
         if self.secret_context { self.n_context } else { 0 }
@@ -268,10 +254,7 @@ impl TrainModel {
         let mut rng = Stream::new(seed, STREAM_INIT);
         let mut data_order: Vec<usize> = (0..d).collect();
         if arch.order == DataOrder::Random {
-            for i in (1..d).rev() {
-                let j = (rng.uniform() * (i + 1) as f64) as usize;
-                data_order.swap(i, j.min(i));
-            }
+            rng.shuffle(&mut data_order);
         }
         let base = arch.data_degree_base();
         let mut input_degrees: Vec<i64> =
@@ -368,11 +351,6 @@ impl TrainModel {
     /// The architecture.
     pub fn architecture(&self) -> &Architecture {
         &self.arch
-    }
-
-    /// Internal position t -> the user's data dimension (the autoregressive order).
-    pub fn data_order(&self) -> &[usize] {
-        &self.data_order
     }
 
     /// Floats per minibatch row record.
@@ -554,18 +532,8 @@ impl TrainModel {
         for (l, layer) in self.layers.iter().enumerate() {
             let width = layer.in_stride;
             for g0 in (0..n).step_by(group_rows) {
-                let tiles = group_rows.min(n - g0).div_ceil(mr);
-                for t in 0..tiles {
-                    let r0 = g0 + t * mr;
-                    pack_a_panel(
-                        &rows[r0 * self.row_stride + layer.input_at..],
-                        (mr.min(n - r0), layer.n_in),
-                        (self.row_stride, 1),
-                        0,
-                        mr,
-                        &mut scratch.panel[t * mr * width..],
-                    );
-                }
+                let tiles =
+                    self.pack_row_group(rows, g0, (layer.input_at, layer.n_in, width), &mut scratch.panel);
                 for p in 0..layer.n_panels(self.kernel) {
                     let o0 = p * nr;
                     let cols = nr.min(layer.n_out - o0);
@@ -613,18 +581,8 @@ impl TrainModel {
             let (layer, below) = (&self.layers[l], &self.layers[l - 1]);
             let width = layer.out_stride;
             for g0 in (0..n).step_by(group_rows) {
-                let tiles = group_rows.min(n - g0).div_ceil(mr);
-                for t in 0..tiles {
-                    let r0 = g0 + t * mr;
-                    pack_a_panel(
-                        &rows[r0 * self.row_stride + layer.delta_at..],
-                        (mr.min(n - r0), layer.n_out),
-                        (self.row_stride, 1),
-                        0,
-                        mr,
-                        &mut scratch.panel[t * mr * width..],
-                    );
-                }
+                let tiles =
+                    self.pack_row_group(rows, g0, (layer.delta_at, layer.n_out, width), &mut scratch.panel);
                 for (block, &first) in layer.first_reader.iter().enumerate() {
                     let i0 = block * nr;
                     let cols = nr.min(layer.n_in - i0);
@@ -660,6 +618,34 @@ impl TrainModel {
             }
         }
         true
+    }
+
+    /// Packs the rows of group g0 (up to ROW_GROUP_TILES tiles of MR records) for the micro-kernel:
+    /// the `len` values at `field` of each record, tile t at `panel[t MR width..]`. Returns the
+    /// tiles packed.
+    #[inline(always)]
+    fn pack_row_group(
+        &self,
+        rows: &[f32],
+        g0: usize,
+        (field, len, width): (usize, usize, usize),
+        panel: &mut [f32],
+    ) -> usize {
+        let mr = self.kernel.mr();
+        let n = rows.len() / self.row_stride;
+        let tiles = (ROW_GROUP_TILES * mr).min(n - g0).div_ceil(mr);
+        for t in 0..tiles {
+            let r0 = g0 + t * mr;
+            pack_a_panel(
+                &rows[r0 * self.row_stride + field..],
+                (mr.min(n - r0), len),
+                (self.row_stride, 1),
+                0,
+                mr,
+                &mut panel[t * mr * width..],
+            );
+        }
+        tiles
     }
 
     /// The loss -ln p(xs | cs) of one record (heads already computed) and, when inv_batch >
