@@ -21,6 +21,7 @@
 //! per row in the user's units: -ln p(x | c) = -ln p(xs | cs) + sum_d ln std_d.
 
 use std::hint::spin_loop;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
@@ -145,9 +146,9 @@ pub struct MadeTrainer {
     model: TrainModel,
     n_context: usize,
     n_dims: usize,
-    /// Standardised data (user order), [n][C] and [n][D].
-    context: Vec<f32>,
-    x: Vec<f32>,
+    /// The rows (user units) and their standardisation.
+    data: Arc<dyn TrainData>,
+    standardize: Standardize,
     train_rows: Vec<usize>,
     validation_rows: Vec<usize>,
     /// sum_d ln std_d: -ln p(x) = -ln p(xs) + this.
@@ -203,12 +204,32 @@ impl TrainOptions {
     }
 }
 
-/// Mean and population standard deviation of column j of `rows` ([n][width]) over `which`.
-fn column_moments(rows: &[f32], width: usize, which: &[usize], j: usize) -> (f64, f64) {
+/// Per column of the rows `which` (context columns, then data columns): the mean and the
+/// population standard deviation, summed in the order of `which`.
+fn column_moments(data: &dyn TrainData, which: &[usize]) -> Vec<(f64, f64)> {
+    let (c, d) = (data.n_context(), data.n_dims());
+    let mut row = vec![0.0f32; c + d];
+    let read = |r: usize, row: &mut [f32]| {
+        let (context, x) = row.split_at_mut(c);
+        data.read_row(r, context, x);
+    };
     let n = which.len() as f64;
-    let mean = which.iter().map(|&r| f64::from(rows[r * width + j])).sum::<f64>() / n;
-    let var = which.iter().map(|&r| (f64::from(rows[r * width + j]) - mean).powi(2)).sum::<f64>() / n;
-    (mean, var.sqrt())
+    let mut sums = vec![0.0f64; c + d];
+    for &r in which {
+        read(r, &mut row);
+        for (sum, &v) in sums.iter_mut().zip(&row) {
+            *sum += f64::from(v);
+        }
+    }
+    let means: Vec<f64> = sums.iter().map(|s| s / n).collect();
+    let mut squares = vec![0.0f64; c + d];
+    for &r in which {
+        read(r, &mut row);
+        for ((square, &v), mean) in squares.iter_mut().zip(&row).zip(&means) {
+            *square += (f64::from(v) - mean).powi(2);
+        }
+    }
+    means.into_iter().zip(squares).map(|(mean, square)| (mean, (square / n).sqrt())).collect()
 }
 
 fn shuffled(n: usize, stream: &mut Stream) -> Vec<usize> {
@@ -217,20 +238,98 @@ fn shuffled(n: usize, stream: &mut Stream) -> Vec<usize> {
     order
 }
 
-/// FNV-1a over the data's bits: a checkpoint records it to refuse other data.
-fn fingerprint(context: &[f32], x: &[f32]) -> u64 {
+/// Rows of training data in the user's units, read on demand by the trainer's threads.
+/// [`MadeTrainer::new`] keeps a copy of slices in one; `crk train` reads memory-mapped grid
+/// shards through one, so that a data set larger than memory trains without a copy.
+pub trait TrainData: Send + Sync {
+    /// Rows n.
+    fn n_rows(&self) -> usize;
+    /// Context values per row C (0: no context).
+    fn n_context(&self) -> usize;
+    /// Data values per row D.
+    fn n_dims(&self) -> usize;
+    /// Row `row` (< n): its context into `context` [C] and its data into `x` [D].
+    fn read_row(&self, row: usize, context: &mut [f32], x: &mut [f32]);
+}
+
+/// Rows held in memory ([n][C] and [n][D], row-major).
+struct SliceData {
+    context: Vec<f32>,
+    x: Vec<f32>,
+    n_context: usize,
+    n_dims: usize,
+}
+
+impl TrainData for SliceData {
+    fn n_rows(&self) -> usize {
+        self.x.len() / self.n_dims
+    }
+    fn n_context(&self) -> usize {
+        self.n_context
+    }
+    fn n_dims(&self) -> usize {
+        self.n_dims
+    }
+    fn read_row(&self, row: usize, context: &mut [f32], x: &mut [f32]) {
+        let (c, d) = (self.n_context, self.n_dims);
+        context.copy_from_slice(&self.context[row * c..(row + 1) * c]);
+        x.copy_from_slice(&self.x[row * d..(row + 1) * d]);
+    }
+}
+
+/// Reads rows and standardises them into a kernel record, with a thread's own buffers.
+struct RowReader<'a> {
+    data: &'a dyn TrainData,
+    standardize: &'a Standardize,
+    context: Vec<f32>,
+    x: Vec<f32>,
+}
+
+impl<'a> RowReader<'a> {
+    fn new(data: &'a dyn TrainData, standardize: &'a Standardize) -> Self {
+        RowReader { data, standardize, context: vec![0.0; data.n_context()], x: vec![0.0; data.n_dims()] }
+    }
+
+    /// Row `row`, standardised ((v - mean) / std in f64, rounded to f32), into `record`.
+    fn fill(&mut self, model: &TrainModel, row: usize, record: &mut [f32]) {
+        self.data.read_row(row, &mut self.context, &mut self.x);
+        let s = self.standardize;
+        for (v, (mean, std)) in self.context.iter_mut().zip(s.context_mean.iter().zip(&s.context_std)) {
+            *v = ((f64::from(*v) - mean) / std) as f32;
+        }
+        for (v, (mean, std)) in self.x.iter_mut().zip(s.x_mean.iter().zip(&s.x_std)) {
+            *v = ((f64::from(*v) - mean) / std) as f32;
+        }
+        model.fill_input(&self.context, &self.x, record);
+    }
+}
+
+/// One pass over the rows in order: the first NaN or infinite value is an error; else the
+/// FNV-1a hash of the values' bits (row by row, context then data), which a checkpoint
+/// records to refuse other data.
+fn check_and_fingerprint(data: &dyn TrainData) -> Result<u64> {
+    let (c, d) = (data.n_context(), data.n_dims());
+    let (mut context, mut x) = (vec![0.0f32; c], vec![0.0f32; d]);
     let mut hash = 0xcbf2_9ce4_8422_2325u64;
-    for v in context.iter().chain(x) {
-        for byte in v.to_bits().to_le_bytes() {
-            hash = (hash ^ u64::from(byte)).wrapping_mul(0x0100_0000_01b3);
+    for row in 0..data.n_rows() {
+        data.read_row(row, &mut context, &mut x);
+        for (name, values) in [("context", &context), ("x", &x)] {
+            if let Some(j) = values.iter().position(|v| !v.is_finite()) {
+                return Err(invalid(format!("{name}[{row}][{j}] is {} (NaN or infinite)", values[j])));
+            }
+            for v in values.iter() {
+                for byte in v.to_bits().to_le_bytes() {
+                    hash = (hash ^ u64::from(byte)).wrapping_mul(0x0100_0000_01b3);
+                }
+            }
         }
     }
-    hash
+    Ok(hash)
 }
 
 impl MadeTrainer {
     /// A run on `n` rows of context ([n][n_context], empty when n_context = 0) and data
-    /// ([n][n_dims]), user units.
+    /// ([n][n_dims]), user units (copied).
     ///
     /// Errors: [`Error::InvalidArgument`] for bad options ([`TrainOptions::validate`],
     /// [`Architecture::validate`]), n = 0, wrong lengths, NaN or infinite values, fewer
@@ -244,8 +343,7 @@ impl MadeTrainer {
         options: &TrainOptions,
     ) -> Result<Self> {
         options.validate()?;
-        let arch = options.architecture(n_context, n_dims);
-        arch.validate()?;
+        options.architecture(n_context, n_dims).validate()?;
         let n = x.len().checked_div(n_dims).unwrap_or(0);
         if n == 0 {
             return Err(invalid("no training data (n = 0)".into()));
@@ -257,17 +355,24 @@ impl MadeTrainer {
                 context.len()
             )));
         }
-        if let Some(i) = x.iter().position(|v| !v.is_finite()) {
-            return Err(invalid(format!("x[{}][{}] is {} (NaN or infinite)", i / n_dims, i % n_dims, x[i])));
+        let data = SliceData { context: context.to_vec(), x: x.to_vec(), n_context, n_dims };
+        Self::from_data(Arc::new(data), options)
+    }
+
+    /// A run on rows read through [`TrainData`] (not copied: the trainer keeps `data` and
+    /// reads each minibatch's rows from it). The same rows give the same model as
+    /// [`Self::new`].
+    ///
+    /// Errors: as [`Self::new`].
+    pub fn from_data(data: Arc<dyn TrainData>, options: &TrainOptions) -> Result<Self> {
+        options.validate()?;
+        let (n, n_context, n_dims) = (data.n_rows(), data.n_context(), data.n_dims());
+        let arch = options.architecture(n_context, n_dims);
+        arch.validate()?;
+        if n == 0 {
+            return Err(invalid("no training data (n = 0)".into()));
         }
-        if let Some(i) = context.iter().position(|v| !v.is_finite()) {
-            return Err(invalid(format!(
-                "context[{}][{}] is {} (NaN or infinite)",
-                i / n_context,
-                i % n_context,
-                context[i]
-            )));
-        }
+        let data_fingerprint = check_and_fingerprint(&*data)?;
         let split = shuffled(n, &mut Stream::new(options.seed, STREAM_SPLIT));
         let n_validation = (options.validation_fraction * n as f64).floor() as usize;
         if options.validation_fraction > 0.0 && n_validation == 0 {
@@ -285,33 +390,25 @@ impl MadeTrainer {
             )));
         }
         let mut standardize = Standardize::default();
-        for (rows, width, means, stds, name) in [
-            (x, n_dims, &mut standardize.x_mean, &mut standardize.x_std, "x"),
-            (context, n_context, &mut standardize.context_mean, &mut standardize.context_std, "context"),
-        ] {
-            for j in 0..width {
-                let (mean, std) = column_moments(rows, width, train_rows, j);
-                // The stored standardisation is f32 (as the file holds it): standardise with that.
-                let (mean, std) = (f64::from(mean as f32), f64::from(std as f32));
-                if !(std > 0.0 && std.is_finite()) {
-                    return Err(invalid(format!(
-                        "{name} column {j} has zero variance on the training split: it cannot be standardised"
-                    )));
-                }
-                means.push(mean);
-                stds.push(std);
+        for (j, (mean, std)) in column_moments(&*data, train_rows).into_iter().enumerate() {
+            // The stored standardisation is f32 (as the file holds it): standardise with that.
+            let (mean, std) = (f64::from(mean as f32), f64::from(std as f32));
+            let (name, column) = if j < n_context { ("context", j) } else { ("x", j - n_context) };
+            if !(std > 0.0 && std.is_finite()) {
+                return Err(invalid(format!(
+                    "{name} column {column} has zero variance on the training split: it cannot be standardised"
+                )));
             }
+            let (means, stds) = if j < n_context {
+                (&mut standardize.context_mean, &mut standardize.context_std)
+            } else {
+                (&mut standardize.x_mean, &mut standardize.x_std)
+            };
+            means.push(mean);
+            stds.push(std);
         }
-        let scale = |rows: &[f32], width: usize, means: &[f64], stds: &[f64]| -> Vec<f32> {
-            rows.iter()
-                .enumerate()
-                .map(|(i, &v)| ((f64::from(v) - means[i % width]) / stds[i % width]) as f32)
-                .collect()
-        };
-        let xs = scale(x, n_dims, &standardize.x_mean, &standardize.x_std);
-        let cs = scale(context, n_context, &standardize.context_mean, &standardize.context_std);
         let log_std_sum = standardize.x_std.iter().map(|s| s.ln()).sum();
-        let model = TrainModel::new(arch, standardize, options.seed)?;
+        let model = TrainModel::new(arch, standardize.clone(), options.seed)?;
         let threads = match options.n_threads {
             0 => std::thread::available_parallelism().map_or(1, |n| n.get()),
             t => t,
@@ -322,9 +419,9 @@ impl MadeTrainer {
             model,
             n_context,
             n_dims,
-            data_fingerprint: fingerprint(context, x),
-            context: cs,
-            x: xs,
+            data_fingerprint,
+            data,
+            standardize,
             train_rows: train_rows.to_vec(),
             validation_rows: validation_rows.to_vec(),
             log_std_sum,
@@ -617,15 +714,15 @@ impl MadeTrainer {
         for rows in which.chunks(block) {
             let n = rows.len();
             let model = &self.model;
-            let (context, x, c, d) = (&self.context, &self.x, self.n_context, self.n_dims);
+            let (data, standardize) = (&*self.data, &self.standardize);
             std::thread::scope(|scope| {
                 let record_parts = split_rows(&mut records[..n * stride], &mut losses[..n], stride, threads);
                 for ((records, losses, first), scratch) in record_parts.into_iter().zip(scratches.iter_mut())
                 {
                     scope.spawn(move || {
+                        let mut reader = RowReader::new(data, standardize);
                         for (i, record) in records.chunks_exact_mut(stride).enumerate() {
-                            let r = rows[first + i];
-                            model.fill_input(&context[r * c..(r + 1) * c], &x[r * d..(r + 1) * d], record);
+                            reader.fill(model, rows[first + i], record);
                         }
                         model.forward_backward_rows(records, losses, None, scratch);
                     });
@@ -656,13 +753,14 @@ impl MadeTrainer {
         let stop = AtomicUsize::new(0); // 0 go on, 1 diverged, 2 cancelled
         let diverged = AtomicBool::new(false);
         let first_step = self.steps;
-        let (context, x, c, d) = (&self.context, &self.x, self.n_context, self.n_dims);
+        let (data, standardize) = (&*self.data, &self.standardize);
         let adam = self.options.adam;
         let scratches: Vec<TrainScratch> = (0..threads).map(|_| self.model.scratch(batch)).collect();
         let shared = SharedModel::new(&mut self.model);
         let mut main_state =
             MainThread { epoch_loss: 0.0, steps_done: 0, report, last_report: Instant::now() };
         let worker = |id: usize, mut scratch: TrainScratch, mut main: Option<&mut MainThread<'_>>| {
+            let mut reader = RowReader::new(data, standardize);
             for s in 0..n_steps {
                 let rows = &order[s * batch..((s + 1) * batch).min(order.len())];
                 let n = rows.len();
@@ -682,7 +780,7 @@ impl MadeTrainer {
                     // SAFETY: no update_panels runs during phase 1.
                     let model = unsafe { shared.model() };
                     for (record, &r) in my_records.chunks_exact_mut(stride).zip(&rows[start..end]) {
-                        model.fill_input(&context[r * c..(r + 1) * c], &x[r * d..(r + 1) * d], record);
+                        reader.fill(model, r, record);
                     }
                     if !model.forward_backward_rows(my_records, my_losses, Some(1.0 / n as f32), &mut scratch)
                     {
