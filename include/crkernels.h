@@ -1614,7 +1614,8 @@ crk_status crk_made_log_prob_grad(const struct crk_made *m,
 /*
  Draws n samples, sample i conditioned on context row i and drawn from the Philox stream
  (seed, i): the same on any thread count. context: [n][n_context] (may be NULL when
- n_context = 0); x_out: [n][n_dims], in the user's space.
+ n_context = 0); x_out: [n][n_dims], in the user's space. Equals crk_made_sample_from with
+ first_row = 0.
 
  Errors (nothing written): CRK_ERR_NULL_POINTER; CRK_ERR_INVALID_ARGUMENT (n = 0, NaN or
  infinite context).
@@ -1633,10 +1634,34 @@ crk_status crk_made_sample(const struct crk_made *m,
                            float *x_out);
 
 /*
+ crk_made_sample for rows first_row .. first_row + n - 1 of the sample with this seed: row
+ i of the output is drawn from the Philox stream (seed, first_row + i), so a sample split
+ into calls with consecutive first_row equals one call, bit for bit (rows can be shared out
+ across calls, jobs or MPI ranks, as crk_ensemble_run's first_realisation). Row i is
+ conditioned on context row i of this call.
+
+ Errors (nothing written): as crk_made_sample, and CRK_ERR_INVALID_ARGUMENT when
+ first_row + n > UINT64_MAX.
+
+ Memory: as crk_made_sample.
+
+ # Safety
+ `m` a live handle or NULL; arrays of the given sizes or NULL.
+ */
+crk_status crk_made_sample_from(const struct crk_made *m,
+                                const float *context,
+                                size_t n,
+                                uint64_t seed,
+                                uint64_t first_row,
+                                size_t n_threads,
+                                float *x_out);
+
+/*
  Conditional sampling: the `n_given` dimensions listed in `given_dims` (which must be the
  first n_given of crk_made_order, in any order) keep the values in `x`; the others are
  drawn from p(rest | given, context) and written into `x` ([n][n_dims], in/out). Sample i
- draws from the Philox stream (seed, i).
+ draws from the Philox stream (seed, i). Equals crk_made_sample_given_from with
+ first_row = 0.
 
  Errors (x unchanged): CRK_ERR_NULL_POINTER; CRK_ERR_INVALID_ARGUMENT (n = 0, dimensions that
  do not lead the order, NaN or infinite given values or context).
@@ -1655,6 +1680,30 @@ crk_status crk_made_sample_given(const struct crk_made *m,
                                  uint64_t seed,
                                  size_t n_threads,
                                  float *x);
+
+/*
+ crk_made_sample_given for rows first_row .. first_row + n - 1 of the sample with this
+ seed: row i of the output is drawn from the Philox stream (seed, first_row + i), so a
+ sample split into calls with consecutive first_row equals one call, bit for bit. Row i
+ is conditioned on context row i and on the given values of row i of `x` of this call.
+
+ Errors (x unchanged): as crk_made_sample_given, and CRK_ERR_INVALID_ARGUMENT when
+ first_row + n > UINT64_MAX.
+
+ Memory: as crk_made_sample_given.
+
+ # Safety
+ `m` a live handle or NULL; arrays of the given sizes or NULL.
+ */
+crk_status crk_made_sample_given_from(const struct crk_made *m,
+                                      const float *context,
+                                      const size_t *given_dims,
+                                      size_t n_given,
+                                      size_t n,
+                                      uint64_t seed,
+                                      uint64_t first_row,
+                                      size_t n_threads,
+                                      float *x);
 
 /*
  crk_made_log_prob on GPU `device` (0, 1, ...; see crk_device_count), with host arrays:
@@ -1679,7 +1728,8 @@ crk_status crk_made_log_prob_gpu(const struct crk_made *m,
 /*
  crk_made_sample on GPU `device`, with host arrays: the same samples as the CPU (to 1e-5)
  for the same seed, without n_threads. Errors as crk_made_sample, and CRK_ERR_NO_DEVICE and
- CRK_ERR_DEVICE as crk_made_log_prob_gpu.
+ CRK_ERR_DEVICE as crk_made_log_prob_gpu. Equals crk_made_sample_gpu_from with
+ first_row = 0.
 
  # Safety
  `m` a live handle or NULL; arrays of the given sizes or NULL.
@@ -1692,8 +1742,26 @@ crk_status crk_made_sample_gpu(const struct crk_made *m,
                                float *x_out);
 
 /*
+ crk_made_sample_from on GPU `device`, with host arrays, without n_threads: row i of the
+ output is drawn from the Philox stream (seed, first_row + i), so a sample split into calls
+ with consecutive first_row equals one call (and the CPU's rows, to 1e-5). Errors as
+ crk_made_sample_from, and CRK_ERR_NO_DEVICE and CRK_ERR_DEVICE as crk_made_log_prob_gpu.
+
+ # Safety
+ `m` a live handle or NULL; arrays of the given sizes or NULL.
+ */
+crk_status crk_made_sample_gpu_from(const struct crk_made *m,
+                                    int32_t device,
+                                    const float *context,
+                                    size_t n,
+                                    uint64_t seed,
+                                    uint64_t first_row,
+                                    float *x_out);
+
+/*
  crk_made_sample_given on GPU `device`, with host arrays, without n_threads. Errors as
  crk_made_sample_given, and CRK_ERR_NO_DEVICE and CRK_ERR_DEVICE as crk_made_log_prob_gpu.
+ Equals crk_made_sample_given_gpu_from with first_row = 0.
 
  # Safety
  `m` a live handle or NULL; arrays of the given sizes or NULL.
@@ -1706,6 +1774,25 @@ crk_status crk_made_sample_given_gpu(const struct crk_made *m,
                                      size_t n,
                                      uint64_t seed,
                                      float *x);
+
+/*
+ crk_made_sample_given_from on GPU `device`, with host arrays, without n_threads: row i of
+ the output is drawn from the Philox stream (seed, first_row + i), so a sample split into
+ calls with consecutive first_row equals one call. Errors as crk_made_sample_given_from,
+ and CRK_ERR_NO_DEVICE and CRK_ERR_DEVICE as crk_made_log_prob_gpu.
+
+ # Safety
+ `m` a live handle or NULL; arrays of the given sizes or NULL.
+ */
+crk_status crk_made_sample_given_gpu_from(const struct crk_made *m,
+                                          int32_t device,
+                                          const float *context,
+                                          const size_t *given_dims,
+                                          size_t n_given,
+                                          size_t n,
+                                          uint64_t seed,
+                                          uint64_t first_row,
+                                          float *x);
 
 /*
  crk_made_log_prob_gpu for data already on the device: `context` ([n][n_context] f32; may
@@ -1738,7 +1825,8 @@ crk_status crk_made_log_prob_gpu_device(const struct crk_made *m,
  in crk_made_log_prob_gpu_device. Returns when x_out is written.
 
  Errors: CRK_ERR_NULL_POINTER; CRK_ERR_INVALID_ARGUMENT (n = 0, misaligned pointers, NaN or
- infinite context; nothing written); CRK_ERR_NO_DEVICE; CRK_ERR_DEVICE.
+ infinite context; nothing written); CRK_ERR_NO_DEVICE; CRK_ERR_DEVICE. Equals
+ crk_made_sample_gpu_device_from with first_row = 0.
 
  # Safety
  As crk_made_log_prob_gpu_device.
@@ -1749,6 +1837,23 @@ crk_status crk_made_sample_gpu_device(const struct crk_made *m,
                                       size_t n,
                                       uint64_t seed,
                                       float *x_out);
+
+/*
+ crk_made_sample_gpu_device for rows first_row .. first_row + n - 1: row i of the output is
+ drawn from the Philox stream (seed, first_row + i), so a sample split into calls with
+ consecutive first_row equals one call. Errors as crk_made_sample_gpu_device, and
+ CRK_ERR_INVALID_ARGUMENT when first_row + n > UINT64_MAX.
+
+ # Safety
+ As crk_made_log_prob_gpu_device.
+ */
+crk_status crk_made_sample_gpu_device_from(const struct crk_made *m,
+                                           int32_t device,
+                                           const float *context,
+                                           size_t n,
+                                           uint64_t seed,
+                                           uint64_t first_row,
+                                           float *x_out);
 
 /*
  Releases a model; NULL is a no-op.

@@ -207,9 +207,19 @@ inline void made_sample(const crk_made *m, const float *context, size_t n, uint6
     detail::check(::crk_made_sample(m, context, n, seed, n_threads, x_out), "crk_made_sample");
 }
 
+/// Wraps crk_made_sample_from; throws crk::error on failure.
+inline void made_sample_from(const crk_made *m, const float *context, size_t n, uint64_t seed, uint64_t first_row, size_t n_threads, float *x_out) {
+    detail::check(::crk_made_sample_from(m, context, n, seed, first_row, n_threads, x_out), "crk_made_sample_from");
+}
+
 /// Wraps crk_made_sample_given; throws crk::error on failure.
 inline void made_sample_given(const crk_made *m, const float *context, const size_t *given_dims, size_t n_given, size_t n, uint64_t seed, size_t n_threads, float *x) {
     detail::check(::crk_made_sample_given(m, context, given_dims, n_given, n, seed, n_threads, x), "crk_made_sample_given");
+}
+
+/// Wraps crk_made_sample_given_from; throws crk::error on failure.
+inline void made_sample_given_from(const crk_made *m, const float *context, const size_t *given_dims, size_t n_given, size_t n, uint64_t seed, uint64_t first_row, size_t n_threads, float *x) {
+    detail::check(::crk_made_sample_given_from(m, context, given_dims, n_given, n, seed, first_row, n_threads, x), "crk_made_sample_given_from");
 }
 
 /// Wraps crk_made_log_prob_gpu; throws crk::error on failure.
@@ -222,9 +232,19 @@ inline void made_sample_gpu(const crk_made *m, int32_t device, const float *cont
     detail::check(::crk_made_sample_gpu(m, device, context, n, seed, x_out), "crk_made_sample_gpu");
 }
 
+/// Wraps crk_made_sample_gpu_from; throws crk::error on failure.
+inline void made_sample_gpu_from(const crk_made *m, int32_t device, const float *context, size_t n, uint64_t seed, uint64_t first_row, float *x_out) {
+    detail::check(::crk_made_sample_gpu_from(m, device, context, n, seed, first_row, x_out), "crk_made_sample_gpu_from");
+}
+
 /// Wraps crk_made_sample_given_gpu; throws crk::error on failure.
 inline void made_sample_given_gpu(const crk_made *m, int32_t device, const float *context, const size_t *given_dims, size_t n_given, size_t n, uint64_t seed, float *x) {
     detail::check(::crk_made_sample_given_gpu(m, device, context, given_dims, n_given, n, seed, x), "crk_made_sample_given_gpu");
+}
+
+/// Wraps crk_made_sample_given_gpu_from; throws crk::error on failure.
+inline void made_sample_given_gpu_from(const crk_made *m, int32_t device, const float *context, const size_t *given_dims, size_t n_given, size_t n, uint64_t seed, uint64_t first_row, float *x) {
+    detail::check(::crk_made_sample_given_gpu_from(m, device, context, given_dims, n_given, n, seed, first_row, x), "crk_made_sample_given_gpu_from");
 }
 
 /// Wraps crk_made_log_prob_gpu_device; throws crk::error on failure.
@@ -235,6 +255,11 @@ inline void made_log_prob_gpu_device(const crk_made *m, int32_t device, const fl
 /// Wraps crk_made_sample_gpu_device; throws crk::error on failure.
 inline void made_sample_gpu_device(const crk_made *m, int32_t device, const float *context, size_t n, uint64_t seed, float *x_out) {
     detail::check(::crk_made_sample_gpu_device(m, device, context, n, seed, x_out), "crk_made_sample_gpu_device");
+}
+
+/// Wraps crk_made_sample_gpu_device_from; throws crk::error on failure.
+inline void made_sample_gpu_device_from(const crk_made *m, int32_t device, const float *context, size_t n, uint64_t seed, uint64_t first_row, float *x_out) {
+    detail::check(::crk_made_sample_gpu_device_from(m, device, context, n, seed, first_row, x_out), "crk_made_sample_gpu_device_from");
 }
 
 /// Wraps crk_mixture_log_pdf; throws crk::error on failure.
@@ -960,18 +985,28 @@ public:
     void log_prob_grad(const float *context, const float *x, size_t n, size_t n_threads, float *log_prob, float *grad_context, float *grad_x) const { crk::made_log_prob_grad(h_, context, x, n, n_threads, log_prob, grad_context, grad_x); }
     /// crk_made_sample on this handle.
     void sample(const float *context, size_t n, uint64_t seed, size_t n_threads, float *x_out) const { crk::made_sample(h_, context, n, seed, n_threads, x_out); }
+    /// crk_made_sample_from on this handle.
+    void sample_from(const float *context, size_t n, uint64_t seed, uint64_t first_row, size_t n_threads, float *x_out) const { crk::made_sample_from(h_, context, n, seed, first_row, n_threads, x_out); }
     /// crk_made_sample_given on this handle.
     void sample_given(const float *context, const size_t *given_dims, size_t n_given, size_t n, uint64_t seed, size_t n_threads, float *x) const { crk::made_sample_given(h_, context, given_dims, n_given, n, seed, n_threads, x); }
+    /// crk_made_sample_given_from on this handle.
+    void sample_given_from(const float *context, const size_t *given_dims, size_t n_given, size_t n, uint64_t seed, uint64_t first_row, size_t n_threads, float *x) const { crk::made_sample_given_from(h_, context, given_dims, n_given, n, seed, first_row, n_threads, x); }
     /// crk_made_log_prob_gpu on this handle.
     void log_prob_gpu(int32_t device, const float *context, const float *x, size_t n, float *log_prob) const { crk::made_log_prob_gpu(h_, device, context, x, n, log_prob); }
     /// crk_made_sample_gpu on this handle.
     void sample_gpu(int32_t device, const float *context, size_t n, uint64_t seed, float *x_out) const { crk::made_sample_gpu(h_, device, context, n, seed, x_out); }
+    /// crk_made_sample_gpu_from on this handle.
+    void sample_gpu_from(int32_t device, const float *context, size_t n, uint64_t seed, uint64_t first_row, float *x_out) const { crk::made_sample_gpu_from(h_, device, context, n, seed, first_row, x_out); }
     /// crk_made_sample_given_gpu on this handle.
     void sample_given_gpu(int32_t device, const float *context, const size_t *given_dims, size_t n_given, size_t n, uint64_t seed, float *x) const { crk::made_sample_given_gpu(h_, device, context, given_dims, n_given, n, seed, x); }
+    /// crk_made_sample_given_gpu_from on this handle.
+    void sample_given_gpu_from(int32_t device, const float *context, const size_t *given_dims, size_t n_given, size_t n, uint64_t seed, uint64_t first_row, float *x) const { crk::made_sample_given_gpu_from(h_, device, context, given_dims, n_given, n, seed, first_row, x); }
     /// crk_made_log_prob_gpu_device on this handle.
     void log_prob_gpu_device(int32_t device, const float *context, const float *x, size_t n, float *log_prob) const { crk::made_log_prob_gpu_device(h_, device, context, x, n, log_prob); }
     /// crk_made_sample_gpu_device on this handle.
     void sample_gpu_device(int32_t device, const float *context, size_t n, uint64_t seed, float *x_out) const { crk::made_sample_gpu_device(h_, device, context, n, seed, x_out); }
+    /// crk_made_sample_gpu_device_from on this handle.
+    void sample_gpu_device_from(int32_t device, const float *context, size_t n, uint64_t seed, uint64_t first_row, float *x_out) const { crk::made_sample_gpu_device_from(h_, device, context, n, seed, first_row, x_out); }
     /// The model's sizes.
     made_sizes dims() const {
         made_sizes d;

@@ -66,7 +66,12 @@ STRUCT_ARRAYS = {
     ("crk_modulation_fit", "experiments"),
 }
 # Non-const arrays that are read as well as written.
-INOUT = {("crk_made_sample_given", "x"), ("crk_made_sample_given_gpu", "x")}
+INOUT = {
+    ("crk_made_sample_given", "x"),
+    ("crk_made_sample_given_gpu", "x"),
+    ("crk_made_sample_given_from", "x"),
+    ("crk_made_sample_given_gpu_from", "x"),
+}
 
 
 def base_kind(ty, header):

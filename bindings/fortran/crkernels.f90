@@ -605,6 +605,18 @@ module crkernels
       real(c_float), intent(out) :: x_out(*)
       integer(c_int32_t) :: crk_made_sample
     end function crk_made_sample
+    function crk_made_sample_from(m, context, n, seed, first_row, n_threads, x_out) &
+        bind(C, name="crk_made_sample_from")
+      import
+      type(c_ptr), value :: m
+      real(c_float), intent(in) :: context(*)
+      integer(c_size_t), value :: n
+      integer(c_int64_t), value :: seed
+      integer(c_int64_t), value :: first_row
+      integer(c_size_t), value :: n_threads
+      real(c_float), intent(out) :: x_out(*)
+      integer(c_int32_t) :: crk_made_sample_from
+    end function crk_made_sample_from
     function crk_made_sample_given(m, context, given_dims, n_given, n, seed, n_threads, x) &
         bind(C, name="crk_made_sample_given")
       import
@@ -618,6 +630,21 @@ module crkernels
       real(c_float), intent(inout) :: x(*)
       integer(c_int32_t) :: crk_made_sample_given
     end function crk_made_sample_given
+    function crk_made_sample_given_from(m, context, given_dims, n_given, n, seed, first_row, &
+        n_threads, x) &
+        bind(C, name="crk_made_sample_given_from")
+      import
+      type(c_ptr), value :: m
+      real(c_float), intent(in) :: context(*)
+      integer(c_size_t), intent(in) :: given_dims(*)
+      integer(c_size_t), value :: n_given
+      integer(c_size_t), value :: n
+      integer(c_int64_t), value :: seed
+      integer(c_int64_t), value :: first_row
+      integer(c_size_t), value :: n_threads
+      real(c_float), intent(inout) :: x(*)
+      integer(c_int32_t) :: crk_made_sample_given_from
+    end function crk_made_sample_given_from
     function crk_made_log_prob_gpu(m, device, context, x, n, log_prob) &
         bind(C, name="crk_made_log_prob_gpu")
       import
@@ -640,6 +667,18 @@ module crkernels
       real(c_float), intent(out) :: x_out(*)
       integer(c_int32_t) :: crk_made_sample_gpu
     end function crk_made_sample_gpu
+    function crk_made_sample_gpu_from(m, device, context, n, seed, first_row, x_out) &
+        bind(C, name="crk_made_sample_gpu_from")
+      import
+      type(c_ptr), value :: m
+      integer(c_int32_t), value :: device
+      real(c_float), intent(in) :: context(*)
+      integer(c_size_t), value :: n
+      integer(c_int64_t), value :: seed
+      integer(c_int64_t), value :: first_row
+      real(c_float), intent(out) :: x_out(*)
+      integer(c_int32_t) :: crk_made_sample_gpu_from
+    end function crk_made_sample_gpu_from
     function crk_made_sample_given_gpu(m, device, context, given_dims, n_given, n, seed, x) &
         bind(C, name="crk_made_sample_given_gpu")
       import
@@ -653,6 +692,21 @@ module crkernels
       real(c_float), intent(inout) :: x(*)
       integer(c_int32_t) :: crk_made_sample_given_gpu
     end function crk_made_sample_given_gpu
+    function crk_made_sample_given_gpu_from(m, device, context, given_dims, n_given, n, seed, &
+        first_row, x) &
+        bind(C, name="crk_made_sample_given_gpu_from")
+      import
+      type(c_ptr), value :: m
+      integer(c_int32_t), value :: device
+      real(c_float), intent(in) :: context(*)
+      integer(c_size_t), intent(in) :: given_dims(*)
+      integer(c_size_t), value :: n_given
+      integer(c_size_t), value :: n
+      integer(c_int64_t), value :: seed
+      integer(c_int64_t), value :: first_row
+      real(c_float), intent(inout) :: x(*)
+      integer(c_int32_t) :: crk_made_sample_given_gpu_from
+    end function crk_made_sample_given_gpu_from
     function crk_made_log_prob_gpu_device(m, device, context, x, n, log_prob) &
         bind(C, name="crk_made_log_prob_gpu_device")
       import
@@ -675,6 +729,18 @@ module crkernels
       type(c_ptr), value :: x_out
       integer(c_int32_t) :: crk_made_sample_gpu_device
     end function crk_made_sample_gpu_device
+    function crk_made_sample_gpu_device_from(m, device, context, n, seed, first_row, x_out) &
+        bind(C, name="crk_made_sample_gpu_device_from")
+      import
+      type(c_ptr), value :: m
+      integer(c_int32_t), value :: device
+      real(c_float), intent(in) :: context(*)
+      integer(c_size_t), value :: n
+      integer(c_int64_t), value :: seed
+      integer(c_int64_t), value :: first_row
+      real(c_float), intent(out) :: x_out(*)
+      integer(c_int32_t) :: crk_made_sample_gpu_device_from
+    end function crk_made_sample_gpu_device_from
     subroutine crk_made_free(m) &
         bind(C, name="crk_made_free")
       import

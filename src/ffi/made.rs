@@ -299,6 +299,17 @@ fn count(n: usize, width: usize, name: &str) -> Result<usize> {
     n.checked_mul(width).ok_or_else(|| Error::InvalidArgument(format!("{name}: n = {n} is too large")))
 }
 
+/// first_row + n fits in 64 bits (as first_realisation + n_realisations must for
+/// crk_ensemble_run), or an error.
+fn check_rows(first_row: u64, n: usize) -> Result<()> {
+    if first_row.checked_add(n as u64).is_none() {
+        return Err(Error::InvalidArgument(format!(
+            "first_row + n overflows 64 bits: first_row = {first_row}, n = {n}"
+        )));
+    }
+    Ok(())
+}
+
 /// log p(x | context) for n rows, in the user's (unstandardised) space, the Jacobian of the
 /// model's standardisation included; on `n_threads` threads (0: all cores), with results that
 /// do not depend on the thread count. context: [n][n_context] (may be NULL when n_context = 0);
@@ -362,7 +373,6 @@ pub unsafe extern "C" fn crk_made_log_prob(
 /// # Safety
 /// `m` a live handle or NULL; arrays of the given sizes or NULL.
 #[unsafe(no_mangle)]
-#[allow(clippy::too_many_arguments)]
 pub unsafe extern "C" fn crk_made_log_prob_grad(
     m: *const crk_made,
     context: *const f32,
@@ -408,7 +418,8 @@ pub unsafe extern "C" fn crk_made_log_prob_grad(
 
 /// Draws n samples, sample i conditioned on context row i and drawn from the Philox stream
 /// (seed, i): the same on any thread count. context: [n][n_context] (may be NULL when
-/// n_context = 0); x_out: [n][n_dims], in the user's space.
+/// n_context = 0); x_out: [n][n_dims], in the user's space. Equals crk_made_sample_from with
+/// first_row = 0.
 ///
 /// Errors (nothing written): CRK_ERR_NULL_POINTER; CRK_ERR_INVALID_ARGUMENT (n = 0, NaN or
 /// infinite context).
@@ -427,24 +438,53 @@ pub unsafe extern "C" fn crk_made_sample(
     n_threads: usize,
     x_out: *mut f32,
 ) -> crk_status {
+    // SAFETY: forwarded from the caller.
+    unsafe { crk_made_sample_from(m, context, n, seed, 0, n_threads, x_out) }
+}
+
+/// crk_made_sample for rows first_row .. first_row + n - 1 of the sample with this seed: row
+/// i of the output is drawn from the Philox stream (seed, first_row + i), so a sample split
+/// into calls with consecutive first_row equals one call, bit for bit (rows can be shared out
+/// across calls, jobs or MPI ranks, as crk_ensemble_run's first_realisation). Row i is
+/// conditioned on context row i of this call.
+///
+/// Errors (nothing written): as crk_made_sample, and CRK_ERR_INVALID_ARGUMENT when
+/// first_row + n > UINT64_MAX.
+///
+/// Memory: as crk_made_sample.
+///
+/// # Safety
+/// `m` a live handle or NULL; arrays of the given sizes or NULL.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn crk_made_sample_from(
+    m: *const crk_made,
+    context: *const f32,
+    n: usize,
+    seed: u64,
+    first_row: u64,
+    n_threads: usize,
+    x_out: *mut f32,
+) -> crk_status {
     guard(|| {
         // SAFETY: forwarded from the caller.
         let made = &unsafe { handle(m, "m")? }.inner;
         if n == 0 {
             return Err(Error::InvalidArgument("n = 0: the batch is empty".into()));
         }
+        check_rows(first_row, n)?;
         // SAFETY: forwarded from the caller.
         let context = unsafe { input(context, count(n, made.n_context(), "context")?, "context")? }.to_vec();
         // SAFETY: forwarded from the caller; the context was copied, so x_out may overlap it.
         let out = unsafe { output(x_out, count(n, made.n_dims(), "x_out")?, "x_out")? };
-        made.sample_parallel(&context, seed, 0, n_threads, out)
+        made.sample_parallel(&context, seed, first_row, n_threads, out)
     })
 }
 
 /// Conditional sampling: the `n_given` dimensions listed in `given_dims` (which must be the
 /// first n_given of crk_made_order, in any order) keep the values in `x`; the others are
 /// drawn from p(rest | given, context) and written into `x` ([n][n_dims], in/out). Sample i
-/// draws from the Philox stream (seed, i).
+/// draws from the Philox stream (seed, i). Equals crk_made_sample_given_from with
+/// first_row = 0.
 ///
 /// Errors (x unchanged): CRK_ERR_NULL_POINTER; CRK_ERR_INVALID_ARGUMENT (n = 0, dimensions that
 /// do not lead the order, NaN or infinite given values or context).
@@ -465,19 +505,48 @@ pub unsafe extern "C" fn crk_made_sample_given(
     n_threads: usize,
     x: *mut f32,
 ) -> crk_status {
+    // SAFETY: forwarded from the caller.
+    unsafe { crk_made_sample_given_from(m, context, given_dims, n_given, n, seed, 0, n_threads, x) }
+}
+
+/// crk_made_sample_given for rows first_row .. first_row + n - 1 of the sample with this
+/// seed: row i of the output is drawn from the Philox stream (seed, first_row + i), so a
+/// sample split into calls with consecutive first_row equals one call, bit for bit. Row i
+/// is conditioned on context row i and on the given values of row i of `x` of this call.
+///
+/// Errors (x unchanged): as crk_made_sample_given, and CRK_ERR_INVALID_ARGUMENT when
+/// first_row + n > UINT64_MAX.
+///
+/// Memory: as crk_made_sample_given.
+///
+/// # Safety
+/// `m` a live handle or NULL; arrays of the given sizes or NULL.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn crk_made_sample_given_from(
+    m: *const crk_made,
+    context: *const f32,
+    given_dims: *const usize,
+    n_given: usize,
+    n: usize,
+    seed: u64,
+    first_row: u64,
+    n_threads: usize,
+    x: *mut f32,
+) -> crk_status {
     guard(|| {
         // SAFETY: forwarded from the caller.
         let made = &unsafe { handle(m, "m")? }.inner;
         if n == 0 {
             return Err(Error::InvalidArgument("n = 0: the batch is empty".into()));
         }
+        check_rows(first_row, n)?;
         // SAFETY: forwarded from the caller.
         let context = unsafe { input(context, count(n, made.n_context(), "context")?, "context")? }.to_vec();
         // SAFETY: forwarded from the caller.
         let given = unsafe { input(given_dims, n_given, "given_dims")? }.to_vec();
         // SAFETY: forwarded from the caller; the inputs were copied.
         let x = unsafe { output(x, count(n, made.n_dims(), "x")?, "x")? };
-        made.sample_given_parallel(&context, &given, seed, 0, n_threads, x)
+        made.sample_given_parallel(&context, &given, seed, first_row, n_threads, x)
     })
 }
 
@@ -520,7 +589,8 @@ pub unsafe extern "C" fn crk_made_log_prob_gpu(
 
 /// crk_made_sample on GPU `device`, with host arrays: the same samples as the CPU (to 1e-5)
 /// for the same seed, without n_threads. Errors as crk_made_sample, and CRK_ERR_NO_DEVICE and
-/// CRK_ERR_DEVICE as crk_made_log_prob_gpu.
+/// CRK_ERR_DEVICE as crk_made_log_prob_gpu. Equals crk_made_sample_gpu_from with
+/// first_row = 0.
 ///
 /// # Safety
 /// `m` a live handle or NULL; arrays of the given sizes or NULL.
@@ -533,22 +603,45 @@ pub unsafe extern "C" fn crk_made_sample_gpu(
     seed: u64,
     x_out: *mut f32,
 ) -> crk_status {
+    // SAFETY: forwarded from the caller.
+    unsafe { crk_made_sample_gpu_from(m, device, context, n, seed, 0, x_out) }
+}
+
+/// crk_made_sample_from on GPU `device`, with host arrays, without n_threads: row i of the
+/// output is drawn from the Philox stream (seed, first_row + i), so a sample split into calls
+/// with consecutive first_row equals one call (and the CPU's rows, to 1e-5). Errors as
+/// crk_made_sample_from, and CRK_ERR_NO_DEVICE and CRK_ERR_DEVICE as crk_made_log_prob_gpu.
+///
+/// # Safety
+/// `m` a live handle or NULL; arrays of the given sizes or NULL.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn crk_made_sample_gpu_from(
+    m: *const crk_made,
+    device: i32,
+    context: *const f32,
+    n: usize,
+    seed: u64,
+    first_row: u64,
+    x_out: *mut f32,
+) -> crk_status {
     guard(|| {
         // SAFETY: forwarded from the caller.
         let made = &unsafe { handle(m, "m")? }.inner;
         if n == 0 {
             return Err(Error::InvalidArgument("n = 0: the batch is empty".into()));
         }
+        check_rows(first_row, n)?;
         // SAFETY: forwarded from the caller.
         let context = unsafe { input(context, count(n, made.n_context(), "context")?, "context")? }.to_vec();
         // SAFETY: forwarded from the caller; the context was copied, so x_out may overlap it.
         let out = unsafe { output(x_out, count(n, made.n_dims(), "x_out")?, "x_out")? };
-        made.sample(ordinal(device)?, &context, seed, 0, out)
+        made.sample(ordinal(device)?, &context, seed, first_row, out)
     })
 }
 
 /// crk_made_sample_given on GPU `device`, with host arrays, without n_threads. Errors as
 /// crk_made_sample_given, and CRK_ERR_NO_DEVICE and CRK_ERR_DEVICE as crk_made_log_prob_gpu.
+/// Equals crk_made_sample_given_gpu_from with first_row = 0.
 ///
 /// # Safety
 /// `m` a live handle or NULL; arrays of the given sizes or NULL.
@@ -563,19 +656,43 @@ pub unsafe extern "C" fn crk_made_sample_given_gpu(
     seed: u64,
     x: *mut f32,
 ) -> crk_status {
+    // SAFETY: forwarded from the caller.
+    unsafe { crk_made_sample_given_gpu_from(m, device, context, given_dims, n_given, n, seed, 0, x) }
+}
+
+/// crk_made_sample_given_from on GPU `device`, with host arrays, without n_threads: row i of
+/// the output is drawn from the Philox stream (seed, first_row + i), so a sample split into
+/// calls with consecutive first_row equals one call. Errors as crk_made_sample_given_from,
+/// and CRK_ERR_NO_DEVICE and CRK_ERR_DEVICE as crk_made_log_prob_gpu.
+///
+/// # Safety
+/// `m` a live handle or NULL; arrays of the given sizes or NULL.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn crk_made_sample_given_gpu_from(
+    m: *const crk_made,
+    device: i32,
+    context: *const f32,
+    given_dims: *const usize,
+    n_given: usize,
+    n: usize,
+    seed: u64,
+    first_row: u64,
+    x: *mut f32,
+) -> crk_status {
     guard(|| {
         // SAFETY: forwarded from the caller.
         let made = &unsafe { handle(m, "m")? }.inner;
         if n == 0 {
             return Err(Error::InvalidArgument("n = 0: the batch is empty".into()));
         }
+        check_rows(first_row, n)?;
         // SAFETY: forwarded from the caller.
         let context = unsafe { input(context, count(n, made.n_context(), "context")?, "context")? }.to_vec();
         // SAFETY: forwarded from the caller.
         let given = unsafe { input(given_dims, n_given, "given_dims")? }.to_vec();
         // SAFETY: forwarded from the caller; the inputs were copied.
         let x = unsafe { output(x, count(n, made.n_dims(), "x")?, "x")? };
-        made.sample_given(ordinal(device)?, &context, &given, seed, 0, x)
+        made.sample_given(ordinal(device)?, &context, &given, seed, first_row, x)
     })
 }
 
@@ -617,7 +734,8 @@ pub unsafe extern "C" fn crk_made_log_prob_gpu_device(
 /// in crk_made_log_prob_gpu_device. Returns when x_out is written.
 ///
 /// Errors: CRK_ERR_NULL_POINTER; CRK_ERR_INVALID_ARGUMENT (n = 0, misaligned pointers, NaN or
-/// infinite context; nothing written); CRK_ERR_NO_DEVICE; CRK_ERR_DEVICE.
+/// infinite context; nothing written); CRK_ERR_NO_DEVICE; CRK_ERR_DEVICE. Equals
+/// crk_made_sample_gpu_device_from with first_row = 0.
 ///
 /// # Safety
 /// As crk_made_log_prob_gpu_device.
@@ -630,11 +748,33 @@ pub unsafe extern "C" fn crk_made_sample_gpu_device(
     seed: u64,
     x_out: *mut f32,
 ) -> crk_status {
+    // SAFETY: forwarded from the caller.
+    unsafe { crk_made_sample_gpu_device_from(m, device, context, n, seed, 0, x_out) }
+}
+
+/// crk_made_sample_gpu_device for rows first_row .. first_row + n - 1: row i of the output is
+/// drawn from the Philox stream (seed, first_row + i), so a sample split into calls with
+/// consecutive first_row equals one call. Errors as crk_made_sample_gpu_device, and
+/// CRK_ERR_INVALID_ARGUMENT when first_row + n > UINT64_MAX.
+///
+/// # Safety
+/// As crk_made_log_prob_gpu_device.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn crk_made_sample_gpu_device_from(
+    m: *const crk_made,
+    device: i32,
+    context: *const f32,
+    n: usize,
+    seed: u64,
+    first_row: u64,
+    x_out: *mut f32,
+) -> crk_status {
     guard(|| {
         // SAFETY: forwarded from the caller.
         let made = &unsafe { handle(m, "m")? }.inner;
+        check_rows(first_row, n)?;
         // SAFETY: forwarded from the caller (device addresses, never dereferenced here).
-        unsafe { made.sample_device(ordinal(device)?, context as u64, n, seed, 0, x_out as u64) }
+        unsafe { made.sample_device(ordinal(device)?, context as u64, n, seed, first_row, x_out as u64) }
     })
 }
 

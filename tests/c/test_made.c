@@ -153,6 +153,89 @@ int main(void) {
     expect_error(crk_made_sample_given(made, context, given_dims, 2, N, 7, 1, again), CRK_ERR_INVALID_ARGUMENT,
                  "autoregressive order", "given dims not leading");
 
+    /* Splitting a sample (issue 17): row r of the sample with seed s is drawn from the Philox
+     * stream (s, r), so 5000 rows in one call equal calls of 1234 and 3766 rows with first_row 0
+     * and 1234, bit for bit, on any thread count; crk_made_sample is crk_made_sample_from with
+     * first_row 0; first_row + n past 2^64 and NULL pointers are refused, nothing written. */
+    {
+        enum { ROWS = 5000, HEAD = 1234 };
+        static float ctx[ROWS * 3], whole[ROWS * 5], split[ROWS * 5], other[ROWS * 5];
+        const uint64_t seed = 20250117u;
+        size_t given1[1];
+        CHECK(n_context == 3 && n_dims == 5, "the split test assumes 3 context inputs and 5 dimensions");
+        for (i = 0; i < ROWS * 3; ++i) ctx[i] = (float)cos(0.011 * (double)i);
+        CHECK(crk_made_sample_from(made, ctx, ROWS, seed, 0, 1, whole) == CRK_OK, "sample_from: %s",
+              crk_last_error_message());
+        CHECK(crk_made_sample_from(made, ctx, HEAD, seed, 0, 2, split) == CRK_OK, "sample_from head: %s",
+              crk_last_error_message());
+        CHECK(crk_made_sample_from(made, ctx + HEAD * 3, ROWS - HEAD, seed, HEAD, 2, split + HEAD * 5) == CRK_OK,
+              "sample_from tail: %s", crk_last_error_message());
+        CHECK(memcmp(whole, split, sizeof whole) == 0, "a sample split at row %d differs from one call", HEAD);
+        CHECK(crk_made_sample_from(made, ctx, ROWS, seed, 0, 3, other) == CRK_OK, "sample_from 3 threads");
+        CHECK(memcmp(whole, other, sizeof whole) == 0, "sample_from on 3 threads differs from 1 thread");
+        CHECK(crk_made_sample(made, ctx, ROWS, seed, 3, other) == CRK_OK, "sample");
+        CHECK(memcmp(whole, other, sizeof whole) == 0, "crk_made_sample differs from crk_made_sample_from at 0");
+        CHECK(crk_made_sample_from(made, ctx + HEAD * 3, ROWS - HEAD, seed, 0, 1, other) == CRK_OK, "sample_from");
+        CHECK(memcmp(split + HEAD * 5, other, sizeof(float) * (ROWS - HEAD) * 5) != 0,
+              "first_row is ignored: the tail drawn from row 0 equals the tail drawn from row %d", HEAD);
+
+        /* The same for conditional samples. */
+        given1[0] = order[0];
+        memcpy(split, whole, sizeof whole);
+        for (i = 0; i < ROWS; ++i) split[i * 5 + order[0]] = 0.125f;
+        memcpy(other, split, sizeof whole);
+        CHECK(crk_made_sample_given_from(made, ctx, given1, 1, ROWS, seed, 0, 1, split) == CRK_OK,
+              "sample_given_from: %s", crk_last_error_message());
+        CHECK(crk_made_sample_given_from(made, ctx, given1, 1, HEAD, seed, 0, 3, other) == CRK_OK,
+              "sample_given_from head: %s", crk_last_error_message());
+        CHECK(crk_made_sample_given_from(made, ctx + HEAD * 3, given1, 1, ROWS - HEAD, seed, HEAD, 3,
+                                         other + HEAD * 5) == CRK_OK,
+              "sample_given_from tail: %s", crk_last_error_message());
+        CHECK(memcmp(split, other, sizeof whole) == 0, "a conditional sample split at row %d differs from one call",
+              HEAD);
+        for (i = 0; i < ROWS; ++i) CHECK(split[i * 5 + order[0]] == 0.125f, "given value changed in row %zu", i);
+
+        /* Row numbers: the last ones below 2^64 are fine; past 2^64 is an error, nothing written. */
+        CHECK(crk_made_sample_from(made, ctx, 100, seed, UINT64_MAX - 100, 1, other) == CRK_OK,
+              "sample_from up to row 2^64 - 1: %s", crk_last_error_message());
+        other[0] = 123.0f;
+        expect_error(crk_made_sample_from(made, ctx, 100, seed, UINT64_MAX - 10, 1, other), CRK_ERR_INVALID_ARGUMENT,
+                     "overflow", "sample_from rows past 2^64");
+        expect_error(crk_made_sample_given_from(made, ctx, given1, 1, 100, seed, UINT64_MAX - 10, 1, other),
+                     CRK_ERR_INVALID_ARGUMENT, "overflow", "sample_given_from rows past 2^64");
+        expect_error(crk_made_sample_gpu_from(made, 0, ctx, 100, seed, UINT64_MAX - 10, other),
+                     CRK_ERR_INVALID_ARGUMENT, "overflow", "sample_gpu_from rows past 2^64");
+        expect_error(crk_made_sample_given_gpu_from(made, 0, ctx, given1, 1, 100, seed, UINT64_MAX - 10, other),
+                     CRK_ERR_INVALID_ARGUMENT, "overflow", "sample_given_gpu_from rows past 2^64");
+        expect_error(crk_made_sample_gpu_device_from(made, 0, ctx, 100, seed, UINT64_MAX - 10, other),
+                     CRK_ERR_INVALID_ARGUMENT, "overflow", "sample_gpu_device_from rows past 2^64");
+        CHECK(other[0] == 123.0f, "sample_from wrote its output on an overflow");
+        expect_error(crk_made_sample_from(NULL, ctx, 100, seed, 5, 1, other), CRK_ERR_NULL_POINTER, "m",
+                     "sample_from NULL model");
+        expect_error(crk_made_sample_from(made, NULL, 100, seed, 5, 1, other), CRK_ERR_NULL_POINTER, "context",
+                     "sample_from NULL context");
+        expect_error(crk_made_sample_from(made, ctx, 100, seed, 5, 1, NULL), CRK_ERR_NULL_POINTER, "x_out",
+                     "sample_from NULL x_out");
+        expect_error(crk_made_sample_from(made, ctx, 0, seed, 5, 1, other), CRK_ERR_INVALID_ARGUMENT, "n = 0",
+                     "sample_from n = 0");
+        expect_error(crk_made_sample_given_from(NULL, ctx, given1, 1, 100, seed, 5, 1, other), CRK_ERR_NULL_POINTER,
+                     "m", "sample_given_from NULL model");
+        expect_error(crk_made_sample_given_from(made, ctx, NULL, 1, 100, seed, 5, 1, other), CRK_ERR_NULL_POINTER,
+                     "given_dims", "sample_given_from NULL given_dims");
+        expect_error(crk_made_sample_given_from(made, ctx, given1, 1, 100, seed, 5, 1, NULL), CRK_ERR_NULL_POINTER,
+                     "x", "sample_given_from NULL x");
+        CHECK(other[0] == 123.0f, "sample_from wrote its output on bad input");
+        /* Without a device, the GPU variants get past the argument checks to CRK_ERR_NO_DEVICE. */
+        expect_error(crk_made_sample_gpu_from(made, 0, ctx, 100, seed, HEAD, other), CRK_ERR_NO_DEVICE, "GPU",
+                     "sample_gpu_from");
+        expect_error(crk_made_sample_given_gpu_from(made, 0, ctx, given1, 1, 100, seed, HEAD, other),
+                     CRK_ERR_NO_DEVICE, "GPU", "sample_given_gpu_from");
+        expect_error(crk_made_sample_gpu_device_from(made, 0, ctx, 100, seed, HEAD, other), CRK_ERR_NO_DEVICE, "GPU",
+                     "sample_gpu_device_from");
+        expect_error(crk_made_sample_gpu_from(made, 0, ctx, 100, seed, HEAD, NULL), CRK_ERR_NULL_POINTER, "x_out",
+                     "sample_gpu_from NULL x_out");
+    }
+
     /* The GPU variants (issue 7): this library has no CUDA device (the C tests build it without the
      * `cuda` feature), so every call that gets past the argument checks says CRK_ERR_NO_DEVICE;
      * bad arguments are reported first, and nothing is written. */

@@ -417,8 +417,16 @@ function crk_made_sample(m, context, n, seed, n_threads, x_out)
     @ccall libcrkernels.crk_made_sample(m::Ptr{Cvoid}, context::Ptr{Cfloat}, n::Csize_t, seed::UInt64, n_threads::Csize_t, x_out::Ptr{Cfloat})::crk_status
 end
 
+function crk_made_sample_from(m, context, n, seed, first_row, n_threads, x_out)
+    @ccall libcrkernels.crk_made_sample_from(m::Ptr{Cvoid}, context::Ptr{Cfloat}, n::Csize_t, seed::UInt64, first_row::UInt64, n_threads::Csize_t, x_out::Ptr{Cfloat})::crk_status
+end
+
 function crk_made_sample_given(m, context, given_dims, n_given, n, seed, n_threads, x)
     @ccall libcrkernels.crk_made_sample_given(m::Ptr{Cvoid}, context::Ptr{Cfloat}, given_dims::Ptr{Csize_t}, n_given::Csize_t, n::Csize_t, seed::UInt64, n_threads::Csize_t, x::Ptr{Cfloat})::crk_status
+end
+
+function crk_made_sample_given_from(m, context, given_dims, n_given, n, seed, first_row, n_threads, x)
+    @ccall libcrkernels.crk_made_sample_given_from(m::Ptr{Cvoid}, context::Ptr{Cfloat}, given_dims::Ptr{Csize_t}, n_given::Csize_t, n::Csize_t, seed::UInt64, first_row::UInt64, n_threads::Csize_t, x::Ptr{Cfloat})::crk_status
 end
 
 function crk_made_log_prob_gpu(m, device, context, x, n, log_prob)
@@ -429,8 +437,16 @@ function crk_made_sample_gpu(m, device, context, n, seed, x_out)
     @ccall libcrkernels.crk_made_sample_gpu(m::Ptr{Cvoid}, device::Int32, context::Ptr{Cfloat}, n::Csize_t, seed::UInt64, x_out::Ptr{Cfloat})::crk_status
 end
 
+function crk_made_sample_gpu_from(m, device, context, n, seed, first_row, x_out)
+    @ccall libcrkernels.crk_made_sample_gpu_from(m::Ptr{Cvoid}, device::Int32, context::Ptr{Cfloat}, n::Csize_t, seed::UInt64, first_row::UInt64, x_out::Ptr{Cfloat})::crk_status
+end
+
 function crk_made_sample_given_gpu(m, device, context, given_dims, n_given, n, seed, x)
     @ccall libcrkernels.crk_made_sample_given_gpu(m::Ptr{Cvoid}, device::Int32, context::Ptr{Cfloat}, given_dims::Ptr{Csize_t}, n_given::Csize_t, n::Csize_t, seed::UInt64, x::Ptr{Cfloat})::crk_status
+end
+
+function crk_made_sample_given_gpu_from(m, device, context, given_dims, n_given, n, seed, first_row, x)
+    @ccall libcrkernels.crk_made_sample_given_gpu_from(m::Ptr{Cvoid}, device::Int32, context::Ptr{Cfloat}, given_dims::Ptr{Csize_t}, n_given::Csize_t, n::Csize_t, seed::UInt64, first_row::UInt64, x::Ptr{Cfloat})::crk_status
 end
 
 function crk_made_log_prob_gpu_device(m, device, context, x, n, log_prob)
@@ -439,6 +455,10 @@ end
 
 function crk_made_sample_gpu_device(m, device, context, n, seed, x_out)
     @ccall libcrkernels.crk_made_sample_gpu_device(m::Ptr{Cvoid}, device::Int32, context::Ptr{Cfloat}, n::Csize_t, seed::UInt64, x_out::Ptr{Cfloat})::crk_status
+end
+
+function crk_made_sample_gpu_device_from(m, device, context, n, seed, first_row, x_out)
+    @ccall libcrkernels.crk_made_sample_gpu_device_from(m::Ptr{Cvoid}, device::Int32, context::Ptr{Cfloat}, n::Csize_t, seed::UInt64, first_row::UInt64, x_out::Ptr{Cfloat})::crk_status
 end
 
 function crk_made_free(m)
@@ -816,12 +836,17 @@ const C_FUNCTIONS = (
     :crk_made_log_prob,
     :crk_made_log_prob_grad,
     :crk_made_sample,
+    :crk_made_sample_from,
     :crk_made_sample_given,
+    :crk_made_sample_given_from,
     :crk_made_log_prob_gpu,
     :crk_made_sample_gpu,
+    :crk_made_sample_gpu_from,
     :crk_made_sample_given_gpu,
+    :crk_made_sample_given_gpu_from,
     :crk_made_log_prob_gpu_device,
     :crk_made_sample_gpu_device,
+    :crk_made_sample_gpu_device_from,
     :crk_made_free,
     :crk_mixture_log_pdf,
     :crk_mixture_cdf,

@@ -27,6 +27,14 @@ def _options(activation, epsilon, sbi_dummy_input):
     )
 
 
+def _first_row(first_row):
+    """first_row as an int in [0, 2^64) (ctypes would wrap a negative one silently)."""
+    first = int(first_row)
+    if not 0 <= first < 1 << 64:
+        raise _native.InvalidArgument(f"first_row must be in [0, 2^64), got {first}")
+    return first
+
+
 class Made(_native.Handle):
     """A MADE-MoG model loaded from a safetensors file (plain `crkernels.made.v1` layout or an
     nflows/sbi state_dict) (crk_made_load / crk_made_load_with_options). For nflows files,
@@ -156,12 +164,17 @@ class Made(_native.Handle):
                                                 int(x_device) or None, int(n), int(log_prob_device) or None),
               "crk_made_log_prob_gpu_device")
 
-    def sample_gpu_device(self, n, x_device, context_device=None, seed=0, device=0):
+    def sample_gpu_device(self, n, x_device, context_device=None, seed=0, device=0, first_row=0):
         """sample with the arrays in device memory (integer device addresses): context [n,
-        n_context] in, x [n, n_dims] float32 out, on GPU `device` (crk_made_sample_gpu_device)."""
-        check(_lib.crk_made_sample_gpu_device(self, int(device), int(context_device or 0) or None, int(n),
-                                              int(seed), int(x_device) or None),
-              "crk_made_sample_gpu_device")
+        n_context] in, x [n, n_dims] float32 out, on GPU `device` (crk_made_sample_gpu_device,
+        or crk_made_sample_gpu_device_from for first_row > 0)."""
+        first = _first_row(first_row)
+        args = (self, int(device), int(context_device or 0) or None, int(n), int(seed))
+        if first:
+            check(_lib.crk_made_sample_gpu_device_from(*args, first, int(x_device) or None),
+                  "crk_made_sample_gpu_device_from")
+        else:
+            check(_lib.crk_made_sample_gpu_device(*args, int(x_device) or None), "crk_made_sample_gpu_device")
 
     def _n_for(self, context, n):
         if n is None:
@@ -170,21 +183,34 @@ class Made(_native.Handle):
             n = int(np.asarray(context).reshape(-1, max(self.n_context, 1)).shape[0])
         return int(n)
 
-    def sample(self, n=None, context=None, seed=0, n_threads=0):
+    def sample(self, n=None, context=None, seed=0, n_threads=0, first_row=0):
         """n samples x [float32, n x n_dims], sample i conditioned on context row i and drawn
-        from the Philox stream (seed, i) (crk_made_sample)."""
+        from the Philox stream (seed, first_row + i): a sample split into calls with
+        consecutive first_row equals one call, bit for bit (crk_made_sample, or
+        crk_made_sample_from for first_row > 0)."""
+        first = _first_row(first_row)
         n = self._n_for(context, n)
         c, cp = self._context(context, n)
         out = np.empty((n, self.n_dims), dtype=np.float32)
-        check(_lib.crk_made_sample(self, cp, n, int(seed), int(n_threads), fptr(out)), "crk_made_sample")
+        if first:
+            check(_lib.crk_made_sample_from(self, cp, n, int(seed), first, int(n_threads), fptr(out)),
+                  "crk_made_sample_from")
+        else:
+            check(_lib.crk_made_sample(self, cp, n, int(seed), int(n_threads), fptr(out)), "crk_made_sample")
         return out
 
-    def sample_gpu(self, n=None, context=None, seed=0, device=0):
-        """sample on GPU `device` (crk_made_sample_gpu); raises NoDevice without one."""
+    def sample_gpu(self, n=None, context=None, seed=0, device=0, first_row=0):
+        """sample on GPU `device` (crk_made_sample_gpu, or crk_made_sample_gpu_from for
+        first_row > 0); raises NoDevice without one."""
+        first = _first_row(first_row)
         n = self._n_for(context, n)
         c, cp = self._context(context, n)
         out = np.empty((n, self.n_dims), dtype=np.float32)
-        check(_lib.crk_made_sample_gpu(self, int(device), cp, n, int(seed), fptr(out)), "crk_made_sample_gpu")
+        if first:
+            check(_lib.crk_made_sample_gpu_from(self, int(device), cp, n, int(seed), first, fptr(out)),
+                  "crk_made_sample_gpu_from")
+        else:
+            check(_lib.crk_made_sample_gpu(self, int(device), cp, n, int(seed), fptr(out)), "crk_made_sample_gpu")
         return out
 
     def _given(self, x, given_dims):
@@ -195,23 +221,37 @@ class Made(_native.Handle):
         g = np.ascontiguousarray(g.astype(np.uintp))
         return out, g
 
-    def sample_given(self, x, given_dims, context=None, seed=0, n_threads=0):
+    def sample_given(self, x, given_dims, context=None, seed=0, n_threads=0, first_row=0):
         """Conditional sampling: the dimensions `given_dims` (the first of order(), in any
         order) keep their values from x [n, n_dims]; the others are drawn from
-        p(rest | given, context). Returns a new array; x is not modified
-        (crk_made_sample_given)."""
+        p(rest | given, context), row i from the Philox stream (seed, first_row + i). Returns a
+        new array; x is not modified (crk_made_sample_given, or crk_made_sample_given_from for
+        first_row > 0)."""
+        first = _first_row(first_row)
         out, g = self._given(x, given_dims)
         n = out.shape[0]
         c, cp = self._context(context, n)
-        check(_lib.crk_made_sample_given(self, cp, zptr(g), g.size, n, int(seed), int(n_threads), fptr(out)),
-              "crk_made_sample_given")
+        if first:
+            check(_lib.crk_made_sample_given_from(self, cp, zptr(g), g.size, n, int(seed), first, int(n_threads),
+                                                  fptr(out)),
+                  "crk_made_sample_given_from")
+        else:
+            check(_lib.crk_made_sample_given(self, cp, zptr(g), g.size, n, int(seed), int(n_threads), fptr(out)),
+                  "crk_made_sample_given")
         return out
 
-    def sample_given_gpu(self, x, given_dims, context=None, seed=0, device=0):
-        """sample_given on GPU `device` (crk_made_sample_given_gpu); raises NoDevice without one."""
+    def sample_given_gpu(self, x, given_dims, context=None, seed=0, device=0, first_row=0):
+        """sample_given on GPU `device` (crk_made_sample_given_gpu, or
+        crk_made_sample_given_gpu_from for first_row > 0); raises NoDevice without one."""
+        first = _first_row(first_row)
         out, g = self._given(x, given_dims)
         n = out.shape[0]
         c, cp = self._context(context, n)
-        check(_lib.crk_made_sample_given_gpu(self, int(device), cp, zptr(g), g.size, n, int(seed), fptr(out)),
-              "crk_made_sample_given_gpu")
+        if first:
+            check(_lib.crk_made_sample_given_gpu_from(self, int(device), cp, zptr(g), g.size, n, int(seed), first,
+                                                      fptr(out)),
+                  "crk_made_sample_given_gpu_from")
+        else:
+            check(_lib.crk_made_sample_given_gpu(self, int(device), cp, zptr(g), g.size, n, int(seed), fptr(out)),
+                  "crk_made_sample_given_gpu")
         return out

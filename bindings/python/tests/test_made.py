@@ -123,6 +123,33 @@ def test_sample_and_sample_given():
             assert not np.array_equal(g[:, order[1]], x[:, order[1]])
 
 
+def test_sample_split_by_first_row_equals_one_call():
+    # Row r of the sample with seed s is drawn from the Philox stream (s, r): 5000 rows in one
+    # call equal calls of 1234 and 3766 rows with first_row 0 and 1234 (crk_made_sample_from),
+    # for sample and sample_given, and whatever the thread count.
+    made, expected = load("plain_h1_sigmoid_k10_ctxsecret_std")
+    with made:
+        c = np.resize(expected["context"], (5000, made.n_context)).astype(np.float32)
+        whole = made.sample(context=c, seed=11, n_threads=1)
+        assert np.array_equal(whole, made.sample(context=c, seed=11, n_threads=3))
+        head = made.sample(context=c[:1234], seed=11, n_threads=2)
+        tail = made.sample(context=c[1234:], seed=11, n_threads=2, first_row=1234)
+        assert np.array_equal(np.concatenate([head, tail]), whole)
+        assert not np.array_equal(tail, made.sample(context=c[1234:], seed=11))
+        order = made.order()
+        x = whole.copy()
+        x[:, order[0]] = 0.5
+        given = made.sample_given(x, [order[0]], context=c, seed=5)
+        parts = [made.sample_given(x[a:b], [order[0]], context=c[a:b], seed=5, first_row=a)
+                 for a, b in ((0, 1234), (1234, 5000))]
+        assert np.array_equal(np.concatenate(parts), given)
+        with pytest.raises(crk.InvalidArgument, match="overflow"):
+            made.sample(context=c[:100], seed=11, first_row=2**64 - 10)
+        for bad in (-1, 2**64):
+            with pytest.raises(crk.InvalidArgument, match="first_row"):
+                made.sample(context=c[:100], seed=11, first_row=bad)
+
+
 def test_sample_without_context():
     made, _ = load("plain_h1_tanh_k3_std_samples")
     with made:
@@ -169,6 +196,12 @@ def test_gpu_raises_no_device(no_gpu):
             made.sample_gpu(context=c, seed=1, device=0)
         with pytest.raises(crk.NoDevice):
             made.sample_given_gpu(x, [made.order()[0]], c, seed=1, device=0)
+        with pytest.raises(crk.NoDevice):
+            made.sample_gpu(context=c, seed=1, device=0, first_row=7)
+        with pytest.raises(crk.NoDevice):
+            made.sample_given_gpu(x, [made.order()[0]], c, seed=1, device=0, first_row=7)
+        with pytest.raises(crk.NoDevice):
+            made.sample_gpu_device(len(x), 0x2000, context_device=0x3000, seed=1, device=0, first_row=7)
 
 
 def test_workspace_bytes_follows_the_documented_formula():
