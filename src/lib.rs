@@ -22,6 +22,7 @@ pub mod gpu;
 pub mod network;
 pub mod parallel;
 mod pool;
+pub mod secret;
 pub mod train;
 
 /// The library version, as in Cargo.toml.
