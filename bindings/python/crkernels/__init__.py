@@ -5,6 +5,8 @@ energy density eV/cm^3, temperature K, magnetic field microgauss, loss rates GeV
 GeV^-1 m^-2 s^-1 sr^-1. Every failing call raises a subclass of ``crkernels.Error`` carrying
 crk_last_error_message(). The library is found through CRKERNELS_LIB, then
 ../../target/release relative to bindings/python, then the system loader.
+crkernels.pipeline runs the SECRET pipeline (grid, train, evaluate, sample, fit) through the
+`crk` tool.
 """
 
 from ._native import (
@@ -52,6 +54,7 @@ from .losses import Losses, isrf_preset_components
 from .made import Made
 from .train import MadeTrainer, train_made, train_options_default
 from .transport import Transport
+from . import pipeline  # noqa: E402 (after the library is loaded)
 
 __version__ = version()
 
@@ -64,5 +67,5 @@ __all__ = [
     "conv2d_output_shape", "global_avgpool", "maxpool1d", "maxpool2d", "pool2d_output_shape",
     "Ensemble", "SourceSpectrum", "device_count", "device_info", "flux_from_sources", "generate",
     "generate_gpu", "Losses", "isrf_preset_components", "Made", "Transport",
-    "MadeTrainer", "train_made", "train_options_default",
+    "MadeTrainer", "train_made", "train_options_default", "pipeline",
 ]
