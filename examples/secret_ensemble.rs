@@ -12,10 +12,16 @@
 //! Prints the median and the 68% and 90% bands of E^3 phi per energy, writes all spectra to
 //! <prefix>.npy (float64, shape [realisations, 19], phi in GeV^-1 m^-2 s^-1 sr^-1; energies in
 //! <prefix>_energies.npy) and draws the bands to <prefix>.svg (like the paper's figure 2).
+//! Then the emulator trained on this setup (models/secret_single_point.safetensors, SECRET
+//! section 3.2) draws as many spectra for the same parameters: its bands are printed beside
+//! the simulation's, with Delta Q = Q_emulator - Q_simulation of psi = ln(E^3 phi), and drawn
+//! as dashed lines in the same figure.
 
 use std::io::Write;
 use std::time::Instant;
 
+use crkernels::emulator::{ParallelMade, load_made};
+use crkernels::nn::LoadOptions;
 use crkernels::parallel::{ParallelEnsemble, Progress};
 use crkernels::physics::ensemble::{Ensemble, EnsembleParams};
 use crkernels::physics::green::SourceSpectrum;
@@ -25,6 +31,10 @@ use crkernels::physics::sources::SpatialModel;
 use crkernels::physics::transport::Transport;
 
 const SEED: u64 = 20_240_101;
+/// The emulator of this setup, shipped with the library (models/README.md).
+const EMULATOR: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/models/secret_single_point.safetensors");
+/// Seed of the emulator's samples.
+const EMULATOR_SEED: u64 = 7;
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let mut args = std::env::args().skip(1);
@@ -78,17 +88,51 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     );
 
     let bands = quantile_bands(&flux, &energies);
+
+    // The emulator: the same number of spectra for the same parameters (psi = ln(E^3 phi)).
+    let made = load_made(std::path::Path::new(EMULATOR), &LoadOptions::default())?;
+    let start = Instant::now();
+    let mut psi = vec![0.0f32; n_realisations * energies.len()];
+    made.sample_parallel(&[], EMULATOR_SEED, 0, 0, &mut psi)?;
+    let emulator_seconds = start.elapsed().as_secs_f64();
+    let emulated_flux: Vec<f64> = psi
+        .chunks(energies.len())
+        .flat_map(|row| row.iter().zip(&energies).map(|(&p, e)| f64::from(p).exp() / e.powi(3)))
+        .collect();
+    let emulated = quantile_bands(&emulated_flux, &energies);
     println!("E^3 phi [GeV^2 m^-2 s^-1 sr^-1]");
     println!("{:>10} {:>11} {:>11} {:>11} {:>11} {:>11}", "E [GeV]", "5%", "16%", "median", "84%", "95%");
     for (e, b) in energies.iter().zip(&bands) {
         println!("{e:>10.1} {:>11.4e} {:>11.4e} {:>11.4e} {:>11.4e} {:>11.4e}", b[0], b[1], b[2], b[3], b[4]);
+    }
+    println!(
+        "\nthe emulator ({}), {n_realisations} spectra in {:.3} s ({:.0} spectra/s): E^3 phi and Delta Q = Q_emulator - Q_simulation of ln(E^3 phi)",
+        EMULATOR.rsplit('/').next().unwrap_or(EMULATOR),
+        emulator_seconds,
+        n_realisations as f64 / emulator_seconds
+    );
+    println!(
+        "{:>10} {:>11} {:>11} {:>11} {:>11} {:>11}   {:>6} {:>6} {:>6} {:>6} {:>6}",
+        "E [GeV]", "5%", "16%", "median", "84%", "95%", "dQ5", "dQ16", "dQ50", "dQ84", "dQ95"
+    );
+    for ((e, b), s) in energies.iter().zip(&emulated).zip(&bands) {
+        let dq: Vec<String> = (0..5).map(|k| format!("{:+.3}", (b[k] / s[k]).ln())).collect();
+        println!(
+            "{e:>10.1} {:>11.4e} {:>11.4e} {:>11.4e} {:>11.4e} {:>11.4e}   {}",
+            b[0],
+            b[1],
+            b[2],
+            b[3],
+            b[4],
+            dq.join(" ")
+        );
     }
     let slope = (bands[9][2] / bands[0][2]).ln() / (energies[9] / energies[0]).ln() - 3.0;
     println!("\nmedian spectral index between {:.0} and {:.0} GeV: {slope:.3}", energies[0], energies[9]);
 
     write_npy(&format!("{prefix}.npy"), &flux, &[n_realisations, energies.len()])?;
     write_npy(&format!("{prefix}_energies.npy"), &energies, &[energies.len()])?;
-    std::fs::write(format!("{prefix}.svg"), svg(&energies, &bands))?;
+    std::fs::write(format!("{prefix}.svg"), svg(&energies, &bands, &emulated))?;
     println!("wrote {prefix}.npy, {prefix}_energies.npy and {prefix}.svg");
     Ok(())
 }
@@ -133,8 +177,9 @@ fn write_npy(path: &str, data: &[f64], shape: &[usize]) -> std::io::Result<()> {
     file.flush()
 }
 
-/// The bands as an SVG picture: log-log axes, 90% and 68% bands, the median.
-fn svg(energies: &[f64], bands: &[[f64; 5]]) -> String {
+/// The bands as an SVG picture: log-log axes, 90% and 68% bands, the median; the emulator's
+/// quantiles as red dashed lines.
+fn svg(energies: &[f64], bands: &[[f64; 5]], emulated: &[[f64; 5]]) -> String {
     let (width, height, margin) = (720.0, 480.0, 70.0);
     let (x_lo, x_hi) = (energies[0].log10() - 0.05, energies[energies.len() - 1].log10() + 0.05);
     let y_values: Vec<f64> = bands.iter().flat_map(|b| [b[0], b[4]]).filter(|v| *v > 0.0).collect();
@@ -150,6 +195,12 @@ fn svg(energies: &[f64], bands: &[[f64; 5]]) -> String {
     };
     let median =
         energies.iter().zip(bands).map(|(&e, b)| format!("{:.1},{:.1}", px(e), py(b[2]))).collect::<Vec<_>>();
+    let emulator_lines: String = (0..5)
+        .map(|k| {
+            let points: Vec<String> = energies.iter().zip(emulated).map(|(&e, b)| format!("{:.1},{:.1}", px(e), py(b[k]))).collect();
+            format!("<polyline points=\"{}\" fill=\"none\" stroke=\"#d62728\" stroke-width=\"1.5\" stroke-dasharray=\"4,3\"/>\n", points.join(" "))
+        })
+        .collect();
     let mut s = format!(
         "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"{width}\" height=\"{height}\" font-family=\"sans-serif\" font-size=\"13\">\n\
          <rect width=\"100%\" height=\"100%\" fill=\"white\"/>\n\
@@ -158,7 +209,7 @@ fn svg(energies: &[f64], bands: &[[f64; 5]]) -> String {
         band(0, 4),
         band(1, 3),
         median.join(" ")
-    );
+    ) + &emulator_lines;
     let (x0, x1, y0, y1) = (margin, width - margin, margin, height - margin);
     s += &format!(
         "<rect x=\"{x0}\" y=\"{y0}\" width=\"{}\" height=\"{}\" fill=\"none\" stroke=\"black\"/>\n",
@@ -185,7 +236,7 @@ fn svg(energies: &[f64], bands: &[[f64; 5]]) -> String {
     s += &format!(
         "<text x=\"{}\" y=\"{}\" text-anchor=\"middle\">E [GeV]</text>\n\
          <text x=\"18\" y=\"{}\" transform=\"rotate(-90 18 {})\" text-anchor=\"middle\">E^3 phi [GeV^2 m^-2 s^-1 sr^-1]</text>\n\
-         <text x=\"{}\" y=\"{}\" text-anchor=\"middle\">SECRET single point: median (dashed), 68% and 90% bands</text>\n</svg>\n",
+         <text x=\"{}\" y=\"{}\" text-anchor=\"middle\">SECRET single point: simulation (median dashed, 68% and 90% bands), emulator (red: 5, 16, 50, 84, 95%)</text>\n</svg>\n",
         width / 2.0,
         height - 20.0,
         height / 2.0,
