@@ -19,6 +19,7 @@ pub use crkernels_core::{Error, Result, error, math, nn, physics, rng, stats, un
 pub mod emulator;
 pub mod ffi;
 pub mod gpu;
+pub mod inference;
 pub mod network;
 pub mod parallel;
 mod pool;
