@@ -3,10 +3,10 @@
 Units follow include/crkernels.h: energy GeV, time Myr, distance kpc, diffusion cm^2/s,
 energy density eV/cm^3, temperature K, magnetic field microgauss, loss rates GeV/s, flux
 GeV^-1 m^-2 s^-1 sr^-1. Every failing call raises a subclass of ``crkernels.Error`` carrying
-crk_last_error_message(). The library is found through CRKERNELS_LIB, then
-../../target/release relative to bindings/python, then the system loader.
-crkernels.pipeline runs the SECRET pipeline (grid, train, evaluate, sample, fit) through the
-`crk` tool.
+crk_last_error_message(). The library is found through CRKERNELS_LIB, then the copy bundled in
+the package by pip, then ../../target/release relative to bindings/python, then the system
+loader (crkernels.library_path() says which). crkernels.pipeline runs the SECRET pipeline
+(grid, train, evaluate, sample, fit) through the bundled `crk` tool.
 """
 
 from ._native import (
@@ -22,6 +22,7 @@ from ._native import (
     OutOfDomain,
     Panic,
     last_error_message,
+    library_path,
     version,
 )
 from .classifier import two_sample_options_default, two_sample_test
@@ -60,7 +61,7 @@ __version__ = version()
 
 __all__ = [
     "LIBRARY_PATH", "Cancelled", "Device", "Error", "Format", "InvalidArgument", "Io", "NoDevice",
-    "NullPointer", "OutOfDomain", "Panic", "last_error_message", "version",
+    "NullPointer", "OutOfDomain", "Panic", "last_error_message", "library_path", "version",
     "two_sample_options_default", "two_sample_test",
     "avgpool1d", "avgpool2d", "conv1d", "conv1d_gpu", "conv1d_gpu_device", "conv1d_output_length", "conv2d", "conv2d_gpu",
     "conv2d_gpu_device",

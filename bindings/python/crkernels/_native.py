@@ -2,10 +2,14 @@
 
 The library is looked up in this order:
 
-1. the path in the environment variable ``CRKERNELS_LIB``;
-2. ``../../target/release/libcrkernels.so`` relative to this package (a source checkout
+1. the path in the environment variable ``CRKERNELS_LIB`` (a user's own build wins);
+2. the copy bundled inside this package, ``crkernels/libcrkernels.so``, which ``pip install
+   ./bindings/python`` and the wheels built by ``pip wheel`` put there (bindings/python/setup.py);
+3. ``../../target/release/libcrkernels.so`` relative to this package (a source checkout
    after ``cargo build --release``);
-3. the system loader (``ctypes.util.find_library("crkernels")`` / ``libcrkernels.so``).
+4. the system loader (``ctypes.util.find_library("crkernels")`` / ``libcrkernels.so``).
+
+``library_path()`` (and ``LIBRARY_PATH``) says which file was loaded.
 """
 
 import ctypes
@@ -135,6 +139,9 @@ def _candidates():
     name = {"darwin": "libcrkernels.dylib", "win32": "crkernels.dll"}.get(
         sys.platform, "libcrkernels.so"
     )
+    bundled = os.path.join(here, name)
+    if os.path.exists(bundled):
+        yield bundled
     # ../../target/release relative to the Python package root bindings/python/ is the
     # repository's target/release (three levels up from this directory).
     local = os.path.normpath(os.path.join(here, "..", "..", "..", "target", "release", name))
@@ -154,12 +161,18 @@ def _load():
         except OSError as e:
             errors.append(f"{path}: {e}")
     raise ImportError(
-        "crkernels: cannot load the shared library (set CRKERNELS_LIB or run "
-        "`cargo build --release`): " + "; ".join(errors)
+        "crkernels: cannot load the shared library (install the package with pip, which "
+        "bundles it, set CRKERNELS_LIB, or run `cargo build --release` in the checkout): " + "; ".join(errors)
     )
 
 
 _lib, LIBRARY_PATH = _load()
+
+
+def library_path():
+    """The path of the loaded libcrkernels: $CRKERNELS_LIB, the copy bundled in the package,
+    target/release of a source checkout, or the name the system loader resolved."""
+    return LIBRARY_PATH
 
 
 # ---------------------------------------------------------------------------------------
