@@ -308,15 +308,47 @@ pub fn shard_name(point: usize) -> String {
 }
 
 /// Writes a file by writing `<path>.tmp`, syncing it and renaming it over `path`.
+///
+/// Several processes may write the same file at once: the parts of a split run started
+/// together all write the same manifest, and two parts finishing together both record the
+/// checksums. Each writer holds an exclusive lock on the temporary file while it writes and
+/// renames it, and after taking the lock checks that the file it locked is still the one at
+/// `<path>.tmp` (and not one another writer has renamed meanwhile), so no writer truncates or
+/// renames a file another is writing. Where the file system has no locks, the write goes on
+/// unlocked (as safe as a single writer). A lock dies with its process: SIGKILL leaves at
+/// most a `.tmp` file, which the next write of `path` reuses.
 fn write_atomically(path: &Path, bytes: &[u8]) -> Result<()> {
     let tmp = path.with_extension("tmp");
     let io = |e: std::io::Error| CliError::io(format!("{}: {e}", path.display()));
-    let mut file = File::create(&tmp).map_err(io)?;
+    let mut file = loop {
+        let file = fs::OpenOptions::new().write(true).create(true).truncate(false).open(&tmp).map_err(io)?;
+        if file.lock().is_err() || still_at(&file, &tmp) {
+            break file;
+        }
+    };
+    file.set_len(0).map_err(io)?;
     file.write_all(bytes).map_err(io)?;
     file.sync_all().map_err(io)?;
     fs::rename(&tmp, path).map_err(io)?;
+    drop(file);
     sync_dir(path.parent().unwrap_or(Path::new(".")));
     Ok(())
+}
+
+/// Whether `path` names the open `file` (the same inode).
+#[cfg(unix)]
+fn still_at(file: &File, path: &Path) -> bool {
+    use std::os::unix::fs::MetadataExt;
+    match (file.metadata(), fs::metadata(path)) {
+        (Ok(a), Ok(b)) => a.dev() == b.dev() && a.ino() == b.ino(),
+        _ => false,
+    }
+}
+
+/// Elsewhere: whether `path` still exists.
+#[cfg(not(unix))]
+fn still_at(_file: &File, path: &Path) -> bool {
+    path.exists()
 }
 
 /// Syncs a directory so that a rename in it survives a power loss (best effort).
