@@ -5,6 +5,7 @@
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 
 pub mod evaluate;
+pub mod fit;
 pub mod grid;
 pub mod model;
 pub mod npy;

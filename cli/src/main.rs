@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Args, Parser, Subcommand};
-use crk::{CliError, Result, evaluate, fail, grid, sample, train};
+use crk::{CliError, Result, evaluate, fail, fit, grid, sample, train};
 
 #[derive(Parser)]
 #[command(
@@ -31,6 +31,9 @@ enum Command {
     Sample(sample::SampleArgs),
     /// Check a model against held-out simulations (Delta Q, classifier two-sample test).
     Evaluate(evaluate::EvaluateArgs),
+    /// Infer the parameters of a measured spectrum (maximum likelihood and HMC), or check the
+    /// method by a closure test.
+    Fit(fit::FitArgs),
 }
 
 #[derive(Args)]
@@ -143,6 +146,7 @@ fn main() -> ExitCode {
         Command::Train(args) => train::run(args),
         Command::Sample(args) => sample::run(args),
         Command::Evaluate(args) => evaluate::run(args),
+        Command::Fit(args) => fit::run(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
