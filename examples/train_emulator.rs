@@ -43,7 +43,7 @@
 //! run.
 
 use std::fmt::Write as _;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use crkernels::emulator::{ParallelMade, save_made_with_metadata};
@@ -76,6 +76,10 @@ const GOAL_ACCURACY: f64 = 0.55;
 const N_E: usize = 19;
 const MODEL_PATH: &str = "models/secret_single_point.safetensors";
 const CARD_PATH: &str = "models/README.md";
+/// The markers around this model's card in models/README.md.
+const CARD_BEGIN: &str =
+    "<!-- begin card: secret_single_point (written by examples/train_emulator.rs --ship) -->";
+const CARD_END: &str = "<!-- end card: secret_single_point -->";
 
 struct Args {
     out: PathBuf,
@@ -404,7 +408,11 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         std::fs::create_dir_all(dir)?;
     }
     save_made_with_metadata(&made, &model_path, &metrics.metadata())?;
-    std::fs::write(&card_path, metrics.card())?;
+    if ship {
+        write_card_section(&card_path, &metrics.card())?;
+    } else {
+        std::fs::write(&card_path, metrics.card())?;
+    }
     println!(
         "wrote {} and {}; figures and data in {} (bands.svg, delta_q.svg, histograms.svg, \
          learning_curve.svg, quantiles.csv, history.csv)",
@@ -413,6 +421,20 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         args.out.display()
     );
     Ok(())
+}
+
+/// The single-point card's section of models/README.md (which holds the other models' cards
+/// too): the text between [`CARD_BEGIN`] and [`CARD_END`] is replaced, the rest kept.
+fn write_card_section(path: &Path, card: &str) -> std::io::Result<()> {
+    let old = std::fs::read_to_string(path).unwrap_or_default();
+    let section = format!("{CARD_BEGIN}\n{card}{CARD_END}");
+    let new = match (old.find(CARD_BEGIN), old.find(CARD_END)) {
+        (Some(start), Some(end)) if start < end => {
+            format!("{}{section}{}", &old[..start], &old[end + CARD_END.len()..])
+        }
+        _ => format!("{section}\n{old}"),
+    };
+    std::fs::write(path, new)
 }
 
 /// [`simulate_psi`], cached in `dir` as psi_seed<seed>_n<n>.npy (float32 [n][19]): a later
