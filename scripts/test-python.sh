@@ -28,7 +28,7 @@ fi
 "$VENV/bin/python" -m pip install --quiet --disable-pip-version-check -r bindings/python/requirements.txt
 
 cargo build --release
-export CRKERNELS_LIB="$ROOT/target/release/libcrkernels.so"
+export CRKERNELS_LIB="${CARGO_TARGET_DIR:-$ROOT/target}/release/libcrkernels.so"
 
 cd bindings/python
 "$VENV/bin/python" -m pytest -q tests "$@"
