@@ -509,8 +509,12 @@ def sample(model, params, n, seed=0, first_row=0, threads=0, use_cli=False):
 def fit(model, energy_GeV, flux, sigma=None, out=None, verbose=False, **options):
     """Parameter inference for a measured spectrum: ``crk fit --model M --spectrum CSV --out
     FIT.json`` with the spectrum written to a temporary CSV (energy_GeV, flux [GeV^-1 m^-2
-    s^-1 sr^-1], and sigma, flux's uncertainty, where given). Options by keyword become
-    flags (see ``crk fit --help``). Returns the fit's JSON as a dict; `out` keeps the file."""
+    s^-1 sr^-1], and flux_sigma, flux's uncertainty, where `sigma` is given: an array or one
+    value for all energies). The energies must be the model's (GRID_ENERGIES_GEV for the
+    grid's models). Options by keyword become flags (chains, warmup, draws, seed, threads;
+    prior as "lo:hi,..." or as pairs [(lo, hi), ...]; see ``crk fit --help``). Returns the
+    fit's JSON as a dict (maximum-likelihood parameters, posterior summaries); `out` keeps
+    the file."""
     energy = np.asarray(energy_GeV, dtype=np.float64).ravel()
     flux = np.asarray(flux, dtype=np.float64).ravel()
     columns = [energy, flux]
@@ -518,7 +522,10 @@ def fit(model, energy_GeV, flux, sigma=None, out=None, verbose=False, **options)
     if sigma is not None:
         sigma = np.asarray(sigma, dtype=np.float64)
         columns.append(np.full(energy.shape, float(sigma)) if sigma.ndim == 0 else sigma.ravel())
-        header.append("sigma")
+        header.append("flux_sigma")
+    prior = options.get("prior")
+    if prior is not None and not isinstance(prior, str):
+        options["prior"] = ",".join(f"{float(lo)!r}:{float(hi)!r}" for lo, hi in prior)
     for name, c in zip(header[1:], columns[1:]):
         if c.shape != energy.shape:
             raise ValueError(f"{name}: {c.size} values for {energy.size} energies")

@@ -8,6 +8,7 @@ CRKERNELS_REQUIRE_CRK=1 (scripts/test-wheel.sh sets it when the checkout has cli
 
 import json
 import os
+import re
 import stat
 import sys
 import textwrap
@@ -174,8 +175,9 @@ def test_train_evaluate_fit_sample_arguments(tmp_path, fake_crk):
     assert report["model"] == str(model) and report["stdout"] == "trained\n"
     ev = pipeline.evaluate(model, tmp_path / "g", tmp_path / "rep", threads=2)
     assert ev == {"max_abs_delta_q": 0.01}
-    fit = pipeline.fit(model, [10.0, 100.0], [1e-3, 2e-6], sigma=[1e-4, 2e-7], chains=4)
-    assert fit["csv"] == ["energy_GeV,flux,sigma", "10.0,0.001,0.0001", "100.0,2e-06,2e-07"]
+    fit = pipeline.fit(model, [10.0, 100.0], [1e-3, 2e-6], sigma=[1e-4, 2e-7], chains=4,
+                       prior=[(0.5, 3.0), (3.5, 5.5)])
+    assert fit["csv"] == ["energy_GeV,flux,flux_sigma", "10.0,0.001,0.0001", "100.0,2e-06,2e-07"]
     fit = pipeline.fit(model, [10.0, 100.0], [1e-3, 2e-6])
     assert fit["csv"][0] == "energy_GeV,flux"
     x = pipeline.sample(model, POINTS[0], n=3, seed=5, first_row=9, use_cli=True)
@@ -185,7 +187,7 @@ def test_train_evaluate_fit_sample_arguments(tmp_path, fake_crk):
                         "--hidden", "200,200", "--learning-rate", "0.001", "--resume"]
     assert calls[1] == ["evaluate", "--model", str(model), "--grid", str(tmp_path / "g"), "--out",
                         str(tmp_path / "rep"), "--threads", "2"]
-    assert calls[2][-2:] == ["--chains", "4"]
+    assert calls[2][-4:] == ["--chains", "4", "--prior", "0.5:3.0,3.5:5.5"]
     assert calls[4][:8] == ["sample", "--model", str(model), "--params", "1.5,4.5,2.2,0.6,3.0",
                             "--n", "3", "--seed"]
     assert calls[4][8:] == ["5", "--out", calls[4][10], "--first-row", "9"]
@@ -300,12 +302,18 @@ def test_real_evaluate(model, grid_dir, tmp_path):
 
 
 def test_real_fit(model, grid_dir, tmp_path):
-    if "fit" not in pipeline.run("--help"):
+    if not re.search(r"^\s+fit\s", pipeline.run("--help"), re.M):
         pytest.skip("this crk has no fit command yet")
     path, _ = model
     _, psi = grid_dir
     energy = pipeline.GRID_ENERGIES_GEV
     flux = np.exp(np.median(np.asarray(psi[0], dtype=np.float64), axis=0)) / energy**3
-    result = pipeline.fit(path, energy, flux, sigma=0.1 * flux, out=tmp_path / "fit.json")
+    result = pipeline.fit(path, energy, flux, sigma=0.1 * flux, out=tmp_path / "fit.json",
+                          chains=2, warmup=40, draws=40, seed=3)
     assert isinstance(result, dict) and result
     assert json.loads((tmp_path / "fit.json").read_text()) == result
+    names = [p["name"] for p in result["parameters"]]
+    assert names == list(pipeline.PARAMETER_NAMES), names
+    # A spectrum at energies the model does not have: crk's message names the energy.
+    with pytest.raises(pipeline.CrkError, match="energ"):
+        pipeline.fit(path, energy * 1.1, flux)
