@@ -265,16 +265,16 @@ impl GridSettings {
                 10f64.powf(point.log10_ecut_gev),
             )?,
         };
-        let ensemble = Ensemble::new(&transport, &params, &self.energies_gev)?;
-        if ensemble.young_age_myr() > self.t_max_myr {
+        // The ensemble draws only sources younger than min(t_max, T(E_min)): check the
+        // transport's T(E_min) itself (PHYSICS.md: t_max >= T(E_min) for the grid).
+        let oldest_contributing = transport.max_age(self.energies_gev[0])?;
+        if oldest_contributing > self.t_max_myr {
             return Err(Error::OutOfDomain(format!(
-                "t_max_myr = {} is too small: sources up to {:.2} Myr old contribute at {} GeV",
-                self.t_max_myr,
-                ensemble.young_age_myr(),
-                self.energies_gev[0]
+                "t_max_myr = {} is too small: sources up to {oldest_contributing:.2} Myr old contribute at {} GeV",
+                self.t_max_myr, self.energies_gev[0]
             )));
         }
-        Ok(ensemble)
+        Ensemble::new(&transport, &params, &self.energies_gev)
     }
 }
 

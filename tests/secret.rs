@@ -147,11 +147,8 @@ fn every_source_old_enough_to_contribute_at_10_to_the_1_5_gev_is_inside_t_max() 
 }
 
 #[test]
-// GridSettings::ensemble documents this error, but its check `young_age_myr() > t_max_myr` can
-// never fire: Ensemble::new sets young_age_myr = min(oldest contributing age, t_max). A fix:
-// compare the oldest contributing age (Transport::max_age at the lowest energy) with t_max, or
-// refuse young_age_myr() >= t_max_myr.
-#[ignore = "src/secret.rs: the t_max check never fires (young_age_myr is min(oldest, t_max))"]
+// The check compares Transport::max_age at the lowest energy with t_max (the ensemble's own
+// young_age_myr is min(that, t_max), so it cannot tell).
 fn a_t_max_below_the_oldest_contributing_age_is_refused() {
     let settings = GridSettings { t_max_myr: 1.0, ..GridSettings::default() };
     let losses = settings.losses().expect("losses");
