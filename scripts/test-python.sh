@@ -29,6 +29,11 @@ fi
 
 cargo build --release
 export CRKERNELS_LIB="${CARGO_TARGET_DIR:-$ROOT/target}/release/libcrkernels.so"
+# The pipeline tests run crk where a build of it is there (`cargo build --release -p crk`;
+# CI's `cargo test --release --workspace` builds it), else they skip with a message.
+if [ -z "${CRKERNELS_CRK:-}" ] && [ -x "${CARGO_TARGET_DIR:-$ROOT/target}/release/crk" ]; then
+    export CRKERNELS_CRK="${CARGO_TARGET_DIR:-$ROOT/target}/release/crk"
+fi
 
 cd bindings/python
 "$VENV/bin/python" -m pytest -q tests "$@"
