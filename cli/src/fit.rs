@@ -276,7 +276,7 @@ fn closure(args: &FitArgs, emulator: &Emulator, trials: usize, lower: &[f64], up
     let settings = GridSettings { energies_gev: emulator.energies_gev.clone(), ..GridSettings::default() };
     let losses = settings.losses().map_err(CliError::library)?;
     let names = &emulator.parameters;
-    let mut inside = vec![[0usize; 2]; 5];
+    let mut inside = [[0usize; 2]; 5];
     let mut records = Vec::new();
     let started = Instant::now();
     let bar = crate::progress_bar(trials as u64, "trials", false);
