@@ -48,16 +48,19 @@
 //! Leapfrog with a dense (or diagonal) metric M^-1 = Sigma, momentum p ~ N(0, Sigma^-1),
 //! kinetic energy p^T Sigma p / 2 (Neal 2011, "MCMC using Hamiltonian dynamics"); the number of
 //! steps drawn uniformly in 1..=ceil(pi / epsilon) per iteration (a random integration time up
-//! to pi, for which E[cos T] = 0 on a whitened Gaussian); warm-up as Stan's: step size by dual
+//! to pi, for which E[cos T] = 0 on a whitened Gaussian; the uniform is shared by the chains,
+//! see below); warm-up as Stan's: step size by dual
 //! averaging to `target_accept` (Hoffman & Gelman 2014, JMLR 15, 1593, algorithm 5, with
 //! gamma = 0.1, t0 = 10, kappa = 0.75; the initial step by their algorithm 4), the metric from
 //! the draws of windows of 25, 50, 100, ... iterations after an initial 75 and before a final
 //! 50, shrunk towards its diagonal. The first metric is the Laplace approximation at the start.
 //!
 //! Chains run in lockstep in tiles of 8: the gradient kernel evaluates 8 rows in the time of
-//! one, so 8 chains cost as much as one. Chain c draws every random number from
-//! [`Stream::new(seed, c)`](Stream::new) and a lane's results do not depend on the other
-//! lanes, so a chain's draws are the same on any thread count and in any grouping.
+//! one, so 8 chains cost as much as one. Chain c draws its start, momenta and acceptance
+//! uniforms from [`Stream::new(seed, c)`](Stream::new), the trajectory lengths of iteration t
+//! from one uniform of a stream shared by all chains (so that the chains of a tile stop at
+//! about the same step), and a lane's results do not depend on the other lanes: a chain's
+//! draws are the same on any thread count and in any grouping.
 //!
 //! Diagnostics (Vehtari, Gelman, Simpson, Carpenter & Buerkner 2021, Bayesian Analysis 16,
 //! 667): the rank-normalised split-R-hat (the larger of bulk and folded), bulk and tail
@@ -84,6 +87,9 @@ const LANES: usize = 8;
 const HALF_LN_2PI: f64 = 0.918_938_533_204_672_8;
 /// The stream index of the multi-start draws (chains use 0, 1, 2, ...).
 const STREAM_STARTS: u64 = u64::MAX;
+/// The stream index of the trajectory-length draws, one uniform per iteration shared by all
+/// chains.
+const STREAM_LENGTHS: u64 = u64::MAX - 1;
 
 fn invalid(message: String) -> Error {
     Error::InvalidArgument(message)
@@ -285,7 +291,9 @@ pub struct MaxLikelihood {
     pub latent: Option<Vec<f64>>,
     /// log p(x_obs | theta_hat) (with sigma: the augmented log-likelihood at the joint maximum).
     pub log_likelihood: f64,
-    /// sqrt(diag((-H)^-1)) [C], None when -H is not positive definite (for instance at an edge).
+    /// sqrt(diag((-H)^-1)) [C], None when -H is not positive definite. At an edge (see
+    /// `at_boundary`) this is the curvature there, not the error of an interior maximum: use
+    /// the posterior's intervals.
     pub standard_errors: Option<Vec<f64>>,
     /// (-H)^-1 [C][C], row-major, when positive definite.
     pub covariance: Option<Vec<f64>>,
@@ -347,6 +355,9 @@ pub struct Posterior {
     pub divergences: Vec<usize>,
     /// Per chain, gradient evaluations (warm-up included).
     pub gradient_evaluations: Vec<usize>,
+    /// Tiles of the gradient kernel evaluated, all chains and the Laplace metrics included:
+    /// the run's cost (a tile evaluates up to 8 chains at the price of one).
+    pub n_tiles: usize,
     /// Per parameter.
     pub summary: Vec<ParamSummary>,
     /// With sigma, per data dimension of x_true.
@@ -1385,6 +1396,8 @@ struct ChainOutput {
     step_size: f64,
     divergences: usize,
     gradient_evaluations: usize,
+    /// The group's tiles, on its first chain (0 on the others).
+    tiles: usize,
 }
 
 struct GroupScratch {
@@ -1533,10 +1546,12 @@ fn run_chains(
             step_size: 0.0,
             divergences: 0,
             gradient_evaluations: 0,
+            tiles: 0,
         })
         .collect();
     let mut active = vec![false; lanes];
     let (mut v, mut dv) = (vec![0.0; n], vec![0.0; n]);
+    let mut lengths = Stream::new(options.seed, STREAM_LENGTHS);
     for iteration in 0..total {
         let warming = iteration < options.warmup;
         if iteration == options.warmup {
@@ -1546,12 +1561,17 @@ fn run_chains(
                 }
             }
         }
-        // Momenta, trajectory lengths, the first half kick.
+        // Momenta, trajectory lengths, the first half kick. The lengths' uniform is shared by
+        // all chains (a function of the seed and the iteration, independent of every state,
+        // so each chain's kernel still leaves the posterior invariant): chains in a tile then
+        // run trajectories of similar length rather than all waiting for the longest of 8
+        // independent draws.
+        let u = lengths.uniform();
         let mut longest = 0;
         for chain in chains.iter_mut() {
             chain.draw_momentum();
             let max_steps = ((PI / chain.eps).ceil() as usize).clamp(1, options.max_leapfrog);
-            chain.steps = 1 + ((chain.stream.uniform() * max_steps as f64) as usize).min(max_steps - 1);
+            chain.steps = 1 + ((u * max_steps as f64) as usize).min(max_steps - 1);
             longest = longest.max(chain.steps);
             chain.begin();
         }
@@ -1624,6 +1644,7 @@ fn run_chains(
         out.divergences = chain.divergences;
         out.gradient_evaluations = chain.gradient_evaluations;
     }
+    outputs[0].tiles = eval.rows / LANES;
     Ok(outputs)
 }
 
@@ -1704,6 +1725,7 @@ pub fn sample_posterior_from(
         step_size: Vec::with_capacity(chains),
         divergences: Vec::with_capacity(chains),
         gradient_evaluations: Vec::with_capacity(chains),
+        n_tiles: eval.rows / LANES,
         summary: Vec::new(),
         latent_summary: None,
     };
@@ -1717,6 +1739,7 @@ pub fn sample_posterior_from(
         posterior.step_size.push(out.step_size);
         posterior.divergences.push(out.divergences);
         posterior.gradient_evaluations.push(out.gradient_evaluations);
+        posterior.n_tiles += out.tiles;
     }
     posterior.summary = (0..c).map(|j| summarize(&posterior.theta, chains, kept, c, j)).collect();
     posterior.latent_summary = posterior
