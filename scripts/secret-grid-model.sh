@@ -19,7 +19,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 DATA=${1:-target/secret_grid}
 REALISATIONS=${REALISATIONS:-100}
-TRAIN_OPTIONS=${TRAIN_OPTIONS:---hidden 512 --components 10 --activation sigmoid --batch-size 50 --learning-rate 1e-3 --schedule cosine:0.01 --epochs 60 --seed 1}
+TRAIN_OPTIONS=${TRAIN_OPTIONS:---hidden 200 --components 10 --activation sigmoid --batch-size 50 --learning-rate 1e-3 --schedule cosine:0.01 --epochs 120 --seed 1}
 cargo build --release -p crk
 CRK=target/release/crk
 mkdir -p "$DATA"
