@@ -365,3 +365,108 @@ fn models_and_grids_that_do_not_match_are_refused() {
     assert!(stderr.contains("not complete") && stderr.contains(s(&part)), "{stderr}");
     assert!(!model.exists());
 }
+
+/// Writes a spectrum CSV: `energy_GeV,flux[,flux_sigma]` rows.
+fn write_spectrum(path: &Path, rows: &[(f64, f64, Option<f64>)]) {
+    let with_sigma = rows.iter().any(|r| r.2.is_some());
+    let mut text =
+        String::from(if with_sigma { "energy_GeV,flux,flux_sigma\n" } else { "energy_GeV,flux\n" });
+    for (e, f, sigma) in rows {
+        match sigma {
+            Some(s) => text.push_str(&format!("{e:?},{f:?},{s:?}\n")),
+            None => text.push_str(&format!("{e:?},{f:?}\n")),
+        }
+    }
+    std::fs::write(path, text).expect("spectrum");
+}
+
+#[test]
+fn fit_reports_a_posterior_inside_the_prior_and_refuses_spectra_the_model_cannot_read() {
+    let dir = TempDir::new("fit");
+    let grid = make_grid(&dir, "grid", 40, None, None);
+    let model = dir.join("model.safetensors");
+    train(&grid, &model, "2");
+    // A spectrum: realisation 0 of point 2 of the grid, as flux (psi = ln(E^3 phi)).
+    let psi = Npy::read(&grid.join("psi_2.npy")).f32s();
+    let energies: Vec<f64> = (0..19).map(|k| 10f64.powf(1.5 + k as f64 / 6.0)).collect();
+    let rows: Vec<(f64, f64, Option<f64>)> =
+        energies.iter().zip(&psi[..19]).map(|(e, p)| (*e, f64::from(*p).exp() / e.powi(3), None)).collect();
+    let spectrum = dir.join("spectrum.csv");
+    write_spectrum(&spectrum, &rows);
+    let out = dir.join("fit.json");
+    let common = ["--threads", "1", "--warmup", "60", "--draws", "40", "--chains", "4"];
+    let mut args = vec!["fit", "--model", s(&model), "--spectrum", s(&spectrum), "--out", s(&out)];
+    args.extend(common);
+    run_ok(&args);
+    let report: serde_json::Value = serde_json::from_slice(&std::fs::read(&out).unwrap()).unwrap();
+    let parameters = report["parameters"].as_array().unwrap();
+    assert_eq!(parameters.len(), 5);
+    // Table 1's box is the default prior: every estimate and interval lies inside it.
+    let boxes = [(0.5, 3.0), (3.5, 5.5), (1.8, 2.6), (0.2, 1.0), (1.0, 9.0)];
+    for (p, (lo, hi)) in parameters.iter().zip(boxes) {
+        for key in ["max_likelihood", "mean", "median"] {
+            let v = p[key].as_f64().unwrap();
+            assert!((lo..=hi).contains(&v), "{}: {key} = {v} outside [{lo}, {hi}]", p["name"]);
+        }
+        let i68 = p["interval_68"].as_array().unwrap();
+        let i95 = p["interval_95"].as_array().unwrap();
+        let (a, b, c, d) = (
+            i95[0].as_f64().unwrap(),
+            i68[0].as_f64().unwrap(),
+            i68[1].as_f64().unwrap(),
+            i95[1].as_f64().unwrap(),
+        );
+        assert!(lo <= a && a <= b && b <= c && c <= d && d <= hi, "{}: intervals {i68:?} {i95:?}", p["name"]);
+    }
+
+    // With a measurement error and the emulator's error: a wider or equal posterior is not
+    // guaranteed draw by draw, but the run must succeed and say so.
+    let noisy: Vec<(f64, f64, Option<f64>)> = rows.iter().map(|&(e, f, _)| (e, f, Some(0.1 * f))).collect();
+    let spectrum_sigma = dir.join("spectrum_sigma.csv");
+    write_spectrum(&spectrum_sigma, &noisy);
+    let out_sigma = dir.join("fit_sigma.json");
+    let mut args =
+        vec!["fit", "--model", s(&model), "--spectrum", s(&spectrum_sigma), "--out", s(&out_sigma)];
+    args.extend(common);
+    args.extend(["--emulator-sigma", "0.03"]);
+    let (stdout, _) = run_ok(&args);
+    assert!(stdout.contains("uncertainty folded in"), "{stdout}");
+
+    // Bad spectra: an energy the model lacks, a missing energy, a duplicated one, a flux <= 0,
+    // a wrong header; each named, nothing written.
+    let refused = |rows: &[(f64, f64, Option<f64>)], expect: &str| {
+        let path = dir.join("bad.csv");
+        write_spectrum(&path, rows);
+        let out = dir.join("bad.json");
+        let stderr = run_fail(&["fit", "--model", s(&model), "--spectrum", s(&path), "--out", s(&out)]);
+        assert!(stderr.contains(expect), "expected '{expect}' in: {stderr}");
+        assert!(!out.exists(), "a refused fit wrote its report");
+    };
+    let mut other_energy = rows.clone();
+    other_energy[3].0 = 50.0;
+    refused(&other_energy, "energy 50 GeV is not one of the model's energies");
+    refused(&rows[..18], "no flux at the model's energies");
+    let mut twice = rows.clone();
+    twice[5].0 = rows[4].0;
+    refused(&twice, "appears twice");
+    let mut negative = rows.clone();
+    negative[7].1 = -1e-9;
+    refused(&negative, "flux = -0.000000001");
+    let path = dir.join("header.csv");
+    std::fs::write(&path, "E,phi\n100,1e-6\n").unwrap();
+    let stderr =
+        run_fail(&["fit", "--model", s(&model), "--spectrum", s(&path), "--out", s(&dir.join("h.json"))]);
+    assert!(stderr.contains("energy_GeV,flux"), "{stderr}");
+    let stderr = run_fail(&[
+        "fit",
+        "--model",
+        s(&model),
+        "--spectrum",
+        s(&spectrum),
+        "--out",
+        s(&out),
+        "--prior",
+        "0:1,2:3",
+    ]);
+    assert!(stderr.contains("--prior"), "{stderr}");
+}
