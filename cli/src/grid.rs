@@ -317,7 +317,7 @@ pub fn shard_name(point: usize) -> String {
 /// renames a file another is writing. Where the file system has no locks, the write goes on
 /// unlocked (as safe as a single writer). A lock dies with its process: SIGKILL leaves at
 /// most a `.tmp` file, which the next write of `path` reuses.
-fn write_atomically(path: &Path, bytes: &[u8]) -> Result<()> {
+pub fn write_atomically(path: &Path, bytes: &[u8]) -> Result<()> {
     let tmp = path.with_extension("tmp");
     let io = |e: std::io::Error| CliError::io(format!("{}: {e}", path.display()));
     let mut file = loop {

@@ -287,7 +287,7 @@ pub fn run(args: TrainArgs) -> Result<()> {
         );
         if let Some(path) = &args.checkpoint {
             let bytes = trainer.checkpoint().map_err(CliError::library)?;
-            write_file_atomically(path, &bytes)?;
+            crate::grid::write_atomically(path, &bytes)?;
         }
     }
     let made = trainer.best_model().map_err(CliError::library)?;
@@ -343,12 +343,4 @@ pub fn run(args: TrainArgs) -> Result<()> {
         ))
     );
     Ok(())
-}
-
-/// Writes a file through a temporary file and a rename.
-pub fn write_file_atomically(path: &Path, bytes: &[u8]) -> Result<()> {
-    let tmp = path.with_extension("partial");
-    std::fs::write(&tmp, bytes)
-        .and_then(|()| std::fs::rename(&tmp, path))
-        .map_err(|e| CliError::io(format!("{}: {e}", path.display())))
 }
