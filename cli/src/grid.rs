@@ -35,9 +35,10 @@ pub const MANIFEST_FORMAT: &str = "crkernels.grid.v1";
 /// Realisations per call of the ensemble (bounds the memory: 152 bytes a realisation).
 const CHUNK_REALISATIONS: usize = 2048;
 
-/// The grid's settings as the manifest and config files spell them.
+/// The grid's settings as the manifest and config files spell them; a key a config leaves out
+/// keeps table 1's value ([`Default`]).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[serde(deny_unknown_fields, default)]
 pub struct SettingsRecord {
     pub energies_gev: Vec<f64>,
     pub loss_model: String,
@@ -50,23 +51,6 @@ pub struct SettingsRecord {
     pub poisson_count: bool,
     pub source_energy_erg: f64,
     pub table_range_gev: [f64; 2],
-}
-
-/// Settings keys a config may set, each optional (the rest are table 1's).
-#[derive(Clone, Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct SettingsOverrides {
-    pub energies_gev: Option<Vec<f64>>,
-    pub loss_model: Option<String>,
-    pub isrf: Option<String>,
-    pub magnetic_field_ug: Option<f64>,
-    pub halo_kpc: Option<f64>,
-    pub t_max_myr: Option<f64>,
-    pub s_max_kpc: Option<f64>,
-    pub spatial: Option<String>,
-    pub poisson_count: Option<bool>,
-    pub source_energy_erg: Option<f64>,
-    pub table_range_gev: Option<[f64; 2]>,
 }
 
 const LOSS_MODELS: [(&str, LossModel); 3] = [
@@ -95,6 +79,12 @@ fn value_of<T: Copy>(table: &[(&'static str, T)], key: &str, name: &str) -> Resu
         let names: Vec<&str> = table.iter().map(|(n, _)| *n).collect();
         CliError::usage(format!("settings.{key} = \"{name}\" is not one of {}", names.join(", ")))
     })
+}
+
+impl Default for SettingsRecord {
+    fn default() -> Self {
+        SettingsRecord::from_settings(&GridSettings::default())
+    }
 }
 
 impl SettingsRecord {
@@ -131,47 +121,6 @@ impl SettingsRecord {
     }
 }
 
-impl SettingsOverrides {
-    fn apply(self, base: GridSettings) -> Result<GridSettings> {
-        let mut r = SettingsRecord::from_settings(&base);
-        let o = self;
-        if let Some(v) = o.energies_gev {
-            r.energies_gev = v;
-        }
-        if let Some(v) = o.loss_model {
-            r.loss_model = v;
-        }
-        if let Some(v) = o.isrf {
-            r.isrf = v;
-        }
-        if let Some(v) = o.magnetic_field_ug {
-            r.magnetic_field_ug = v;
-        }
-        if let Some(v) = o.halo_kpc {
-            r.halo_kpc = v;
-        }
-        if let Some(v) = o.t_max_myr {
-            r.t_max_myr = v;
-        }
-        if let Some(v) = o.s_max_kpc {
-            r.s_max_kpc = v;
-        }
-        if let Some(v) = o.spatial {
-            r.spatial = v;
-        }
-        if let Some(v) = o.poisson_count {
-            r.poisson_count = v;
-        }
-        if let Some(v) = o.source_energy_erg {
-            r.source_energy_erg = v;
-        }
-        if let Some(v) = o.table_range_gev {
-            r.table_range_gev = v;
-        }
-        r.to_settings()
-    }
-}
-
 /// A `crk grid` config file (TOML or JSON): the points (exactly one of `points_csv`,
 /// `points`, `axes`, `preset`), the realisations and seed, and settings that differ from
 /// table 1's.
@@ -189,7 +138,7 @@ pub struct GridConfig {
     pub realisations: Option<u64>,
     pub seed: Option<u64>,
     #[serde(default)]
-    pub settings: SettingsOverrides,
+    pub settings: SettingsRecord,
 }
 
 /// The axes of a product grid.
@@ -628,7 +577,7 @@ pub fn resolve(request: &GridRequest) -> Result<(Vec<GridPoint>, u64, u64, GridS
     }
     let seed = agree("seed", request.seed, config.seed)?
         .ok_or_else(|| CliError::usage("the seed is not given (--seed S)".into()))?;
-    let settings = config.settings.apply(GridSettings::default())?;
+    let settings = config.settings.to_settings()?;
     settings.validate().map_err(|e| CliError::input(format!("settings: {e}")))?;
     Ok((points, realisations, seed, settings))
 }
