@@ -60,8 +60,7 @@ impl PointResult {
 
 /// The q-quantile of `values` (sorted copy).
 fn quantile(values: &[f64], q: f64) -> f64 {
-    let mut v: Vec<f32> = values.iter().map(|&x| x as f32).collect();
-    crate::model::quantiles(&mut v, &[q])[0]
+    crate::model::quantiles(&mut values.to_vec(), &[q])[0]
 }
 
 fn read_shard(dir: &Path, manifest: &Manifest, p: usize) -> Result<Vec<f32>> {

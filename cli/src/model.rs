@@ -111,8 +111,8 @@ impl Emulator {
 
 /// Quantiles (linear interpolation between order statistics, NumPy's default) of `values`,
 /// which are sorted in place; NaN sorts last.
-pub fn quantiles(values: &mut [f32], probabilities: &[f64]) -> Vec<f64> {
-    values.sort_by(f32::total_cmp);
+pub fn quantiles(values: &mut [f64], probabilities: &[f64]) -> Vec<f64> {
+    values.sort_by(f64::total_cmp);
     let n = values.len();
     probabilities
         .iter()
@@ -120,8 +120,7 @@ pub fn quantiles(values: &mut [f32], probabilities: &[f64]) -> Vec<f64> {
             let x = q * (n - 1) as f64;
             let lo = x.floor() as usize;
             let frac = x - lo as f64;
-            let a = f64::from(values[lo]);
-            let b = f64::from(values[(lo + 1).min(n - 1)]);
+            let (a, b) = (values[lo], values[(lo + 1).min(n - 1)]);
             a + frac * (b - a)
         })
         .collect()
@@ -133,11 +132,11 @@ pub const QUANTILES: [f64; 5] = [0.05, 0.16, 0.5, 0.84, 0.95];
 /// Per energy (columns of rows [n][width]): the [`QUANTILES`].
 pub fn column_quantiles(rows: &[f32], width: usize) -> Vec<[f64; 5]> {
     let n = rows.len() / width;
-    let mut column = vec![0.0f32; n];
+    let mut column = vec![0.0f64; n];
     (0..width)
         .map(|j| {
             for (i, v) in column.iter_mut().enumerate() {
-                *v = rows[i * width + j];
+                *v = f64::from(rows[i * width + j]);
             }
             quantiles(&mut column, &QUANTILES).try_into().expect("5 quantiles")
         })
