@@ -275,7 +275,7 @@ impl Stream {
             // SAFETY: VectorIsa::detect found the instruction set on this CPU.
             VectorIsa::Avx512 => return unsafe { self.fill_words_avx512(out) },
             VectorIsa::Avx2 => return unsafe { self.fill_words_avx2(out) },
-            VectorIsa::Baseline => {}
+            VectorIsa::Baseline | VectorIsa::Neon => {}
         }
         self.fill_words_lanes(out)
     }
@@ -325,7 +325,7 @@ impl Stream {
             // SAFETY: VectorIsa::detect found the instruction set on this CPU.
             VectorIsa::Avx512 => return unsafe { self.fill_uniform_avx512(out) },
             VectorIsa::Avx2 => return unsafe { self.fill_uniform_avx2(out) },
-            VectorIsa::Baseline => {}
+            VectorIsa::Baseline | VectorIsa::Neon => {}
         }
         self.fill_uniform_lanes(out)
     }

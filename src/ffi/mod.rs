@@ -74,6 +74,11 @@ fn clear_last_error() {
 /// panic (which would otherwise abort the host: Rust >= 1.81 aborts on unwinding out of
 /// `extern "C"`). A successful call clears the message.
 pub(crate) fn guard(body: impl FnOnce() -> Result<()>) -> crk_status {
+    // A bad CRKERNELS_ISA is reported by the first call, whatever it is.
+    let body = || {
+        crate::math::simd::VectorIsa::selected()?;
+        body()
+    };
     match catch_unwind(AssertUnwindSafe(body)) {
         Ok(Ok(())) => {
             clear_last_error();
@@ -241,6 +246,24 @@ pub extern "C" fn crk_version() -> *const c_char {
             Err(_) => panic!("version has no NUL"),
         };
     VERSION.as_ptr()
+}
+
+/// The vector instruction set the kernels use, as a static string: "baseline", "avx2",
+/// "avx512" or "neon". It is the widest set the CPU has, or the one the environment variable
+/// CRKERNELS_ISA names (read once, at the first call into the library). Where CRKERNELS_ISA
+/// names an unknown set or one this CPU cannot run, every fallible call fails with
+/// CRK_ERR_INVALID_ARGUMENT and a message naming the value and the sets available, and this
+/// returns "baseline". Never NULL.
+#[unsafe(no_mangle)]
+pub extern "C" fn crk_vector_isa() -> *const c_char {
+    use crate::math::simd::VectorIsa;
+    let name: &'static std::ffi::CStr = match VectorIsa::detect() {
+        VectorIsa::Baseline => c"baseline",
+        VectorIsa::Neon => c"neon",
+        VectorIsa::Avx2 => c"avx2",
+        VectorIsa::Avx512 => c"avx512",
+    };
+    name.as_ptr()
 }
 
 #[cfg(test)]

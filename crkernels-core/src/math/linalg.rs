@@ -72,7 +72,7 @@ fn rank_update_lower(packed: &[f64], kc: usize, m: usize, c: &mut [f64], ldc: us
         VectorIsa::Avx512 => return unsafe { rank_update_avx512(packed, kc, m, c, ldc, subtract) },
         // SAFETY: as above.
         VectorIsa::Avx2 => return unsafe { rank_update_avx2(packed, kc, m, c, ldc, subtract) },
-        VectorIsa::Baseline => {}
+        VectorIsa::Baseline | VectorIsa::Neon => {}
     }
     rank_update_lanes(packed, kc, m, c, ldc, subtract)
 }
@@ -156,7 +156,7 @@ pub fn cholesky_in_place(a: &mut [f64], n: usize, lda: usize, workspace: &mut Ve
         VectorIsa::Avx512 => return unsafe { cholesky_avx512(a, n, lda, workspace) },
         // SAFETY: as above.
         VectorIsa::Avx2 => return unsafe { cholesky_avx2(a, n, lda, workspace) },
-        VectorIsa::Baseline => {}
+        VectorIsa::Baseline | VectorIsa::Neon => {}
     }
     cholesky_lanes(a, n, lda, workspace)
 }

@@ -76,7 +76,7 @@ impl ActivationFn {
             // SAFETY: VectorIsa::detect found the instruction set on this CPU.
             VectorIsa::Avx512 => return unsafe { self.apply_all_avx512(values) },
             VectorIsa::Avx2 => return unsafe { self.apply_all_avx2(values) },
-            VectorIsa::Baseline => {}
+            VectorIsa::Baseline | VectorIsa::Neon => {}
         }
         self.apply_all_lanes(values)
     }

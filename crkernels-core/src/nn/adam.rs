@@ -119,7 +119,7 @@ impl AdamStep {
             VectorIsa::Avx512 => return unsafe { self.apply_avx512(params, grad, m, v) },
             // SAFETY: as above.
             VectorIsa::Avx2 => return unsafe { self.apply_avx2(params, grad, m, v) },
-            VectorIsa::Baseline => {}
+            VectorIsa::Baseline | VectorIsa::Neon => {}
         }
         self.apply_lanes(params, grad, m, v)
     }

@@ -697,7 +697,7 @@ mod kernels {
 
     #[cfg(all(feature = "std", target_arch = "x86_64"))]
     pub(crate) fn has_avx2() -> bool {
-        std::arch::is_x86_feature_detected!("avx2")
+        crate::math::simd::VectorIsa::detect() >= crate::math::simd::VectorIsa::Avx2
     }
 }
 

@@ -217,7 +217,7 @@ impl Conv2d {
         weight: &[W],
         bias: Option<&[W]>,
     ) -> Result<Self> {
-        Self::with_isa(c_in, input_hw, c_out, kernel_hw, params, weight, bias, VectorIsa::detect())
+        Self::with_isa(c_in, input_hw, c_out, kernel_hw, params, weight, bias, VectorIsa::selected()?)
     }
 
     /// [`Conv2d::new`] on the micro-kernel of a given instruction set (tests compare them);
@@ -233,6 +233,7 @@ impl Conv2d {
         bias: Option<&[W]>,
         isa: VectorIsa,
     ) -> Result<Self> {
+        let isa = isa.require()?;
         let groups = params.groups;
         if c_in == 0 || c_out == 0 || groups == 0 {
             return Err(invalid!("c_in ({c_in}), c_out ({c_out}) and groups ({groups}) must be >= 1"));

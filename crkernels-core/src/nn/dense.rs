@@ -255,7 +255,7 @@ impl Kernel {
         match crate::math::simd::VectorIsa::detect() {
             crate::math::simd::VectorIsa::Avx512 => return Kernel::Avx512,
             crate::math::simd::VectorIsa::Avx2 => return Kernel::Avx2Fma,
-            crate::math::simd::VectorIsa::Baseline => {}
+            crate::math::simd::VectorIsa::Baseline | crate::math::simd::VectorIsa::Neon => {}
         }
         Kernel::Baseline
     }

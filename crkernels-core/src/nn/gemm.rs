@@ -77,7 +77,7 @@ impl Kernel {
         match isa {
             VectorIsa::Avx512 => return Kernel::Avx512,
             VectorIsa::Avx2 => return Kernel::Avx2,
-            VectorIsa::Baseline => {}
+            VectorIsa::Baseline | VectorIsa::Neon => {}
         }
         let _ = isa;
         Kernel::Portable

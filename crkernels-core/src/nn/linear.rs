@@ -44,7 +44,7 @@ impl Dense {
         weight: &[W],
         bias: Option<&[W]>,
     ) -> Result<Self> {
-        Self::with_isa(n_in, n_out, weight, bias, VectorIsa::detect())
+        Self::with_isa(n_in, n_out, weight, bias, VectorIsa::selected()?)
     }
 
     /// [`Dense::new`] on the micro-kernel of a given instruction set (one this CPU runs).
@@ -82,7 +82,7 @@ impl Dense {
         let mut layer = Self {
             n_in,
             n_out,
-            micro: Kernel::for_isa(isa),
+            micro: Kernel::for_isa(isa.require()?),
             weight,
             bias,
             packed: Vec::new(),

@@ -957,7 +957,7 @@ fn mixture_lanes(
     out: &mut [f64; TILE],
 ) -> bool {
     #[cfg(all(feature = "std", target_arch = "x86_64"))]
-    if std::is_x86_feature_detected!("avx2") && std::is_x86_feature_detected!("fma") {
+    if crate::math::simd::VectorIsa::detect() >= crate::math::simd::VectorIsa::Avx2 {
         // SAFETY: the CPU has AVX2 and FMA.
         return unsafe { mixture_lanes_avx2(heads, k, xs, scratch, out) };
     }

@@ -369,7 +369,7 @@ impl Made {
         param_weight: f64,
     ) {
         #[cfg(all(feature = "std", target_arch = "x86_64"))]
-        if std::is_x86_feature_detected!("avx2") && std::is_x86_feature_detected!("fma") {
+        if crate::math::simd::VectorIsa::detect() >= crate::math::simd::VectorIsa::Avx2 {
             // SAFETY: the CPU has AVX2 and FMA.
             return unsafe { self.grad_tile_avx2(work, context, x, first, lanes, param_weight) };
         }

@@ -243,13 +243,13 @@ impl TrainModel {
     ///
     /// Errors: [`Architecture::validate`]'s.
     pub fn new(arch: Architecture, standardize: Standardize, seed: u64) -> Result<Self> {
-        Self::with_isa(arch, standardize, seed, VectorIsa::detect())
+        Self::with_isa(arch, standardize, seed, VectorIsa::selected()?)
     }
 
     /// As [`Self::new`] on the micro-kernel of a given instruction set (tests compare them).
     pub fn with_isa(arch: Architecture, standardize: Standardize, seed: u64, isa: VectorIsa) -> Result<Self> {
         arch.validate()?;
-        let kernel = Kernel::for_isa(isa);
+        let kernel = Kernel::for_isa(isa.require()?);
         let (c, d, k) = (arch.n_context, arch.n_dims, arch.n_components);
         let mut rng = Stream::new(seed, STREAM_INIT);
         let mut data_order: Vec<usize> = (0..d).collect();

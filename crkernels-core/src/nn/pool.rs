@@ -139,7 +139,7 @@ impl Pool2d {
             // SAFETY: VectorIsa::detect found the instruction set on this CPU.
             VectorIsa::Avx512 => return unsafe { self.pool_avx512(input, output) },
             VectorIsa::Avx2 => return unsafe { self.pool_avx2(input, output) },
-            VectorIsa::Baseline => {}
+            VectorIsa::Baseline | VectorIsa::Neon => {}
         }
         self.pool_lanes(input, output)
     }

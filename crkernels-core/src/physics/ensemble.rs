@@ -595,7 +595,7 @@ impl Ensemble {
             bin_width_myr,
             profiles,
             log_age_bins,
-            isa: VectorIsa::detect(),
+            isa: VectorIsa::selected()?,
         })
     }
 
@@ -679,7 +679,7 @@ impl Ensemble {
             // SAFETY: VectorIsa::detect found the instruction set on this CPU.
             VectorIsa::Avx512 => return unsafe { self.realisation_avx512(work, seed, realisation, flux) },
             VectorIsa::Avx2 => return unsafe { self.realisation_avx2(work, seed, realisation, flux) },
-            VectorIsa::Baseline => {}
+            VectorIsa::Baseline | VectorIsa::Neon => {}
         }
         self.realisation_lanes(work, seed, realisation, flux)
     }

@@ -151,7 +151,7 @@ impl DiffusionParams {
                 unsafe { form.fill_avx2(radius_kpc, height_kpc, rigidity_gv, out) };
                 return Ok(());
             }
-            VectorIsa::Baseline => {}
+            VectorIsa::Baseline | VectorIsa::Neon => {}
         }
         form.fill(radius_kpc, height_kpc, rigidity_gv, out);
         Ok(())

@@ -244,7 +244,7 @@ impl SpatialDistribution {
             // SAFETY: VectorIsa::detect found the instruction set on this CPU.
             VectorIsa::Avx512 => return unsafe { self.sample_each_avx512(uniforms, distances_kpc) },
             VectorIsa::Avx2 => return unsafe { self.sample_each_avx2(uniforms, distances_kpc) },
-            VectorIsa::Baseline => {}
+            VectorIsa::Baseline | VectorIsa::Neon => {}
         }
         self.sample_each_branch_free(uniforms, distances_kpc)
     }
