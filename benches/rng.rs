@@ -21,6 +21,11 @@ fn bench_draws(c: &mut Criterion) {
     let mut stream = Stream::new(0x5eed_2026_0611, 7);
     group.bench_function("next_u32", |b| b.iter(|| (0..BATCH).fold(0u32, |acc, _| acc ^ stream.next_u32())));
     draw(&mut group, &mut stream, "uniform", Stream::uniform);
+    let mut uniforms = vec![0.0; BATCH];
+    let isa = crkernels::math::simd::VectorIsa::detect().name();
+    group.bench_function(format!("fill_uniform (batch, {isa}; CRKERNELS_ISA picks the set)"), |b| {
+        b.iter(|| stream.fill_uniform(black_box(&mut uniforms)))
+    });
     draw(&mut group, &mut stream, "exponential", Stream::exponential);
     draw(&mut group, &mut stream, "normal", Stream::normal);
     draw(&mut group, &mut stream, "poisson, mean 3", |s| s.poisson(black_box(3.0)) as f64);

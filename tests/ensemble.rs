@@ -11,6 +11,8 @@ use crkernels::physics::photon_field::PhotonField;
 use crkernels::physics::sources::{SpatialDistribution, SpatialModel};
 use crkernels::physics::transport::Transport;
 
+mod isa_support;
+
 fn secret_energies() -> Vec<f64> {
     (0..19).map(|i| 10f64.powf(2.4 + 0.1 * i as f64)).collect()
 }
@@ -230,4 +232,19 @@ fn secret_single_point_looks_like_figure_2() {
     );
     assert!((-3.6..-2.6).contains(&slope), "median index {slope}");
     assert!(width(18) > 1.5 * width(6) && width(6) > width(0), "bands do not widen with energy");
+}
+
+/// The equivalence and accuracy tests above, again under every instruction set this CPU has
+/// (`CRKERNELS_ISA`, one child process each).
+#[test]
+fn equivalence_tests_pass_under_every_instruction_set() {
+    isa_support::rerun_under_every_isa(&[
+        "every_realisation_equals_the_summation_kernel_on_its_sources",
+        "results_do_not_depend_on_threads_or_splits",
+    ]);
+}
+
+#[test]
+fn the_selected_set_is_the_requested_one() {
+    isa_support::assert_selected_set_is_requested();
 }

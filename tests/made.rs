@@ -8,6 +8,8 @@ use crkernels::emulator::{ParallelMade, load_made};
 use crkernels::nn::{Activation, LoadOptions, Made};
 use made_support::*;
 
+mod isa_support;
+
 fn options_for(meta: &std::collections::HashMap<String, String>) -> LoadOptions {
     LoadOptions {
         activation: meta.get("activation").and_then(|a| Activation::from_name(a)),
@@ -253,4 +255,20 @@ fn samples_do_not_depend_on_threads_or_batch_split() {
     made.log_prob_parallel(&context, &one, 1, &mut lp_one).unwrap();
     made.log_prob_parallel(&context, &one, 3, &mut lp_three).unwrap();
     assert_eq!(lp_one, lp_three);
+}
+
+/// The equivalence and accuracy tests above, again under every instruction set this CPU has
+/// (`CRKERNELS_ISA`, one child process each).
+#[test]
+fn equivalence_tests_pass_under_every_instruction_set() {
+    isa_support::rerun_under_every_isa(&[
+        "log_prob_matches_the_float64_reference",
+        "samples_agree_with_the_slow_reference_sampler",
+        "samples_do_not_depend_on_threads_or_batch_split",
+    ]);
+}
+
+#[test]
+fn the_selected_set_is_the_requested_one() {
+    isa_support::assert_selected_set_is_requested();
 }

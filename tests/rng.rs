@@ -8,6 +8,8 @@
 
 use crkernels::rng::{Philox4x32, Stream, standard_normal_quantile};
 
+mod isa_support;
+
 /// The seed of every statistical test; each test uses its own stream numbers.
 const SEED: u64 = 0x5eed_2026_0611;
 
@@ -655,4 +657,20 @@ fn poisson_refuses_a_mean_beyond_u64_counts() {
 #[should_panic(expected = "binomial probability")]
 fn binomial_refuses_a_probability_above_one() {
     Stream::new(SEED, 0).binomial(10, 1.5);
+}
+
+/// The equivalence and accuracy tests above, again under every instruction set this CPU has
+/// (`CRKERNELS_ISA`, one child process each).
+#[test]
+fn equivalence_tests_pass_under_every_instruction_set() {
+    isa_support::rerun_under_every_isa(&[
+        "batches_of_words_and_uniforms_match_single_draws",
+        "matches_the_python_reference",
+        "uniform_is_in_the_open_interval_and_uniform",
+    ]);
+}
+
+#[test]
+fn the_selected_set_is_the_requested_one() {
+    isa_support::assert_selected_set_is_requested();
 }

@@ -9,6 +9,8 @@ use crkernels::math::quadrature::gauss_legendre;
 use crkernels::physics::sources::{S_MAX_LIMIT_KPC, SpatialDistribution, SpatialModel};
 use std::f64::consts::PI;
 
+mod isa_support;
+
 // The model parameters, transcribed here from the papers (not taken from the library).
 const R_SUN: f64 = 7.9;
 const CB_R0: f64 = 17.2;
@@ -386,4 +388,20 @@ fn batch_sampling_matches_single_draws() {
             ));
         }
     }
+}
+
+/// The equivalence and accuracy tests above, again under every instruction set this CPU has
+/// (`CRKERNELS_ISA`, one child process each).
+#[test]
+fn equivalence_tests_pass_under_every_instruction_set() {
+    isa_support::rerun_under_every_isa(&[
+        "batch_sampling_matches_single_draws",
+        "draws_invert_the_cdf",
+        "spiral_matches_monte_carlo",
+    ]);
+}
+
+#[test]
+fn the_selected_set_is_the_requested_one() {
+    isa_support::assert_selected_set_is_requested();
 }

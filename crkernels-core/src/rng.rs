@@ -83,6 +83,9 @@ const PHILOX_ROUNDS: usize = 10;
 /// word, so that four independent multiply chains hide each other's latency (8 blocks, one
 /// register, ran at 1.08 ns a uniform, latency-bound; 32 blocks at 0.62 ns).
 const BATCH_BLOCKS: usize = 32;
+/// Blocks that go through Philox's rounds together where the vector registers are 16 x 256
+/// (AVX2) or 128 bits wide: 8 blocks are 8 AVX2 registers of state, two independent chains.
+const SMALL_GROUP: usize = 8;
 /// Uniforms converted per batch of [`Stream::fill_uniform`].
 const UNIFORM_BATCH: usize = 128;
 
@@ -121,42 +124,46 @@ impl Philox4x32 {
         x
     }
 
-    /// The blocks of counters [b + j (low, high 32 bits), stream (low, high)] for j = 0..8,
-    /// word-major (`out[w][j]` is word w of block j): the same bijection as
-    /// [`block`](Self::block), written over 8 lanes so that it vectorises.
+    /// The blocks of counters [b + j (low, high 32 bits), stream (low, high)] for
+    /// j = 0..BATCH_BLOCKS, word-major (`out[w][j]` is word w of block j): the same bijection as
+    /// [`block`](Self::block), written over lanes so that it vectorises. The blocks go through
+    /// the rounds in groups of `GROUP` (independent multiply chains that fit the vector
+    /// registers: 32 blocks are 4 AVX-512 registers a word, but 8 AVX2 ones, which spill).
     #[inline(always)]
     #[allow(clippy::needless_range_loop)] // lane j of four arrays at once
-    fn blocks(&self, first_block: u64, stream: u64) -> [[u32; BATCH_BLOCKS]; 4] {
+    fn blocks<const GROUP: usize>(&self, first_block: u64, stream: u64) -> [[u32; BATCH_BLOCKS]; 4] {
         // Each 32-bit word sits in a 64-bit lane, so that the 32 x 32 -> 64-bit products are
         // single vector multiplies (vpmuludq) with no shuffling. Only a lane's low 32 bits are
         // the word: the multiplies read them through `as u32` (which vpmuludq does by itself),
         // so the lanes are never masked (masked lanes through the round loop made LLVM use the
         // slower 64 x 64-bit multiply and keep the masks).
         const LOW: u64 = 0xffff_ffff;
-        let mut x = [[0u64; BATCH_BLOCKS]; 4];
-        for j in 0..BATCH_BLOCKS {
-            let b = first_block.wrapping_add(j as u64);
-            x[0][j] = b & LOW;
-            x[1][j] = b >> 32;
-            x[2][j] = stream & LOW;
-            x[3][j] = stream >> 32;
-        }
-        let mut key = [u64::from(self.key[0]), u64::from(self.key[1])];
-        for _ in 0..PHILOX_ROUNDS {
-            for j in 0..BATCH_BLOCKS {
-                let product0 = u64::from(PHILOX_M0) * u64::from(x[0][j] as u32);
-                let product1 = u64::from(PHILOX_M1) * u64::from(x[2][j] as u32);
-                x[0][j] = (product1 >> 32) ^ x[1][j] ^ key[0];
-                x[1][j] = product1;
-                x[2][j] = (product0 >> 32) ^ x[3][j] ^ key[1];
-                x[3][j] = product0;
-            }
-            key = [(key[0] + u64::from(PHILOX_W0)) & LOW, (key[1] + u64::from(PHILOX_W1)) & LOW];
-        }
         let mut words = [[0u32; BATCH_BLOCKS]; 4];
-        for (word, lanes) in words.iter_mut().zip(&x) {
-            for (w, &lane) in word.iter_mut().zip(lanes) {
-                *w = lane as u32;
+        for group in (0..BATCH_BLOCKS).step_by(GROUP) {
+            let mut x = [[0u64; GROUP]; 4];
+            for j in 0..GROUP {
+                let b = first_block.wrapping_add((group + j) as u64);
+                x[0][j] = b & LOW;
+                x[1][j] = b >> 32;
+                x[2][j] = stream & LOW;
+                x[3][j] = stream >> 32;
+            }
+            let mut key = [u64::from(self.key[0]), u64::from(self.key[1])];
+            for _ in 0..PHILOX_ROUNDS {
+                for j in 0..GROUP {
+                    let product0 = u64::from(PHILOX_M0) * u64::from(x[0][j] as u32);
+                    let product1 = u64::from(PHILOX_M1) * u64::from(x[2][j] as u32);
+                    x[0][j] = (product1 >> 32) ^ x[1][j] ^ key[0];
+                    x[1][j] = product1;
+                    x[2][j] = (product0 >> 32) ^ x[3][j] ^ key[1];
+                    x[3][j] = product0;
+                }
+                key = [(key[0] + u64::from(PHILOX_W0)) & LOW, (key[1] + u64::from(PHILOX_W1)) & LOW];
+            }
+            for (word, lanes) in words.iter_mut().zip(&x) {
+                for (w, &lane) in word[group..group + GROUP].iter_mut().zip(lanes) {
+                    *w = lane as u32;
+                }
             }
         }
         words
@@ -185,6 +192,19 @@ pub struct Stream {
     buffer: [u32; 4],
     /// ... of which this many have been used (4: none left).
     used: usize,
+}
+
+/// m as f64 for m < 2^53 (exact), from integer operations and two exact subtractions:
+/// (2^84 + 2^32 hi) - 2^84 and (2^52 + lo) - 2^52 for the high 21 and low 32 bits, whose sum
+/// m is representable, so rounds to itself. The same value as `m as f64`, but it vectorises
+/// on AVX2 and NEON, which have no 64-bit integer to double conversion (AVX-512DQ has one).
+#[inline(always)]
+fn exact_below_2_pow_53(m: u64) -> f64 {
+    const TWO_POW_52: f64 = 4_503_599_627_370_496.0;
+    const TWO_POW_84: f64 = 19_342_813_113_834_066_795_298_816.0;
+    let high = f64::from_bits(TWO_POW_84.to_bits() | (m >> 32)) - TWO_POW_84;
+    let low = f64::from_bits(TWO_POW_52.to_bits() | (m & 0xffff_ffff)) - TWO_POW_52;
+    high + low
 }
 
 impl Stream {
@@ -277,23 +297,23 @@ impl Stream {
             VectorIsa::Avx2 => return unsafe { self.fill_words_avx2(out) },
             VectorIsa::Baseline | VectorIsa::Neon => {}
         }
-        self.fill_words_lanes(out)
+        self.fill_words_lanes::<SMALL_GROUP>(out)
     }
 
     #[cfg(target_arch = "x86_64")]
     #[target_feature(enable = "avx512f,fma")]
     unsafe fn fill_words_avx512(&mut self, out: &mut [u32]) {
-        self.fill_words_lanes(out)
+        self.fill_words_lanes::<BATCH_BLOCKS>(out)
     }
 
     #[cfg(target_arch = "x86_64")]
     #[target_feature(enable = "avx2,fma")]
     unsafe fn fill_words_avx2(&mut self, out: &mut [u32]) {
-        self.fill_words_lanes(out)
+        self.fill_words_lanes::<SMALL_GROUP>(out)
     }
 
     #[inline(always)]
-    fn fill_words_lanes(&mut self, out: &mut [u32]) {
+    fn fill_words_lanes<const GROUP: usize>(&mut self, out: &mut [u32]) {
         // The rest of the current block, then BATCH_BLOCKS blocks at a time, then word by word.
         let mut filled = 0;
         while self.used < 4 && filled < out.len() {
@@ -302,7 +322,7 @@ impl Stream {
         }
         const BATCH_WORDS: usize = 4 * BATCH_BLOCKS;
         while out.len() - filled >= BATCH_WORDS {
-            let words = self.generator.blocks(self.next_block, self.stream);
+            let words = self.generator.blocks::<GROUP>(self.next_block, self.stream);
             for (j, block) in out[filled..filled + BATCH_WORDS].chunks_exact_mut(4).enumerate() {
                 for (w, word) in block.iter_mut().enumerate() {
                     *word = words[w][j];
@@ -327,36 +347,35 @@ impl Stream {
             VectorIsa::Avx2 => return unsafe { self.fill_uniform_avx2(out) },
             VectorIsa::Baseline | VectorIsa::Neon => {}
         }
-        self.fill_uniform_lanes(out)
+        self.fill_uniform_lanes::<SMALL_GROUP>(out)
     }
 
     #[cfg(target_arch = "x86_64")]
     #[target_feature(enable = "avx512f,avx512dq,fma")]
     unsafe fn fill_uniform_avx512(&mut self, out: &mut [f64]) {
-        self.fill_uniform_lanes(out)
+        self.fill_uniform_lanes::<BATCH_BLOCKS>(out)
     }
 
     #[cfg(target_arch = "x86_64")]
     #[target_feature(enable = "avx2,fma")]
     unsafe fn fill_uniform_avx2(&mut self, out: &mut [f64]) {
-        self.fill_uniform_lanes(out)
+        self.fill_uniform_lanes::<SMALL_GROUP>(out)
     }
 
     #[inline(always)]
-    fn fill_uniform_lanes(&mut self, out: &mut [f64]) {
+    fn fill_uniform_lanes<const GROUP: usize>(&mut self, out: &mut [f64]) {
         let mut done = 0;
         let mut words = [0u32; 2 * UNIFORM_BATCH];
         while done < out.len() {
             let n = (out.len() - done).min(UNIFORM_BATCH);
             let start = (self.next_block, self.used);
-            self.fill_words_lanes(&mut words[..2 * n]);
+            self.fill_words_lanes::<GROUP>(&mut words[..2 * n]);
             // Branch-free conversion; a zero (uniform() would draw again) is found afterwards.
             let mut any_zero = false;
             for (u, pair) in out[done..done + n].iter_mut().zip(words[..2 * n].chunks_exact(2)) {
                 let m = (u64::from(pair[0]) | (u64::from(pair[1]) << 32)) >> 11;
                 any_zero |= m == 0;
-                // m < 2^53: the signed conversion is exact.
-                *u = (m as i64) as f64 * TWO_POW_MINUS_53;
+                *u = exact_below_2_pow_53(m) * TWO_POW_MINUS_53;
             }
             if !any_zero {
                 done += n;
@@ -786,6 +805,21 @@ mod tests {
     /// ln k! by summing logarithms: slow and independent of the Stirling machinery.
     fn ln_factorial(k: u64) -> f64 {
         (2..=k).map(|j| (j as f64).ln()).sum()
+    }
+
+    /// The integer-to-double conversion of the batch uniforms equals the hardware one on the
+    /// edges of both halves and on a sweep of bit patterns.
+    #[test]
+    fn conversion_below_2_pow_53_is_exact() {
+        let edges = [0, 1, 2, 0xffff_ffff, 1 << 32, (1 << 32) + 1, (1 << 52) - 1, 1 << 52, (1 << 53) - 1];
+        let mut x = 0x9e37_79b9_7f4a_7c15u64;
+        let sweep = (0..100_000).map(|_| {
+            x = x.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1_442_695_040_888_963_407);
+            x >> 11
+        });
+        for m in edges.into_iter().chain(sweep) {
+            assert_eq!(exact_below_2_pow_53(m).to_bits(), (m as f64).to_bits(), "{m}");
+        }
     }
 
     #[test]

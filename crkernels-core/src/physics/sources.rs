@@ -280,7 +280,27 @@ impl SpatialDistribution {
     #[cfg(target_arch = "x86_64")]
     #[target_feature(enable = "avx2,fma")]
     unsafe fn sample_each_avx2(&self, uniforms: &[f64], distances_kpc: &mut [f64]) {
-        self.sample_each_branch_free(uniforms, distances_kpc)
+        let Some(inverse) = &self.inverse else {
+            return self.sample_each_branch_free(uniforms, distances_kpc);
+        };
+        // As on AVX-512: two passes over blocks of draws, 4 lanes at a time.
+        const BLOCK: usize = 256;
+        let (mut w, mut piece) = ([0.0; BLOCK], [0u64; BLOCK]);
+        let whole = uniforms.len() - uniforms.len() % 4;
+        for (s, u) in distances_kpc[..whole].chunks_mut(BLOCK).zip(uniforms[..whole].chunks(BLOCK)) {
+            let (w, piece) = (&mut w[..u.len()], &mut piece[..u.len()]);
+            for ((u, w), piece) in u.chunks_exact(4).zip(w.chunks_exact_mut(4)).zip(piece.chunks_exact_mut(4))
+            {
+                // SAFETY: AVX2 is enabled (the caller checked the CPU); the chunks hold 4
+                // values; the table's single_step holds (sample_each checked it).
+                unsafe { avx2::locate_4(inverse, u, w, piece) };
+            }
+            for ((s, w), piece) in s.chunks_exact_mut(4).zip(w.chunks_exact(4)).zip(piece.chunks_exact(4)) {
+                // SAFETY: as above; the pieces are in the table (locate_4).
+                unsafe { avx2::evaluate_4(inverse, self.s_max, w, piece, s) };
+            }
+        }
+        self.sample_each_branch_free(&uniforms[whole..], &mut distances_kpc[whole..])
     }
 
     /// The batch sample where the inverse table's guide is never more than one piece off.
@@ -578,6 +598,126 @@ mod avx512 {
                 q(s[1], s[5], high_half),
                 q(s[2], s[6], high_half),
                 q(s[3], s[7], high_half),
+            ]
+        }
+    }
+}
+
+/// The batch draw on AVX2, 4 lanes: the same operations as `Table::piece_one_step` and
+/// `Piece::eval_estrin` (the same bits). AVX2 has no double to 64-bit integer conversion, so
+/// the guide cell is the bits of floor(position) + 2^52; the coefficients of the four lanes'
+/// pieces are loaded as rows and transposed in registers (two 4 x 4 blocks).
+#[cfg(target_arch = "x86_64")]
+mod avx2 {
+    use super::{GUIDE_PIECE_MASK, INV_N, Piece, Table};
+    use core::arch::x86_64::*;
+    use core::mem::offset_of;
+
+    /// 2^52: floor(p) + 2^52 holds floor(p) in its low mantissa bits for 0 <= p < 2^52.
+    const TWO_POW_52: f64 = 4_503_599_627_370_496.0;
+
+    /// `w[l]` = sqrt(clamp(u[l], 0, 1)) and `piece[l]` = the piece holding it, l < 4.
+    ///
+    /// # Safety
+    /// AVX2 must be available; the slices hold at least 4 values; `table` has `single_step`.
+    #[inline]
+    #[target_feature(enable = "avx2")]
+    pub(super) unsafe fn locate_4(table: &Table<INV_N>, u: &[f64], w_out: &mut [f64], piece_out: &mut [u64]) {
+        unsafe {
+            let zero = _mm256_setzero_pd();
+            // clamp(u, 0, 1) with NaN kept (max and min return their second operand on NaN).
+            let u = _mm256_loadu_pd(u.as_ptr());
+            let w = _mm256_sqrt_pd(_mm256_min_pd(_mm256_set1_pd(1.0), _mm256_max_pd(zero, u)));
+            // The guide cell: the truncated position, 0 below lo or for NaN, at most cells - 1
+            // (clamped before the truncation, which commutes with it at an integer bound).
+            let position =
+                _mm256_mul_pd(_mm256_sub_pd(w, _mm256_set1_pd(table.lo)), _mm256_set1_pd(table.guide_scale));
+            let last_cell = _mm256_set1_pd((table.guide.len() - 1) as f64);
+            let position = _mm256_min_pd(_mm256_max_pd(position, zero), last_cell);
+            let shifted = _mm256_add_pd(_mm256_floor_pd(position), _mm256_set1_pd(TWO_POW_52));
+            let cell = _mm256_sub_epi64(
+                _mm256_castpd_si256(shifted),
+                _mm256_set1_epi64x(TWO_POW_52.to_bits() as i64),
+            );
+            // The piece: the cell's guide entry, one further where w is beyond its right end.
+            let entry = _mm256_i64gather_epi64::<8>(table.guide.as_ptr().cast(), cell);
+            let mask = _mm256_set1_epi64x(GUIDE_PIECE_MASK as i64);
+            let first = _mm256_and_si256(entry, mask);
+            let guide_right = _mm256_castsi256_pd(_mm256_andnot_si256(mask, entry));
+            // All ones (-1) where beyond: subtracting it adds one.
+            let beyond = _mm256_castpd_si256(_mm256_cmp_pd::<_CMP_GT_OQ>(w, guide_right));
+            let piece = _mm256_sub_epi64(first, beyond);
+            let last_piece = _mm256_set1_epi64x(table.pieces.len() as i64 - 1);
+            let piece = _mm256_blendv_epi8(piece, last_piece, _mm256_cmpgt_epi64(piece, last_piece));
+            _mm256_storeu_pd(w_out.as_mut_ptr(), w);
+            _mm256_storeu_si256(piece_out.as_mut_ptr().cast(), piece);
+        }
+    }
+
+    /// `s[l]` = the draw at w[l] on `piece[l]`, l < 4.
+    ///
+    /// # Safety
+    /// AVX2 must be available; the slices hold at least 4 values; the pieces are indices of
+    /// `table.pieces`.
+    #[inline]
+    #[target_feature(enable = "avx2")]
+    pub(super) unsafe fn evaluate_4(
+        table: &Table<INV_N>,
+        s_max: f64,
+        w: &[f64],
+        piece: &[u64],
+        s: &mut [f64],
+    ) {
+        unsafe {
+            let zero = _mm256_setzero_pd();
+            let w = _mm256_loadu_pd(w.as_ptr());
+            let piece_of = |lane: usize| table.pieces.get_unchecked(piece[lane] as usize);
+            // (center, inv_half_width) of each lane's piece as one 128-bit load.
+            const _: () =
+                assert!(offset_of!(Piece<INV_N>, inv_half_width) == offset_of!(Piece<INV_N>, center) + 8);
+            let pairs = |first: usize| {
+                let low = _mm_loadu_pd(&piece_of(first).center);
+                _mm256_insertf128_pd::<1>(
+                    _mm256_castpd128_pd256(low),
+                    _mm_loadu_pd(&piece_of(first + 1).center),
+                )
+            };
+            let (lanes_0_1, lanes_2_3) = (pairs(0), pairs(2));
+            // unpack gives lanes (0, 2, 1, 3); the permutation puts them in order.
+            let center = _mm256_permute4x64_pd::<0b11_01_10_00>(_mm256_unpacklo_pd(lanes_0_1, lanes_2_3));
+            let inv_half_width =
+                _mm256_permute4x64_pd::<0b11_01_10_00>(_mm256_unpackhi_pd(lanes_0_1, lanes_2_3));
+            let rows = |offset: usize| -> [__m256d; 4] {
+                core::array::from_fn(|lane| _mm256_loadu_pd(piece_of(lane).coefficients.as_ptr().add(offset)))
+            };
+            let [c0, c1, c2, c3] = transpose(rows(0));
+            let [c4, c5, c6, c7] = transpose(rows(4));
+            // Estrin, every product rounded separately (as Piece::eval_estrin).
+            let t = _mm256_mul_pd(_mm256_sub_pd(w, center), inv_half_width);
+            let t2 = _mm256_mul_pd(t, t);
+            let t4 = _mm256_mul_pd(t2, t2);
+            let pair = |a: __m256d, b: __m256d| _mm256_add_pd(a, _mm256_mul_pd(b, t));
+            let low = _mm256_add_pd(pair(c0, c1), _mm256_mul_pd(pair(c2, c3), t2));
+            let high = _mm256_add_pd(pair(c4, c5), _mm256_mul_pd(pair(c6, c7), t2));
+            let value = _mm256_add_pd(low, _mm256_mul_pd(high, t4));
+            // clamp(value, 0, s_max) with NaN kept.
+            let value = _mm256_min_pd(_mm256_set1_pd(s_max), _mm256_max_pd(zero, value));
+            _mm256_storeu_pd(s.as_mut_ptr(), value);
+        }
+    }
+
+    /// The 4 x 4 transpose: out[k][l] = rows[l][k].
+    #[inline(always)]
+    unsafe fn transpose(r: [__m256d; 4]) -> [__m256d; 4] {
+        unsafe {
+            // (r0[0], r1[0], r0[2], r1[2]) and so on, then 128-bit halves exchanged.
+            let (t0, t1) = (_mm256_unpacklo_pd(r[0], r[1]), _mm256_unpackhi_pd(r[0], r[1]));
+            let (t2, t3) = (_mm256_unpacklo_pd(r[2], r[3]), _mm256_unpackhi_pd(r[2], r[3]));
+            [
+                _mm256_permute2f128_pd::<0x20>(t0, t2),
+                _mm256_permute2f128_pd::<0x20>(t1, t3),
+                _mm256_permute2f128_pd::<0x31>(t0, t2),
+                _mm256_permute2f128_pd::<0x31>(t1, t3),
             ]
         }
     }
