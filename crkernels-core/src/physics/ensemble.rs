@@ -49,7 +49,7 @@ pub use device_tables::{CellForm, DeviceCell, DeviceTables, NO_CELL, Realisation
 use crate::batch::check_each;
 use crate::error::{Result, invalid, require_positive};
 use crate::math::simd::VectorIsa;
-use crate::math::{chebyshev, exp, exp_branchless, floor, ln, mul_add};
+use crate::math::{chebyshev, exp, exp_branchless, exp_branchless_f32, floor, ln, mul_add};
 use crate::physics::green::{FLUX_PER_DENSITY, SPEED_OF_LIGHT_KPC_PER_MYR, SourceSpectrum, halo_factor};
 use crate::physics::sources::{SpatialDistribution, SpatialModel};
 use crate::physics::transport::Transport;
@@ -71,6 +71,21 @@ pub struct EnsembleParams {
     pub poisson_count: bool,
     /// The source spectrum Q(E).
     pub spectrum: SourceSpectrum,
+}
+
+/// How the per-source terms of a realisation are evaluated.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Precision {
+    /// Binary64 throughout (the default): the polynomials within 3e-13 of the direct formula.
+    #[default]
+    Exact,
+    /// The terms of the plain fitted segments (all but the first 1/128 of the ages and the few
+    /// loose or direct bins) in binary32, each segment's sum accumulated in binary64: each
+    /// flux within 1e-5 relative of the exact tier's for the same sources (typically 1e-6), for
+    /// ensembles whose realisation-to-realisation spread is 10% to 100% (training sets,
+    /// quantile bands). Deterministic as the exact tier: the same bits on any thread count,
+    /// split and instruction set. See [`SinglePolynomials`] for the error budget.
+    F32,
 }
 
 /// ln A below which a contribution underflows to zero whatever the distance.
@@ -100,6 +115,9 @@ const LOG_AGE_BINS: usize = 64;
 const TWO_POW_52: f64 = 4_503_599_627_370_496.0;
 /// Sources per vector chunk: 8 f64 lanes (one AVX-512 register, two AVX2 registers).
 const LANES: usize = 8;
+/// Sources per chunk of the f32 tier: 16 binary32 lanes (two AVX2 registers; their binary64
+/// sums four).
+const F32_LANES: usize = 16;
 /// The largest energy grid of an ensemble (the age tables take 10 to 50 KB an energy, up to
 /// 1.8 MB; the GPU tables 32 KB more).
 pub const MAX_ENERGIES: usize = 1 << 14;
@@ -113,6 +131,15 @@ pub const MAX_YOUNG_SOURCES: usize = 1 << 27;
 /// Bytes of a workspace per young source: the draw's uniforms (24), the drawn sources (16),
 /// the bin (4), the sorted columns (32).
 pub const WORKSPACE_BYTES_PER_SOURCE: usize = 76;
+/// The extra bytes per young source of a [`Precision::F32`] workspace: the binary32 columns
+/// (bin, position in the bin, s^2).
+pub const WORKSPACE_BYTES_PER_SOURCE_F32: usize = 12;
+/// A binary32 exponent below this (relative to a segment's reference) may have lost its
+/// relative precision (e^-87 is near the smallest normal binary32 number, 1.2e-38).
+const F32_EXPONENT_FLOOR: f64 = -87.0;
+/// The f32 tier keeps an energy's sum where the terms that could have underflowed can move it
+/// by less than this fraction; otherwise the energy is summed by the exact tier.
+const F32_UNDERFLOW_FRACTION: f64 = 1e-7;
 
 /// ln A(t) and l^2(t) at one energy, by the direct formula (PHYSICS.md, "Green's function").
 #[derive(Clone, Copy, Debug)]
@@ -204,6 +231,48 @@ impl Segment {
     }
 }
 
+/// A plain fitted segment's polynomials for the [`Precision::F32`] tier. A source at local
+/// coordinate x and squared distance s^2 adds e^ref e^(da(x) - s^2 h(x)), with
+/// da = a - ref, ref the largest a on the segment (33 points), so that the binary32 exponent
+/// stays near or below 0 and carries no large constant. Error budget of one term (relative):
+/// the coefficients rounded to binary32 (6e-8 of the sum of their magnitudes in da and h), the
+/// local coordinate from the bin index and the position in the bin (2.4e-7 of the segment's
+/// width, times da' and s^2 h'), s^2 h to 1.2e-7 of itself, and e^y to 2.5e-7: about 1e-6 for
+/// the terms that dominate a flux (s^2 h below about 20).
+#[derive(Clone, Debug)]
+struct SinglePolynomials {
+    /// da and h in x, binary32.
+    polynomials: [[f32; CELL_POINTS]; 2],
+    /// e^ref.
+    scale: f64,
+    /// e^(ref + F32_EXPONENT_FLOOR): a bound of one term whose binary32 exponent underflowed.
+    underflow_bound: f64,
+}
+
+impl SinglePolynomials {
+    /// The binary32 form of a plain fitted segment, None where e^ref is not a finite binary64.
+    fn new(polynomials: &Polynomials) -> Option<Self> {
+        const POINTS: usize = 33;
+        let reference = (0..POINTS)
+            .map(|k| estrin(&polynomials[0], -1.0 + 2.0 * k as f64 / (POINTS - 1) as f64))
+            .fold(f64::NEG_INFINITY, f64::max);
+        let scale = exp(reference);
+        if !(scale.is_finite() && scale > 0.0) {
+            return None;
+        }
+        let mut single = [[0.0f32; CELL_POINTS]; 2];
+        for (k, (a, h)) in polynomials[0].iter().zip(&polynomials[1]).enumerate() {
+            single[0][k] = (if k == 0 { a - reference } else { *a }) as f32;
+            single[1][k] = *h as f32;
+        }
+        Some(SinglePolynomials {
+            polynomials: single,
+            scale,
+            underflow_bound: exp(reference + F32_EXPONENT_FLOOR),
+        })
+    }
+}
+
 /// The age profile of one energy on the shared bins.
 #[derive(Clone, Debug)]
 struct AgeProfile {
@@ -217,6 +286,9 @@ struct AgeProfile {
     unfitted: Vec<usize>,
     /// Per segment, the map from age to its polynomials' coordinate.
     local: Vec<LocalCoordinate>,
+    /// Per segment, its binary32 polynomials where the ensemble is [`Precision::F32`] and the
+    /// segment is plain and fitted (empty for the exact tier).
+    single: Vec<Option<SinglePolynomials>>,
 }
 
 impl AgeProfile {
@@ -240,7 +312,19 @@ impl AgeProfile {
                 index: (segment.first_bin / segment.bins) as f64,
             })
             .collect();
-        AgeProfile { energy_gev, ln_rate, max_age_myr, segments, unfitted, local }
+        AgeProfile { energy_gev, ln_rate, max_age_myr, segments, unfitted, local, single: Vec::new() }
+    }
+
+    /// Adds the binary32 polynomials of the [`Precision::F32`] tier.
+    fn add_single_precision(&mut self) {
+        self.single = self
+            .segments
+            .iter()
+            .map(|segment| match (segment.fitted(), segment.form) {
+                (Some(polynomials), Form::Plain) => SinglePolynomials::new(polynomials),
+                _ => None,
+            })
+            .collect();
     }
 
     /// The heap memory of the profile [bytes].
@@ -248,6 +332,7 @@ impl AgeProfile {
         self.segments.capacity() * core::mem::size_of::<Segment>()
             + self.unfitted.capacity() * core::mem::size_of::<usize>()
             + self.local.capacity() * core::mem::size_of::<LocalCoordinate>()
+            + self.single.capacity() * core::mem::size_of::<Option<SinglePolynomials>>()
     }
 }
 
@@ -488,6 +573,8 @@ pub struct Ensemble {
     log_age_bins: usize,
     /// The vector instruction set the evaluation runs on.
     isa: VectorIsa,
+    /// How the terms are evaluated.
+    precision: Precision,
 }
 
 /// The uniforms of a realisation's draw.
@@ -518,6 +605,11 @@ pub struct Workspace {
     ln_age: Vec<f64>,
     inverse_age: Vec<f64>,
     distance2: Vec<f64>,
+    /// The f32 tier's columns (empty for the exact tier): each sorted source's age bin (an
+    /// integer, exact), its position in the bin, t / width - bin in [0, 1], and s^2 [kpc^2].
+    bin_f32: Vec<f32>,
+    position_f32: Vec<f32>,
+    distance2_f32: Vec<f32>,
 }
 
 impl Ensemble {
@@ -529,6 +621,16 @@ impl Ensemble {
     /// [`MAX_ENERGIES`] energies; more young sources than [`MAX_YOUNG_SOURCES`] allows; age
     /// tables beyond [`MAX_TABLE_BYTES`] (found while building them).
     pub fn new(transport: &Transport, params: &EnsembleParams, energies_gev: &[f64]) -> Result<Self> {
+        Self::new_with_precision(transport, params, energies_gev, Precision::Exact)
+    }
+
+    /// [`Ensemble::new`] with the terms evaluated at `precision` (the same sources either way).
+    pub fn new_with_precision(
+        transport: &Transport,
+        params: &EnsembleParams,
+        energies_gev: &[f64],
+        precision: Precision,
+    ) -> Result<Self> {
         require_positive("supernova rate R_SN [1/Myr]", params.sn_rate_per_myr)?;
         require_positive("oldest age t_max [Myr]", params.t_max_myr)?;
         require_positive("largest distance s_max [kpc]", params.s_max_kpc)?;
@@ -565,7 +667,10 @@ impl Ensemble {
         let mut profiles: Vec<AgeProfile> = Vec::with_capacity(energies_gev.len());
         let mut table_bytes = 0usize;
         for &e in energies_gev {
-            let profile = AgeProfile::build(transport, &params.spectrum, e, bin_width_myr);
+            let mut profile = AgeProfile::build(transport, &params.spectrum, e, bin_width_myr);
+            if precision == Precision::F32 {
+                profile.add_single_precision();
+            }
             table_bytes =
                 table_bytes.saturating_add(profile.heap_bytes() + core::mem::size_of::<AgeProfile>());
             if table_bytes > MAX_TABLE_BYTES {
@@ -596,7 +701,13 @@ impl Ensemble {
             profiles,
             log_age_bins,
             isa: VectorIsa::selected()?,
+            precision,
         })
+    }
+
+    /// How the terms are evaluated.
+    pub fn precision(&self) -> Precision {
+        self.precision
     }
 
     /// The energy grid [GeV].
@@ -614,13 +725,16 @@ impl Ensemble {
         self.young_age_myr
     }
 
-    /// A bound of the memory of one realisation's [`Workspace`] [bytes]: 76 bytes for each of
-    /// N_young + 8 sqrt(N_young) + 8 sources (N_young the expected number of young sources),
-    /// plus 64 KiB. At most about 10 GiB ([`MAX_YOUNG_SOURCES`]).
+    /// A bound of the memory of one realisation's [`Workspace`] [bytes]: 76 bytes (88 for the
+    /// f32 tier) for each of N_young + 8 sqrt(N_young) + 8 sources (N_young the expected number
+    /// of young sources), plus 64 KiB. At most about 10 GiB ([`MAX_YOUNG_SOURCES`]).
     pub fn workspace_bytes_bound(&self) -> usize {
         let (_, bound) = young_sources(&self.params, self.mean_sources, self.young_age_myr);
-        (WORKSPACE_BYTES_PER_SOURCE as f64 * bound) as usize
-            + 2 * (AGE_BINS + 2) * core::mem::size_of::<u32>()
+        let per_source = match self.precision {
+            Precision::Exact => WORKSPACE_BYTES_PER_SOURCE,
+            Precision::F32 => WORKSPACE_BYTES_PER_SOURCE + WORKSPACE_BYTES_PER_SOURCE_F32,
+        };
+        (per_source as f64 * bound) as usize + 2 * (AGE_BINS + 2) * core::mem::size_of::<u32>()
     }
 
     /// The number of young sources: the first draw of a realisation's stream.
@@ -701,8 +815,18 @@ impl Ensemble {
     fn realisation_lanes(&self, work: &mut Workspace, seed: u64, realisation: u64, flux: &mut [f64]) {
         self.draw(seed, realisation, &mut work.scratch, &mut work.drawn);
         self.sort_into_bins(work);
-        for (out, profile) in flux.iter_mut().zip(&self.profiles) {
-            *out = self.energy_sum(profile, work);
+        match self.precision {
+            Precision::Exact => {
+                for (out, profile) in flux.iter_mut().zip(&self.profiles) {
+                    *out = self.energy_sum(profile, work);
+                }
+            }
+            Precision::F32 => {
+                self.single_precision_columns(work);
+                for (out, profile) in flux.iter_mut().zip(&self.profiles) {
+                    *out = self.energy_sum_f32(profile, work);
+                }
+            }
         }
     }
 
@@ -782,8 +906,19 @@ impl Ensemble {
                 polynomial_sum(segment.form, polynomials, local, work, range, &mut partial);
             }
         }
-        let mut total = lane_total(&partial);
-        let fitted_total = total;
+        let fitted_total = lane_total(&partial);
+        self.add_unfitted(profile, work, fitted_total)
+    }
+
+    /// `fitted_total` (the sum of the fitted segments) plus the loose and direct bins that can
+    /// matter next to it, added one by one.
+    #[inline(always)]
+    fn add_unfitted(&self, profile: &AgeProfile, work: &Workspace, fitted_total: f64) -> f64 {
+        let sources_of = |segment: &Segment| {
+            work.bin_start[segment.first_bin] as usize
+                ..work.bin_start[segment.first_bin + segment.bins] as usize
+        };
+        let mut total = fitted_total;
         for &i in &profile.unfitted {
             let (segment, local) = (&profile.segments[i], profile.local[i]);
             let range = sources_of(segment);
@@ -803,6 +938,71 @@ impl Ensemble {
             }
         }
         total
+    }
+
+    /// The f32 tier's columns of the sorted sources: bin, position in the bin and s^2 in
+    /// binary32 (the bin and position from the same t / width as the sort's), with LANES
+    /// entries of padding.
+    #[inline(always)]
+    fn single_precision_columns(&self, work: &mut Workspace) {
+        let Workspace { age, distance2, bin_start, bin_f32, position_f32, distance2_f32, .. } = work;
+        let n = bin_start[AGE_BINS] as usize;
+        let inverse_width = 1.0 / self.bin_width_myr;
+        let last = (AGE_BINS - 1) as f64;
+        for column in [&mut *bin_f32, &mut *position_f32, &mut *distance2_f32] {
+            column.resize(n + F32_LANES, 0.0);
+        }
+        let (bins, positions, squares) = (&mut bin_f32[..n], &mut position_f32[..n], &mut distance2_f32[..n]);
+        for (((b, p), d), (&t, &s2)) in bins
+            .iter_mut()
+            .zip(positions.iter_mut())
+            .zip(squares.iter_mut())
+            .zip(age.iter().zip(distance2.iter()))
+        {
+            let v = t * inverse_width;
+            let bin = floor(v.min(last));
+            (*b, *p, *d) = (bin as f32, (v - bin) as f32, s2 as f32);
+        }
+    }
+
+    /// [`Self::energy_sum`] with the plain fitted segments in binary32 ([`Precision::F32`]);
+    /// the energy is summed by the exact tier where terms that underflowed in binary32 could
+    /// move it by F32_UNDERFLOW_FRACTION.
+    #[inline(always)]
+    fn energy_sum_f32(&self, profile: &AgeProfile, work: &Workspace) -> f64 {
+        let sources_of = |segment: &Segment| {
+            work.bin_start[segment.first_bin] as usize
+                ..work.bin_start[segment.first_bin + segment.bins] as usize
+        };
+        let columns = SingleColumns {
+            bin: &work.bin_f32,
+            position: &work.position_f32,
+            distance2: &work.distance2_f32,
+        };
+        let mut partial = [0.0; LANES];
+        let (mut single_total, mut underflow_bound) = (0.0, 0.0);
+        for ((segment, &local), single) in profile.segments.iter().zip(&profile.local).zip(&profile.single) {
+            let range = sources_of(segment);
+            if range.is_empty() {
+                continue;
+            }
+            match (single, segment.fitted()) {
+                (Some(single), _) => {
+                    let count = range.len() as f64;
+                    single_total += single.scale * segment_sum_f32(single, segment, &columns, range);
+                    underflow_bound += count * single.underflow_bound;
+                }
+                (None, Some(polynomials)) => {
+                    polynomial_sum(segment.form, polynomials, local, work, range, &mut partial)
+                }
+                (None, None) => {}
+            }
+        }
+        let fitted_total = lane_total(&partial) + single_total;
+        if underflow_bound > F32_UNDERFLOW_FRACTION * fitted_total {
+            return self.energy_sum(profile, work);
+        }
+        self.add_unfitted(profile, work, fitted_total)
     }
 
     /// The direct formula over the sources `range` (ages beyond max_age add exactly zero).
@@ -922,6 +1122,78 @@ fn segment_sum<const LOG_AGE: bool>(
     *partial = sums;
 }
 
+/// The f32 tier's sorted source columns (see [`Workspace`]), with LANES entries of padding.
+#[derive(Clone, Copy, Debug)]
+struct SingleColumns<'a> {
+    bin: &'a [f32],
+    position: &'a [f32],
+    distance2: &'a [f32],
+}
+
+/// The sum of e^(da - s^2 h) over the sources `range` of a plain fitted segment in binary32
+/// (see [`SinglePolynomials`]), accumulated per lane in binary64, the lanes of the last chunk
+/// past the segment's end masked to zero (the same order on every machine and instruction set).
+#[inline(always)]
+#[allow(clippy::needless_range_loop)] // lane l of several arrays at once
+fn segment_sum_f32(
+    single: &SinglePolynomials,
+    segment: &Segment,
+    columns: &SingleColumns,
+    range: core::ops::Range<usize>,
+) -> f64 {
+    const LANE_INDEX: [f64; F32_LANES] = {
+        let mut index = [0.0; F32_LANES];
+        let mut l = 0;
+        while l < F32_LANES {
+            index[l] = l as f64;
+            l += 1;
+        }
+        index
+    };
+    // x = (2 / bins) ((bin - first_bin) + position) - 1: the difference of bins is exact.
+    let first_bin = segment.first_bin as f32;
+    let scale = 2.0 / segment.bins as f32;
+    let [da, h] = &single.polynomials;
+    let mut sums = [0.0f64; F32_LANES];
+    let mut remaining = range.len() as f64;
+    for start in range.step_by(F32_LANES) {
+        let lanes = |column: &[f32]| -> [f32; F32_LANES] {
+            let mut lanes = [0.0; F32_LANES];
+            lanes.copy_from_slice(&column[start..start + F32_LANES]);
+            lanes
+        };
+        let (bin, position, distance2) =
+            (lanes(columns.bin), lanes(columns.position), lanes(columns.distance2));
+        // The binary32 terms first, then their binary64 sums: one loop of each width, so that
+        // both fill whole vector registers.
+        let mut terms = [0.0f32; F32_LANES];
+        for l in 0..F32_LANES {
+            let x = ((bin[l] - first_bin) + position[l]) * scale - 1.0;
+            terms[l] = exp_branchless_f32(estrin_f32(da, x) - distance2[l] * estrin_f32(h, x));
+        }
+        for l in 0..F32_LANES {
+            sums[l] += if LANE_INDEX[l] < remaining { f64::from(terms[l]) } else { 0.0 };
+        }
+        remaining -= F32_LANES as f64;
+    }
+    let (low, high) = sums.split_at(LANES);
+    let mut halves = [0.0; LANES];
+    for ((sum, &a), &b) in halves.iter_mut().zip(low).zip(high) {
+        *sum = a + b;
+    }
+    lane_total(&halves)
+}
+
+/// [`estrin`] in binary32 with separate products and sums (the same bits with or without FMA).
+#[inline(always)]
+fn estrin_f32(c: &[f32; CELL_POINTS], x: f32) -> f32 {
+    let x2 = x * x;
+    let x4 = x2 * x2;
+    let low = (c[0] + c[1] * x) + (c[2] + c[3] * x) * x2;
+    let high = ((c[4] + c[5] * x) + (c[6] + c[7] * x) * x2) + c[8] * x4;
+    low + high * x4
+}
+
 /// The sum of the lane sums, in a fixed order. Not inlined: the loops above then keep their
 /// lane sums in one vector register instead of the pairs this order suggests.
 #[inline(never)]
@@ -1016,6 +1288,15 @@ mod tests {
             ensemble.isa = isa;
             let flux = flux_on(&ensemble);
             assert!(flux.iter().zip(&widest).all(|(a, b)| a.to_bits() == b.to_bits()), "{isa:?}");
+        }
+        // The f32 tier too.
+        let mut single =
+            Ensemble::new_with_precision(&ensemble.transport, &ensemble.params, &energies, Precision::F32).unwrap();
+        let widest = flux_on(&single);
+        for isa in VectorIsa::available() {
+            single.isa = isa;
+            let flux = flux_on(&single);
+            assert!(flux.iter().zip(&widest).all(|(a, b)| a.to_bits() == b.to_bits()), "f32 tier, {isa:?}");
         }
     }
 }
