@@ -909,6 +909,11 @@ typedef struct crk_made_epoch_report {
 } crk_made_epoch_report;
 
 /*
+ How an ensemble evaluates its per-source terms (one of the CRK_PRECISION_* constants).
+ */
+typedef int32_t crk_precision;
+
+/*
  Success.
  */
 #define CRK_OK 0
@@ -973,6 +978,21 @@ typedef struct crk_made_epoch_report {
  The four-arm spiral model of Ahlers, Mertsch & Sarkar (2009).
  */
 #define CRK_SPATIAL_SPIRAL_ARMS 2
+
+/*
+ Binary64 throughout: each flux within 1e-12 of the direct sum over its sources (the
+ default, and what crk_ensemble_new builds).
+ */
+#define CRK_PRECISION_EXACT 0
+
+/*
+ The per-source terms of all but the youngest ages in binary32, accumulated in binary64:
+ each flux within 1e-5 relative of the exact tier's for the same sources (1.5e-6 in the
+ tests), for training sets and quantile bands, where realisations differ by 10% to 100%.
+ The same sources as the exact tier, and the same bits on any thread count, split and
+ instruction set. CPU only: the GPU functions refuse such a handle.
+ */
+#define CRK_PRECISION_F32 1
 
 /*
  Thomson limit, b = (4/3) sigma_T c gamma^2 (sum U_r + U_B).
@@ -1089,6 +1109,16 @@ const char *crk_last_error_message(void);
 const char *crk_version(void);
 
 /*
+ The vector instruction set the kernels use, as a static string: "baseline", "avx2",
+ "avx512" or "neon". It is the widest set the CPU has, or the one the environment variable
+ CRKERNELS_ISA names (read once, at the first call into the library). Where CRKERNELS_ISA
+ names an unknown set or one this CPU cannot run, every fallible call fails with
+ CRK_ERR_INVALID_ARGUMENT and a message naming the value and the sets available, and this
+ returns "baseline". Never NULL.
+ */
+const char *crk_vector_isa(void);
+
+/*
  Fills `options` with the defaults: the SECRET paper's classifier (one hidden layer of 32
  ReLU units, sigmoid output, binary cross-entropy, 100 epochs, Adam at 1e-3), minibatch 50,
  no early stopping, an 80/10/10 train/validation/test split, seed 0. NULL is a no-op.
@@ -1192,6 +1222,27 @@ crk_status crk_ensemble_new(const struct crk_transport *tr,
                             const double *energy_GeV,
                             size_t n_energies,
                             struct crk_ensemble **out);
+
+/*
+ crk_ensemble_new with the per-source terms evaluated at `precision` (CRK_PRECISION_EXACT or
+ CRK_PRECISION_F32). crk_ensemble_run, crk_ensemble_sources and crk_ensemble_free work on
+ either kind of handle; the GPU functions need an exact one.
+
+ Errors: crk_ensemble_new's; CRK_ERR_INVALID_ARGUMENT for an unknown precision.
+
+ Memory: crk_ensemble_new's, plus about 80 bytes a segment of the age tables for
+ CRK_PRECISION_F32, and 12 more bytes per young source in each run's workspace (88 instead
+ of 76).
+
+ # Safety
+ As crk_ensemble_new.
+ */
+crk_status crk_ensemble_new_with_precision(const struct crk_transport *tr,
+                                           const struct crk_ensemble_params *params,
+                                           const double *energy_GeV,
+                                           size_t n_energies,
+                                           int32_t precision,
+                                           struct crk_ensemble **out);
 
 /*
  Runs realisations first_realisation .. first_realisation + n_realisations - 1 into `flux`

@@ -90,6 +90,9 @@ inline const char *last_error_message() noexcept { return ::crk_last_error_messa
 /// Wraps crk_version.
 inline const char *version() noexcept { return ::crk_version(); }
 
+/// Wraps crk_vector_isa.
+inline const char *vector_isa() noexcept { return ::crk_vector_isa(); }
+
 /// Wraps crk_two_sample_options_default.
 inline void two_sample_options_default(crk_two_sample_options *options) noexcept { ::crk_two_sample_options_default(options); }
 
@@ -1198,6 +1201,13 @@ private:
 inline ensemble ensemble_new(const crk_transport *tr, const crk_ensemble_params *params, const double *energy_GeV, size_t n_energies) {
     crk_ensemble *out = nullptr;
     detail::check(::crk_ensemble_new(tr, params, energy_GeV, n_energies, &out), "crk_ensemble_new");
+    return ensemble(out);
+}
+
+/// Wraps crk_ensemble_new_with_precision; the result owns the new handle.
+inline ensemble ensemble_new_with_precision(const crk_transport *tr, const crk_ensemble_params *params, const double *energy_GeV, size_t n_energies, int32_t precision) {
+    crk_ensemble *out = nullptr;
+    detail::check(::crk_ensemble_new_with_precision(tr, params, energy_GeV, n_energies, precision, &out), "crk_ensemble_new_with_precision");
     return ensemble(out);
 }
 

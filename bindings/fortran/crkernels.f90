@@ -60,6 +60,8 @@ module crkernels
   integer(c_int32_t), parameter :: CRK_SPATIAL_UNIFORM_DISC = 0
   integer(c_int32_t), parameter :: CRK_SPATIAL_RADIAL_CB98 = 1
   integer(c_int32_t), parameter :: CRK_SPATIAL_SPIRAL_ARMS = 2
+  integer(c_int32_t), parameter :: CRK_PRECISION_EXACT = 0
+  integer(c_int32_t), parameter :: CRK_PRECISION_F32 = 1
   integer(c_int32_t), parameter :: CRK_LOSS_THOMSON = 0
   integer(c_int32_t), parameter :: CRK_LOSS_KN_EXPANSION = 1
   integer(c_int32_t), parameter :: CRK_LOSS_KN_EXACT = 2
@@ -304,6 +306,11 @@ module crkernels
       import
       type(c_ptr) :: crk_version
     end function crk_version
+    function crk_vector_isa() &
+        bind(C, name="crk_vector_isa")
+      import
+      type(c_ptr) :: crk_vector_isa
+    end function crk_vector_isa
     subroutine crk_two_sample_options_default(options) &
         bind(C, name="crk_two_sample_options_default")
       import
@@ -355,6 +362,17 @@ module crkernels
       type(c_ptr), intent(out) :: out
       integer(c_int32_t) :: crk_ensemble_new
     end function crk_ensemble_new
+    function crk_ensemble_new_with_precision(tr, params, energy_GeV, n_energies, precision, out) &
+        bind(C, name="crk_ensemble_new_with_precision")
+      import
+      type(c_ptr), value :: tr
+      type(crk_ensemble_params), intent(in) :: params
+      real(c_double), intent(in) :: energy_GeV(*)
+      integer(c_size_t), value :: n_energies
+      integer(c_int32_t), value :: precision
+      type(c_ptr), intent(out) :: out
+      integer(c_int32_t) :: crk_ensemble_new_with_precision
+    end function crk_ensemble_new_with_precision
     function crk_ensemble_run(ensemble, seed, first_realisation, n_realisations, n_threads, &
         flux, progress, user_data) &
         bind(C, name="crk_ensemble_run")

@@ -13,7 +13,7 @@
 
 use std::sync::OnceLock;
 
-use crate::physics::ensemble::{DeviceTables, Ensemble};
+use crate::physics::ensemble::{DeviceTables, Ensemble, Precision};
 use crate::{Error, Result};
 
 #[cfg(feature = "cuda")]
@@ -123,6 +123,13 @@ impl GpuEnsemble {
         first.checked_add(n as u64).ok_or_else(|| {
             Error::InvalidArgument(format!("realisations {first} + {n} pass the end of the stream numbers"))
         })?;
+        if self.ensemble.precision() != Precision::Exact {
+            return Err(Error::InvalidArgument(
+                "the GPU path computes the exact tier only: build the ensemble with the exact precision \
+                 (CRK_PRECISION_EXACT) for GPU runs, or run this f32-tier ensemble on the CPU"
+                    .into(),
+            ));
+        }
         #[cfg(feature = "cuda")]
         {
             let gpu = Gpu::get(device)?;

@@ -92,6 +92,32 @@ int main(void) {
         }
     }
 
+    /* The f32 tier: the same sources, each flux within 1e-5 of the exact tier's, the same bits
+       on one and two threads; an unknown precision is refused. */
+    {
+        crk_ensemble *single = NULL, *refused = (crk_ensemble *)&calls;
+        double one[4 * N_E], two[4 * N_E];
+        size_t n_single = 0;
+        CHECK(crk_ensemble_new_with_precision(tr, &params, energy, N_E, CRK_PRECISION_F32, &single) == CRK_OK,
+              "f32 ensemble: %s", crk_last_error_message());
+        CHECK(crk_ensemble_run(single, 42, 10, 4, 1, one, NULL, NULL) == CRK_OK, "f32 run");
+        CHECK(crk_ensemble_run(single, 42, 10, 4, 2, two, NULL, NULL) == CRK_OK, "f32 run, 2 threads");
+        CHECK(memcmp(one, two, sizeof one) == 0, "f32 tier: thread count changed the result");
+        for (i = 0; i < 4 * N_E; ++i)
+            CHECK(fabs(one[i] / flux[i] - 1.0) < 1e-5, "f32 value %zu: %.17g vs %.17g", i, one[i], flux[i]);
+        CHECK(crk_ensemble_sources(single, 42, 12, NULL, NULL, 0, &n_single) == CRK_OK && n_single == n_sources,
+              "f32 tier: %zu sources, exact %zu", n_single, n_sources);
+        crk_ensemble_free(single);
+        expect_error(crk_ensemble_new_with_precision(tr, &params, energy, N_E, 2, &refused),
+                     CRK_ERR_INVALID_ARGUMENT, "unknown precision");
+        CHECK(refused == NULL, "a refused handle is set to NULL");
+        CHECK(crk_ensemble_new_with_precision(tr, &params, energy, N_E, CRK_PRECISION_EXACT, &single) == CRK_OK,
+              "exact ensemble");
+        CHECK(crk_ensemble_run(single, 42, 10, 4, 2, two, NULL, NULL) == CRK_OK, "exact run");
+        CHECK(memcmp(flux, two, sizeof two) == 0, "CRK_PRECISION_EXACT differs from crk_ensemble_new");
+        crk_ensemble_free(single);
+    }
+
     /* Bad input. */
     expect_error(crk_ensemble_generate(NULL, &params, energy, N_E, 1, 0, 1, 1, flux), CRK_ERR_NULL_POINTER, "null tr");
     expect_error(crk_ensemble_generate(tr, NULL, energy, N_E, 1, 0, 1, 1, flux), CRK_ERR_NULL_POINTER, "null params");

@@ -31,6 +31,8 @@ const CRK_ERR_CANCELLED = 9
 const CRK_SPATIAL_UNIFORM_DISC = 0
 const CRK_SPATIAL_RADIAL_CB98 = 1
 const CRK_SPATIAL_SPIRAL_ARMS = 2
+const CRK_PRECISION_EXACT = 0
+const CRK_PRECISION_F32 = 1
 const CRK_LOSS_THOMSON = 0
 const CRK_LOSS_KN_EXPANSION = 1
 const CRK_LOSS_KN_EXACT = 2
@@ -59,6 +61,7 @@ const crk_isrf_preset = Int32
 const crk_activation = Int32
 const crk_abscissa = Int32
 const crk_weighting = Int32
+const crk_precision = Int32
 
 # Opaque handles (used as Ptr{Cvoid}) and callbacks (Ptr{Cvoid}, from @cfunction)
 const crk_ensemble = Cvoid
@@ -293,6 +296,10 @@ function crk_version()
     @ccall libcrkernels.crk_version()::Cstring
 end
 
+function crk_vector_isa()
+    @ccall libcrkernels.crk_vector_isa()::Cstring
+end
+
 function crk_two_sample_options_default(options)
     @ccall libcrkernels.crk_two_sample_options_default(options::Ptr{crk_two_sample_options})::Cvoid
 end
@@ -311,6 +318,10 @@ end
 
 function crk_ensemble_new(tr, params, energy_GeV, n_energies, out)
     @ccall libcrkernels.crk_ensemble_new(tr::Ptr{Cvoid}, params::Ptr{crk_ensemble_params}, energy_GeV::Ptr{Cdouble}, n_energies::Csize_t, out::Ptr{Ptr{Cvoid}})::crk_status
+end
+
+function crk_ensemble_new_with_precision(tr, params, energy_GeV, n_energies, precision, out)
+    @ccall libcrkernels.crk_ensemble_new_with_precision(tr::Ptr{Cvoid}, params::Ptr{crk_ensemble_params}, energy_GeV::Ptr{Cdouble}, n_energies::Csize_t, precision::Int32, out::Ptr{Ptr{Cvoid}})::crk_status
 end
 
 function crk_ensemble_run(ensemble, seed, first_realisation, n_realisations, n_threads, flux, progress, user_data)
@@ -805,11 +816,13 @@ end
 const C_FUNCTIONS = (
     :crk_last_error_message,
     :crk_version,
+    :crk_vector_isa,
     :crk_two_sample_options_default,
     :crk_two_sample_test,
     :crk_flux_from_sources,
     :crk_source_spectrum_from_energy,
     :crk_ensemble_new,
+    :crk_ensemble_new_with_precision,
     :crk_ensemble_run,
     :crk_ensemble_generate,
     :crk_ensemble_sources,

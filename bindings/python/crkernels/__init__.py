@@ -23,6 +23,7 @@ from ._native import (
     Panic,
     last_error_message,
     library_path,
+    vector_isa,
     version,
 )
 from .classifier import two_sample_options_default, two_sample_test
@@ -43,6 +44,9 @@ from .conv import (
     pool2d_output_shape,
 )
 from .ensemble import (
+    CRK_PRECISION_EXACT,
+    CRK_PRECISION_F32,
+    PRECISIONS,
     Ensemble,
     SourceSpectrum,
     device_count,
@@ -61,12 +65,12 @@ __version__ = version()
 
 __all__ = [
     "LIBRARY_PATH", "Cancelled", "Device", "Error", "Format", "InvalidArgument", "Io", "NoDevice",
-    "NullPointer", "OutOfDomain", "Panic", "last_error_message", "library_path", "version",
+    "NullPointer", "OutOfDomain", "Panic", "last_error_message", "library_path", "vector_isa", "version",
     "two_sample_options_default", "two_sample_test",
     "avgpool1d", "avgpool2d", "conv1d", "conv1d_gpu", "conv1d_gpu_device", "conv1d_output_length", "conv2d", "conv2d_gpu",
     "conv2d_gpu_device",
     "conv2d_output_shape", "global_avgpool", "maxpool1d", "maxpool2d", "pool2d_output_shape",
-    "Ensemble", "SourceSpectrum", "device_count", "device_info", "flux_from_sources", "generate",
+    "CRK_PRECISION_EXACT", "CRK_PRECISION_F32", "PRECISIONS", "Ensemble", "SourceSpectrum", "device_count", "device_info", "flux_from_sources", "generate",
     "generate_gpu", "Losses", "isrf_preset_components", "Made", "Transport",
     "MadeTrainer", "train_made", "train_options_default", "pipeline",
 ]

@@ -237,6 +237,8 @@ _lib.crk_last_error_message.argtypes = []
 _lib.crk_last_error_message.restype = c_char_p
 _lib.crk_version.argtypes = []
 _lib.crk_version.restype = c_char_p
+_lib.crk_vector_isa.argtypes = []
+_lib.crk_vector_isa.restype = c_char_p
 
 # losses
 _lib.crk_losses_new.argtypes = [c_int32, POINTER(crk_photon_field), c_size_t, c_double, POINTER(_H)]
@@ -273,6 +275,8 @@ _lib.crk_source_spectrum_from_energy.argtypes = [c_double, c_double, c_double, c
 _lib.crk_source_spectrum_from_energy.restype = _S
 _lib.crk_ensemble_new.argtypes = [_H, POINTER(crk_ensemble_params), _D, c_size_t, POINTER(_H)]
 _lib.crk_ensemble_new.restype = _S
+_lib.crk_ensemble_new_with_precision.argtypes = [_H, POINTER(crk_ensemble_params), _D, c_size_t, c_int32, POINTER(_H)]
+_lib.crk_ensemble_new_with_precision.restype = _S
 _lib.crk_ensemble_run.argtypes = [_H, c_uint64, c_uint64, c_size_t, c_size_t, _D, crk_progress_fn, c_void_p]
 _lib.crk_ensemble_run.restype = _S
 _lib.crk_ensemble_generate.argtypes = [_H, POINTER(crk_ensemble_params), _D, c_size_t, c_uint64, c_uint64, c_size_t, c_size_t, _D]
@@ -403,6 +407,13 @@ def last_error_message():
 def version():
     """The library version, "MAJOR.MINOR.PATCH" (crk_version)."""
     return _lib.crk_version().decode("ascii")
+
+
+def vector_isa():
+    """The vector instruction set the kernels use: "baseline", "avx2", "avx512" or "neon"
+    (crk_vector_isa; the environment variable CRKERNELS_ISA, read at the first call into the
+    library, overrides the widest set the CPU has)."""
+    return _lib.crk_vector_isa().decode("ascii")
 
 
 def check(status, name=""):

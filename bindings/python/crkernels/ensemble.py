@@ -150,22 +150,39 @@ def device_info(device=0):
     }
 
 
+CRK_PRECISION_EXACT = 0
+CRK_PRECISION_F32 = 1
+#: The precisions of Ensemble by name.
+PRECISIONS = {"exact": CRK_PRECISION_EXACT, "f32": CRK_PRECISION_F32}
+
+
 class Ensemble(_native.Handle):
     """A source population on an energy grid [GeV] with its age tables built once
     (crk_ensemble_new): sn_rate_per_Myr [1/Myr], t_max_Myr [Myr], s_max_kpc [kpc],
     spectrum (SourceSpectrum), spatial ("uniform_disc", "radial_cb98", "spiral_arms" or a
-    CRK_SPATIAL_* code), poisson_count (False: R_SN t_max P(s < s_max) sources).
-    Release with close() or a ``with`` block.
+    CRK_SPATIAL_* code), poisson_count (False: R_SN t_max P(s < s_max) sources),
+    precision ("exact", the default, or "f32": the per-source terms in single precision with
+    double accumulation, each flux within 1e-5 relative of the exact tier's for the same
+    sources; crk_ensemble_new_with_precision). Release with close() or a ``with`` block.
     """
 
     _free = _lib.crk_ensemble_free
 
     def __init__(self, transport, energy_GeV, *, sn_rate_per_Myr, t_max_Myr, s_max_kpc, spectrum,
-                 spatial="spiral_arms", poisson_count=False):
+                 spatial="spiral_arms", poisson_count=False, precision="exact"):
         p = _params(sn_rate_per_Myr, t_max_Myr, s_max_kpc, spectrum, spatial, poisson_count)
         e = f64(energy_GeV).ravel()
         out = ctypes.c_void_p()
-        check(_lib.crk_ensemble_new(transport, ctypes.byref(p), dptr(e), e.size, ctypes.byref(out)), "crk_ensemble_new")
+        code = PRECISIONS.get(precision, precision)
+        if not isinstance(code, int):
+            raise ValueError(f"precision {precision!r} is not one of {sorted(PRECISIONS)}")
+        if code == CRK_PRECISION_EXACT:
+            check(_lib.crk_ensemble_new(transport, ctypes.byref(p), dptr(e), e.size, ctypes.byref(out)),
+                  "crk_ensemble_new")
+        else:
+            check(_lib.crk_ensemble_new_with_precision(transport, ctypes.byref(p), dptr(e), e.size, code,
+                                                       ctypes.byref(out)), "crk_ensemble_new_with_precision")
+        self.precision = precision
         super().__init__(out.value)
         self.transport = transport
         self.energy_GeV = e.copy()

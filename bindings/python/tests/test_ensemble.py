@@ -86,3 +86,29 @@ def test_gpu_raises_no_device(setup, no_gpu):
                          spectrum=spectrum)
     with pytest.raises(crk.NoDevice):
         crk.device_info(0)
+
+
+def test_f32_tier_within_1e_5_of_the_sources_sum(setup):
+    tr, spectrum, exact = setup
+    with crk.Ensemble(tr, E, sn_rate_per_Myr=4.55e4, t_max_Myr=7.0, s_max_kpc=10.0, spectrum=spectrum,
+                      precision="f32") as single:
+        flux = single.run(2024, 5, 3, n_threads=2)
+        assert np.array_equal(flux, single.run(2024, 5, 3, n_threads=1))
+        for i in range(3):
+            d, t = single.sources(2024, 5 + i)
+            d_exact, t_exact = exact.sources(2024, 5 + i)
+            assert np.array_equal(d, d_exact) and np.array_equal(t, t_exact)
+            np.testing.assert_allclose(flux[i], crk.flux_from_sources(tr, spectrum, d, t, E), rtol=1e-5)
+        # The GPU path computes the exact tier only.
+        with pytest.raises(crk.InvalidArgument):
+            single.run_gpu(1, 0, 2)
+    with pytest.raises(ValueError):
+        crk.Ensemble(tr, E, sn_rate_per_Myr=1.0, t_max_Myr=7.0, s_max_kpc=10.0, spectrum=spectrum,
+                     precision="half")
+    with pytest.raises(crk.InvalidArgument, match="CRK_PRECISION_F32"):
+        crk.Ensemble(tr, E, sn_rate_per_Myr=1.0, t_max_Myr=7.0, s_max_kpc=10.0, spectrum=spectrum,
+                     precision=7)
+
+
+def test_vector_isa_names_a_set():
+    assert crk.vector_isa() in ("baseline", "avx2", "avx512", "neon")
