@@ -19,7 +19,7 @@
 //! seed s ([`realisation_index`]): a function of (s, p, r) only, independent streams for
 //! different points.
 
-use crate::physics::ensemble::{Ensemble, EnsembleParams, MAX_ENERGIES};
+use crate::physics::ensemble::{Ensemble, EnsembleParams, MAX_ENERGIES, Precision};
 use crate::physics::green::SourceSpectrum;
 use crate::physics::losses::{EnergyLosses, LossModel};
 use crate::physics::photon_field::{IsrfPreset, PhotonField};
@@ -183,6 +183,9 @@ pub struct GridSettings {
     pub source_energy_erg: f64,
     /// The transport table's energy range [GeV].
     pub table_range_gev: (f64, f64),
+    /// How the ensemble evaluates its terms (exact by default; [`Precision::F32`] for training
+    /// sets: each flux within 1e-5 of the exact one).
+    pub precision: Precision,
 }
 
 impl Default for GridSettings {
@@ -199,6 +202,7 @@ impl Default for GridSettings {
             poisson_count: false,
             source_energy_erg: GRID_SOURCE_ENERGY_ERG,
             table_range_gev: GRID_TABLE_RANGE_GEV,
+            precision: Precision::Exact,
         }
     }
 }
@@ -274,7 +278,7 @@ impl GridSettings {
                 self.t_max_myr, self.energies_gev[0]
             )));
         }
-        Ensemble::new(&transport, &params, &self.energies_gev)
+        Ensemble::new_with_precision(&transport, &params, &self.energies_gev, self.precision)
     }
 }
 

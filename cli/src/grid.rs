@@ -19,7 +19,7 @@ use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use crkernels::parallel::ParallelEnsemble;
-use crkernels::physics::ensemble::Ensemble;
+use crkernels::physics::ensemble::{Ensemble, Precision};
 use crkernels::physics::losses::LossModel;
 use crkernels::physics::photon_field::IsrfPreset;
 use crkernels::physics::sources::SpatialModel;
@@ -51,6 +51,8 @@ pub struct SettingsRecord {
     pub poisson_count: bool,
     pub source_energy_erg: f64,
     pub table_range_gev: [f64; 2],
+    /// "exact" or "f32" (manifests written before the f32 tier have no key: exact).
+    pub precision: String,
 }
 
 const LOSS_MODELS: [(&str, LossModel); 3] = [
@@ -64,6 +66,7 @@ const ISRFS: [(&str, IsrfPreset); 4] = [
     ("galprop-6.5kpc", IsrfPreset::Galprop6p5Kpc),
     ("schlickeiser2002", IsrfPreset::Schlickeiser2002),
 ];
+const PRECISIONS: [(&str, Precision); 2] = [("exact", Precision::Exact), ("f32", Precision::F32)];
 const SPATIAL: [(&str, SpatialModel); 3] = [
     ("spiral-arms", SpatialModel::SpiralArms),
     ("uniform-disc", SpatialModel::UniformDisc),
@@ -101,6 +104,7 @@ impl SettingsRecord {
             poisson_count: s.poisson_count,
             source_energy_erg: s.source_energy_erg,
             table_range_gev: [s.table_range_gev.0, s.table_range_gev.1],
+            precision: name_of(&PRECISIONS, s.precision),
         }
     }
 
@@ -117,6 +121,7 @@ impl SettingsRecord {
             poisson_count: self.poisson_count,
             source_energy_erg: self.source_energy_erg,
             table_range_gev: (self.table_range_gev[0], self.table_range_gev[1]),
+            precision: value_of(&PRECISIONS, "precision", &self.precision)?,
         })
     }
 }
@@ -183,6 +188,22 @@ pub struct ShardRecord {
     pub bytes: u64,
 }
 
+/// The path (`settings.precision`) of the first key where two JSON objects differ, or the
+/// empty string where two values of another kind differ.
+fn first_difference(a: &serde_json::Value, b: &serde_json::Value) -> Option<String> {
+    match (a.as_object(), b.as_object()) {
+        (Some(a), Some(b)) => a.iter().find_map(|(key, value)| match b.get(key) {
+            Some(other) if other == value => None,
+            Some(other) => Some(match first_difference(value, other) {
+                Some(inner) if !inner.is_empty() => format!("{key}.{inner}"),
+                _ => key.clone(),
+            }),
+            None => Some(key.clone()),
+        }),
+        _ => (a != b).then(String::new),
+    }
+}
+
 impl Manifest {
     pub fn new(points: &[GridPoint], realisations: u64, seed: u64, settings: &GridSettings) -> Self {
         Manifest {
@@ -211,8 +232,7 @@ impl Manifest {
     fn difference(&self, other: &Manifest) -> Option<String> {
         let a = serde_json::to_value(Manifest { shards: None, ..self.clone() }).expect("serialisable");
         let b = serde_json::to_value(Manifest { shards: None, ..other.clone() }).expect("serialisable");
-        let (a, b) = (a.as_object().expect("object"), b.as_object().expect("object"));
-        a.iter().find(|(k, v)| b.get(*k) != Some(v)).map(|(k, _)| k.clone())
+        first_difference(&a, &b)
     }
 
     pub fn grid_points(&self) -> Vec<GridPoint> {
@@ -480,6 +500,9 @@ pub struct GridRequest<'a> {
     pub preset: Option<&'a str>,
     pub realisations: Option<u64>,
     pub seed: Option<u64>,
+    /// `--precision`: "exact" or "f32" (overrides the config's default, must agree with a
+    /// config that names the other).
+    pub precision: Option<&'a str>,
 }
 
 fn preset_points(name: &str, key: &str) -> Result<Vec<GridPoint>> {
@@ -577,7 +600,17 @@ pub fn resolve(request: &GridRequest) -> Result<(Vec<GridPoint>, u64, u64, GridS
     }
     let seed = agree("seed", request.seed, config.seed)?
         .ok_or_else(|| CliError::usage("the seed is not given (--seed S)".into()))?;
-    let settings = config.settings.to_settings()?;
+    let mut settings = config.settings.to_settings()?;
+    if let Some(name) = request.precision {
+        let precision = value_of(&PRECISIONS, "precision", name)?;
+        if settings.precision != Precision::Exact && settings.precision != precision {
+            return Err(CliError::usage(format!(
+                "--precision {name} contradicts the config's precision = \"{}\"",
+                config.settings.precision
+            )));
+        }
+        settings.precision = precision;
+    }
     settings.validate().map_err(|e| CliError::input(format!("settings: {e}")))?;
     Ok((points, realisations, seed, settings))
 }

@@ -210,6 +210,62 @@ fn chunks_and_thread_counts_give_identical_bytes() {
     assert!(got.iter().zip(&expected).all(|(a, b)| a.to_bits() == b.to_bits()), "rows 2040..2100");
 }
 
+/// `--precision f32`: the rows are the library's f32-tier realisations bit for bit, within
+/// 1e-5 of the exact run's spectra; the manifest records the precision, and the same directory
+/// refuses an exact run (a manifest without the key reads as exact).
+#[test]
+fn the_f32_tier_is_recorded_and_gives_the_library_rows() {
+    let dir = TempDir::new("f32");
+    let points = [[0.5, 4.0, 2.0, 0.4, 3.0], [2.0, 5.0, 2.4, 0.8, 6.0]];
+    let csv = dir.join("points.csv");
+    write_points(&csv, &points);
+    let config = dir.join("grid.toml");
+    write_config(&config, 40, 11, CHEAP_ENERGIES);
+    let run = |out: &Path, precision: &str| {
+        run_args(&[
+            "grid".into(),
+            "--points".into(),
+            s(&csv).into(),
+            "--config".into(),
+            s(&config).into(),
+            "--out".into(),
+            s(out).into(),
+            "--precision".into(),
+            precision.into(),
+            "--quiet".into(),
+        ])
+    };
+    let (single_out, exact_out) = (dir.join("f32"), dir.join("exact"));
+    assert!(run(&single_out, "f32").status.success());
+    assert!(run(&exact_out, "exact").status.success());
+    let m = read_json(&single_out.join("manifest.json"));
+    assert_eq!(m["settings"]["precision"].as_str(), Some("f32"), "{m}");
+    assert_eq!(read_json(&exact_out.join("manifest.json"))["settings"]["precision"].as_str(), Some("exact"));
+    let energies: Vec<f64> = serde_json::from_str(CHEAP_ENERGIES).expect("energies");
+    let settings = GridSettings {
+        energies_gev: energies,
+        precision: crkernels::physics::ensemble::Precision::F32,
+        ..GridSettings::default()
+    };
+    for (i, point) in points.iter().enumerate() {
+        let single = Npy::read(&single_out.join(format!("psi_{i}.npy"))).f32s();
+        let expected = library_psi(&settings, *point, i as u64, 11, 0..40);
+        assert!(single.iter().zip(&expected).all(|(a, b)| a.to_bits() == b.to_bits()), "point {i}");
+        // psi = ln(E^3 phi): 1e-5 relative in phi is 1e-5 absolute in psi (plus f32 rounding).
+        let exact = Npy::read(&exact_out.join(format!("psi_{i}.npy"))).f32s();
+        for (a, b) in single.iter().zip(&exact) {
+            assert!((a - b).abs() <= 1e-5 + 2.0 * f32::EPSILON * b.abs(), "point {i}: {a} vs {b}");
+        }
+    }
+    // The exact run cannot resume into the f32 directory.
+    let refused = run(&single_out, "exact");
+    assert!(!refused.status.success());
+    assert!(text(&refused.stderr).contains("precision"), "{}", text(&refused.stderr));
+    let bad = run(&dir.join("bad"), "f16");
+    assert!(!bad.status.success());
+    assert!(text(&bad.stderr).contains("f16"), "{}", text(&bad.stderr));
+}
+
 /// Visible shard files (psi_<i>.npy) in `dir`.
 fn visible_shards(dir: &Path) -> usize {
     std::fs::read_dir(dir)

@@ -42,3 +42,11 @@ echo "=== 1 rank, 2 threads"
 "${MPIRUN[@]}" -np 1 "$OUT/secret_grid_mpi" "$OUT/np1" 2
 echo "=== check"
 "$PYTHON" examples/mpi/check_grid.py "$OUT/np$NP" "$OUT/np1" --items 8
+
+# The f32 tier: bit-identical across ranks and threads as well.
+rm -rf "$OUT/f32_np$NP" "$OUT/f32_np1"
+mkdir -p "$OUT/f32_np$NP" "$OUT/f32_np1"
+echo "=== f32 tier: $NP ranks, 1 thread each; 1 rank, 2 threads"
+"${MPIRUN[@]}" -np "$NP" "$OUT/secret_grid_mpi" "$OUT/f32_np$NP" 1 50 f32
+"${MPIRUN[@]}" -np 1 "$OUT/secret_grid_mpi" "$OUT/f32_np1" 2 50 f32
+"$PYTHON" examples/mpi/check_grid.py "$OUT/f32_np$NP" "$OUT/f32_np1" --items 8

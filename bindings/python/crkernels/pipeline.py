@@ -341,7 +341,8 @@ def grid(points, realisations, seed, out, shard=None, threads=0, verbose=False, 
 
     points: an array [P][5] of PARAMETER_NAMES values (written to ``out/points.csv``) or the
     path of such a CSV. shard: "k/N" or (k, N), the k-th of N parts (see merge_grid).
-    threads: 0 for all cores. Further keyword options become crk flags.
+    threads: 0 for all cores. Further keyword options become crk flags (precision="f32" for
+    the f32 tier: each spectrum within 1e-5 of the exact one).
 
     Returns psi = ln(E^3 phi) at GRID_ENERGIES_GEV as a GridPsi [P][N][19] float32 (lazy,
     memory-mapped; np.asarray(psi) reads it all), or None for a shard (load_grid reads the
