@@ -64,6 +64,11 @@ def load_crkernels():
     lib.crk_ensemble_new.argtypes = [vp, ctypes.POINTER(Params), dp, sz, ctypes.POINTER(vp)]
     lib.crk_ensemble_sources.argtypes = [vp, u64, u64, dp, dp, sz, ctypes.POINTER(sz)]
     lib.crk_ensemble_generate.argtypes = [vp, ctypes.POINTER(Params), dp, sz, u64, u64, sz, sz, dp]
+    lib.crk_ensemble_new_with_precision.argtypes = [vp, ctypes.POINTER(Params), dp, sz, ctypes.c_int32,
+                                                    ctypes.POINTER(vp)]
+    lib.crk_ensemble_run.argtypes = [vp, u64, u64, sz, sz, dp, vp, vp]
+    lib.crk_ensemble_free.argtypes = [vp]
+    lib.crk_vector_isa.restype = ctypes.c_char_p
     return lib
 
 
@@ -125,7 +130,8 @@ def main():
     spec = Spectrum()
     check(lib.crk_source_spectrum_from_energy(1e48, 1.0, 2.2, 1e4, ctypes.byref(spec)))
     params = Params(R_SN, T_MAX, S_MAX, 0, 0, spec)  # uniform disc, fixed count
-    print(f"machine: {os.uname().machine}, {os.cpu_count()} cores; numpy {np.__version__}")
+    print(f"machine: {os.uname().machine}, {os.cpu_count()} cores; numpy {np.__version__}; "
+          f"crkernels on {lib.crk_vector_isa().decode()} (CRKERNELS_ISA picks the set)")
     print(f"{N_SOURCES} sources per realisation, {len(ENERGIES)} energies, q* = {spec.q_star_per_GeV:.4e} /GeV")
 
     t0 = time.perf_counter()
@@ -162,10 +168,29 @@ def main():
                                         N_CRK, threads, ptr(flux_c)))
         t_c[threads] = (time.perf_counter() - t0) / N_CRK
 
+    # The two precision tiers on handles built once (tables outside the timing), best of 3.
+    tiers = {}
+    for precision, name in ((0, "exact"), (1, "f32")):
+        handle = ctypes.c_void_p()
+        check(lib.crk_ensemble_new_with_precision(transport, ctypes.byref(params), ptr(ENERGIES), len(ENERGIES),
+                                                  precision, ctypes.byref(handle)))
+        for threads in (1, 0):
+            best = math.inf
+            for _ in range(3):
+                t0 = time.perf_counter()
+                check(lib.crk_ensemble_run(handle, SEED, 0, N_CRK, threads, ptr(flux_c), None, None))
+                best = min(best, (time.perf_counter() - t0) / N_CRK)
+            tiers[name, threads] = best
+        lib.crk_ensemble_free(handle)
+
     print(f"\nper realisation ({N_NUMPY} NumPy realisations, median; {N_CRK} crkernels realisations):")
     print(f"  NumPy, 1 thread          {t_np * 1e3:10.2f} ms")
     print(f"  crkernels, 1 thread      {t_c[1] * 1e3:10.4f} ms   NumPy / crkernels = {t_np / t_c[1]:8.0f}x")
     print(f"  crkernels, all cores     {t_c[0] * 1e3:10.4f} ms   NumPy / crkernels = {t_np / t_c[0]:8.0f}x")
+    for threads, label in ((1, "1 thread "), (0, "all cores")):
+        exact, single = tiers["exact", threads], tiers["f32", threads]
+        print(f"  handle run, {label}: exact {exact * 1e3:.4f} ms ({t_np / exact:.0f}x), "
+              f"f32 tier {single * 1e3:.4f} ms ({t_np / single:.0f}x), f32 / exact speed {exact / single:.2f}x")
 
     print("\nE^3 phi [GeV^2 m^-2 s^-1 sr^-1]: 5% / median / 95% (NumPy from "
           f"{N_NUMPY}, crkernels from {N_CRK} realisations)")
