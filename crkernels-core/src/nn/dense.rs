@@ -260,6 +260,19 @@ impl Kernel {
         Kernel::Baseline
     }
 
+    /// The variant for an instruction set this CPU runs (tests compare them).
+    #[cfg(test)]
+    fn for_isa(isa: crate::math::simd::VectorIsa) -> Self {
+        #[cfg(all(feature = "std", target_arch = "x86_64"))]
+        match isa {
+            crate::math::simd::VectorIsa::Avx512 => return Kernel::Avx512,
+            crate::math::simd::VectorIsa::Avx2 => return Kernel::Avx2Fma,
+            crate::math::simd::VectorIsa::Baseline | crate::math::simd::VectorIsa::Neon => {}
+        }
+        let _ = isa;
+        Kernel::Baseline
+    }
+
     /// Rows computed together: as many as keep every FMA pipe busy (one register per row on
     /// AVX-512, two on AVX2).
     fn row_group(self) -> usize {
@@ -515,25 +528,47 @@ mod tests {
         }
     }
 
-    /// The AVX2 and AVX-512 kernels fuse the same multiply-adds in the same order.
-    #[cfg(all(feature = "std", target_arch = "x86_64"))]
+    /// Every kernel this CPU runs matches the definition, on every row count; the AVX2 and
+    /// AVX-512 kernels fuse the same multiply-adds in the same order (the same bits).
     #[test]
-    fn the_avx2_and_avx512_kernels_give_the_same_bits() {
-        if !matches!(Kernel::detect(), Kernel::Avx512) {
-            return;
-        }
+    fn every_instruction_set_matches_the_definition_and_the_fused_ones_agree() {
         let (stride, prefix) = (37, 33);
         let weight: alloc::vec::Vec<f32> =
-            (0..4 * stride).map(|i| ((i * 31 % 29) as f32 - 14.0) / 9.0).collect();
+            (0..8 * stride).map(|i| ((i * 31 % 29) as f32 - 14.0) / 9.0).collect();
         let input: alloc::vec::Vec<f32> =
             (0..prefix * TILE).map(|i| ((i * 13 % 11) as f32 - 5.0) / 7.0).collect();
-        let bias = [0.5f32, -0.25, 1.0, 0.0];
-        for rows in 1..=4 {
-            let mut avx2 = alloc::vec![0.0f32; rows * TILE];
-            let mut avx512 = alloc::vec![0.0f32; rows * TILE];
-            Kernel::Avx2Fma.rows(&weight, stride, prefix, &bias[..rows], &input, &mut avx2);
-            Kernel::Avx512.rows(&weight, stride, prefix, &bias[..rows], &input, &mut avx512);
-            assert!(avx2.iter().zip(&avx512).all(|(a, b)| a.to_bits() == b.to_bits()), "{rows} rows");
+        let bias = [0.5f32, -0.25, 1.0, 0.0, 2.0, -1.0, 0.125, 3.0];
+        let mut fused: Option<alloc::vec::Vec<alloc::vec::Vec<u32>>> = None;
+        for isa in crate::math::simd::VectorIsa::available() {
+            let kernel = Kernel::for_isa(isa);
+            let mut bits = alloc::vec::Vec::new();
+            for rows in 1..=kernel.row_group() {
+                let mut out = alloc::vec![f32::NAN; rows * TILE];
+                kernel.rows(&weight, stride, prefix, &bias[..rows], &input, &mut out);
+                for r in 0..rows {
+                    for j in 0..TILE {
+                        let mut expect = f64::from(bias[r]);
+                        for k in 0..prefix {
+                            expect += f64::from(weight[r * stride + k]) * f64::from(input[k * TILE + j]);
+                        }
+                        let got = f64::from(out[r * TILE + j]);
+                        assert!(
+                            (got - expect).abs() <= 1e-5 * (1.0 + expect.abs()),
+                            "{isa:?} {rows} rows: {got} {expect}"
+                        );
+                    }
+                }
+                bits.push(out.iter().map(|v| v.to_bits()).collect());
+            }
+            if !matches!(kernel, Kernel::Baseline) {
+                match &fused {
+                    // Row groups of 1 to 4 rows: the counts both fused kernels run.
+                    Some(first) => {
+                        assert_eq!(first[..4], bits[..4], "{isa:?} differs from the other fused kernel")
+                    }
+                    None => fused = Some(bits),
+                }
+            }
         }
     }
 
