@@ -90,6 +90,9 @@ inline const char *last_error_message() noexcept { return ::crk_last_error_messa
 /// Wraps crk_version.
 inline const char *version() noexcept { return ::crk_version(); }
 
+/// Wraps crk_vector_isa.
+inline const char *vector_isa() noexcept { return ::crk_vector_isa(); }
+
 /// Wraps crk_two_sample_options_default.
 inline void two_sample_options_default(crk_two_sample_options *options) noexcept { ::crk_two_sample_options_default(options); }
 
@@ -1268,6 +1271,13 @@ inline network network_load_buffer(const uint8_t *bytes, size_t len) {
 inline surrogate surrogate_fit(const double *x, size_t n_points, size_t n_params, const double *nll, const crk_surrogate_options *options) {
     crk_surrogate *out = nullptr;
     detail::check(::crk_surrogate_fit(x, n_points, n_params, nll, options, &out), "crk_surrogate_fit");
+    return surrogate(out);
+}
+
+/// Wraps crk_surrogate_fit_threads; the result owns the new handle.
+inline surrogate surrogate_fit_threads(const double *x, size_t n_points, size_t n_params, const double *nll, const crk_surrogate_options *options, size_t n_threads) {
+    crk_surrogate *out = nullptr;
+    detail::check(::crk_surrogate_fit_threads(x, n_points, n_params, nll, options, n_threads, &out), "crk_surrogate_fit_threads");
     return surrogate(out);
 }
 

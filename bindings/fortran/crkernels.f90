@@ -304,6 +304,11 @@ module crkernels
       import
       type(c_ptr) :: crk_version
     end function crk_version
+    function crk_vector_isa() &
+        bind(C, name="crk_vector_isa")
+      import
+      type(c_ptr) :: crk_vector_isa
+    end function crk_vector_isa
     subroutine crk_two_sample_options_default(options) &
         bind(C, name="crk_two_sample_options_default")
       import
@@ -1441,6 +1446,18 @@ module crkernels
       type(c_ptr), intent(out) :: out
       integer(c_int32_t) :: crk_surrogate_fit
     end function crk_surrogate_fit
+    function crk_surrogate_fit_threads(x, n_points, n_params, nll, options, n_threads, out) &
+        bind(C, name="crk_surrogate_fit_threads")
+      import
+      real(c_double), intent(in) :: x(*)
+      integer(c_size_t), value :: n_points
+      integer(c_size_t), value :: n_params
+      real(c_double), intent(in) :: nll(*)
+      type(crk_surrogate_options), intent(in) :: options
+      integer(c_size_t), value :: n_threads
+      type(c_ptr), intent(out) :: out
+      integer(c_int32_t) :: crk_surrogate_fit_threads
+    end function crk_surrogate_fit_threads
     function crk_surrogate_get_info(surrogate, info) &
         bind(C, name="crk_surrogate_get_info")
       import

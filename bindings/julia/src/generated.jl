@@ -293,6 +293,10 @@ function crk_version()
     @ccall libcrkernels.crk_version()::Cstring
 end
 
+function crk_vector_isa()
+    @ccall libcrkernels.crk_vector_isa()::Cstring
+end
+
 function crk_two_sample_options_default(options)
     @ccall libcrkernels.crk_two_sample_options_default(options::Ptr{crk_two_sample_options})::Cvoid
 end
@@ -709,6 +713,10 @@ function crk_surrogate_fit(x, n_points, n_params, nll, options, out)
     @ccall libcrkernels.crk_surrogate_fit(x::Ptr{Cdouble}, n_points::Csize_t, n_params::Csize_t, nll::Ptr{Cdouble}, options::Ptr{crk_surrogate_options}, out::Ptr{Ptr{Cvoid}})::crk_status
 end
 
+function crk_surrogate_fit_threads(x, n_points, n_params, nll, options, n_threads, out)
+    @ccall libcrkernels.crk_surrogate_fit_threads(x::Ptr{Cdouble}, n_points::Csize_t, n_params::Csize_t, nll::Ptr{Cdouble}, options::Ptr{crk_surrogate_options}, n_threads::Csize_t, out::Ptr{Ptr{Cvoid}})::crk_status
+end
+
 function crk_surrogate_get_info(surrogate, info)
     @ccall libcrkernels.crk_surrogate_get_info(surrogate::Ptr{Cvoid}, info::Ptr{crk_surrogate_info})::crk_status
 end
@@ -805,6 +813,7 @@ end
 const C_FUNCTIONS = (
     :crk_last_error_message,
     :crk_version,
+    :crk_vector_isa,
     :crk_two_sample_options_default,
     :crk_two_sample_test,
     :crk_flux_from_sources,
@@ -909,6 +918,7 @@ const C_FUNCTIONS = (
     :crk_modulation_fit,
     :crk_polynomial_feature_count,
     :crk_surrogate_fit,
+    :crk_surrogate_fit_threads,
     :crk_surrogate_get_info,
     :crk_surrogate_coefficients,
     :crk_surrogate_validation_scores,
