@@ -675,10 +675,9 @@ fn diagonal_lanes(
             // Columns kb..i0 of the group's rows need only the rows above it: together, as in
             // the panel below.
             let (upper, rows) = a.split_at_mut(i0 * lda);
-            let (r0, rows) = rows.split_at_mut(lda);
-            let (r1, rows) = rows.split_at_mut(lda);
-            let (r2, r3) = rows.split_at_mut(lda);
-            group_solve([r0, r1, r2, r3], upper, kb, kb..i0, lda);
+            let mut rows = rows.chunks_mut(lda);
+            let group: Group = core::array::from_fn(|_| rows.next().unwrap_or_default());
+            group_solve(group, upper, kb, kb..i0, lda);
             first_column = i0;
         }
         for i in i0..i0 + group {
@@ -734,8 +733,9 @@ unsafe fn panel_avx2(upper: &[f64], rows: &mut [f64], kb: usize, nb: usize, lda:
 }
 
 /// Rows of the panel solved together: their dot products with a row of the diagonal block
-/// are independent, so their latencies overlap (one row at a time waits on each sum).
-const PANEL_ROWS: usize = 4;
+/// are independent, so their latencies overlap (one row at a time waits on each sum); two
+/// quads of rows, the second's sums computed while the first's are reduced and divided.
+const PANEL_ROWS: usize = 8;
 
 #[inline(always)]
 fn panel_lanes(
@@ -751,10 +751,9 @@ fn panel_lanes(
     for _ in 0..n_rows / PANEL_ROWS {
         let (group, tail) = rest.split_at_mut((PANEL_ROWS * lda).min(rest.len()));
         rest = tail;
-        let (r0, group) = group.split_at_mut(lda);
-        let (r1, group) = group.split_at_mut(lda);
-        let (r2, r3) = group.split_at_mut(lda);
-        group_solve([r0, r1, r2, r3], upper, kb, kb..kb + nb, lda);
+        let mut rows = group.chunks_mut(lda);
+        let group: Group = core::array::from_fn(|_| rows.next().unwrap_or_default());
+        group_solve(group, upper, kb, kb..kb + nb, lda);
     }
     for start in (0..rest.len()).step_by(lda) {
         let row_i = &mut rest[start..];
@@ -773,14 +772,18 @@ type Group<'a> = [&'a mut [f64]; PANEL_ROWS];
 /// L[j][j], with the rows j of `upper`.
 #[inline(always)]
 fn group_lanes(rows: Group, upper: &[f64], kb: usize, columns: Range<usize>, lda: usize) {
-    let [r0, r1, r2, r3] = rows;
+    let [r0, r1, r2, r3, r4, r5, r6, r7] = rows;
     for j in columns {
         let lj = &upper[j * lda..j * lda + j + 1];
-        let s = dots([&r0[kb..j], &r1[kb..j], &r2[kb..j], &r3[kb..j]], &lj[kb..j]);
-        r0[j] = (r0[j] - s[0]) / lj[j];
-        r1[j] = (r1[j] - s[1]) / lj[j];
-        r2[j] = (r2[j] - s[2]) / lj[j];
-        r3[j] = (r3[j] - s[3]) / lj[j];
+        for [r0, r1, r2, r3] in
+            [[&mut *r0, &mut *r1, &mut *r2, &mut *r3], [&mut *r4, &mut *r5, &mut *r6, &mut *r7]]
+        {
+            let s = dots([&r0[kb..j], &r1[kb..j], &r2[kb..j], &r3[kb..j]], &lj[kb..j]);
+            r0[j] = (r0[j] - s[0]) / lj[j];
+            r1[j] = (r1[j] - s[1]) / lj[j];
+            r2[j] = (r2[j] - s[2]) / lj[j];
+            r3[j] = (r3[j] - s[3]) / lj[j];
+        }
     }
 }
 
@@ -794,50 +797,58 @@ fn group_lanes(rows: Group, upper: &[f64], kb: usize, columns: Range<usize>, lda
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2,fma")]
 unsafe fn group_avx2(rows: Group, upper: &[f64], kb: usize, columns: Range<usize>, lda: usize) {
+    let [r0, r1, r2, r3, r4, r5, r6, r7] = rows;
+    for j in columns {
+        let lj = &upper[j * lda..j * lda + j + 1];
+        // SAFETY: AVX2 and FMA are enabled here.
+        unsafe {
+            quad_avx2([&mut *r0, &mut *r1, &mut *r2, &mut *r3], lj, kb, j);
+            quad_avx2([&mut *r4, &mut *r5, &mut *r6, &mut *r7], lj, kb, j);
+        }
+    }
+}
+
+/// Column j of four rows of a group (see [`group_avx2`]).
+///
+/// # Safety
+/// AVX2 and FMA (inlined into [`group_avx2`]).
+#[cfg(target_arch = "x86_64")]
+#[inline(always)]
+unsafe fn quad_avx2(rows: [&mut [f64]; 4], lj: &[f64], kb: usize, j: usize) {
     use core::arch::x86_64::{
         __m256d, _mm256_add_pd, _mm256_cmpgt_epi64, _mm256_div_pd, _mm256_fmadd_pd, _mm256_hadd_pd,
         _mm256_loadu_pd, _mm256_maskload_pd, _mm256_permute2f128_pd, _mm256_set_epi64x, _mm256_set_pd,
         _mm256_set1_epi64x, _mm256_set1_pd, _mm256_setzero_pd, _mm256_storeu_pd, _mm256_sub_pd,
     };
     let [r0, r1, r2, r3] = rows;
-    let lanes = _mm256_set_epi64x(3, 2, 1, 0);
-    for j in columns {
-        let lj = &upper[j * lda..j * lda + j + 1];
-        let (b, a) = (&lj[kb..j], [&r0[kb..j], &r1[kb..j], &r2[kb..j], &r3[kb..j]]);
-        let len = b.len();
-        let full = len / TILE * TILE;
+    let (b, a) = (&lj[kb..j], [&r0[kb..j], &r1[kb..j], &r2[kb..j], &r3[kb..j]]);
+    let len = b.len();
+    let full = len / TILE * TILE;
+    // SAFETY: AVX2 and FMA (the caller's duty); the loads: c + TILE <= full <= len, the length of
+    // b and of each a[r]; the masks select the rest < TILE values from index full on, within
+    // the slices, and masked-out lanes are not read (their addresses may be past the end); out
+    // holds 4 values.
+    unsafe {
         let z = _mm256_setzero_pd();
-        let mut acc: [[__m256d; 2]; PANEL_ROWS] = [[z; 2]; PANEL_ROWS];
+        let mut acc: [[__m256d; 2]; 4] = [[z; 2]; 4];
         for c in (0..full).step_by(TILE) {
-            // SAFETY: c + TILE <= full <= len, the length of b and of each a[r].
-            unsafe {
-                let (b0, b1) = (_mm256_loadu_pd(b.as_ptr().add(c)), _mm256_loadu_pd(b.as_ptr().add(c + 4)));
-                for (v, row) in acc.iter_mut().zip(&a) {
-                    v[0] = _mm256_fmadd_pd(_mm256_loadu_pd(row.as_ptr().add(c)), b0, v[0]);
-                    v[1] = _mm256_fmadd_pd(_mm256_loadu_pd(row.as_ptr().add(c + 4)), b1, v[1]);
-                }
+            let (b0, b1) = (_mm256_loadu_pd(b.as_ptr().add(c)), _mm256_loadu_pd(b.as_ptr().add(c + 4)));
+            for (v, row) in acc.iter_mut().zip(&a) {
+                v[0] = _mm256_fmadd_pd(_mm256_loadu_pd(row.as_ptr().add(c)), b0, v[0]);
+                v[1] = _mm256_fmadd_pd(_mm256_loadu_pd(row.as_ptr().add(c + 4)), b1, v[1]);
             }
         }
         let rest = (len - full) as i64;
         if rest > 0 {
+            let lanes = _mm256_set_epi64x(3, 2, 1, 0);
             let low = _mm256_cmpgt_epi64(_mm256_set1_epi64x(rest), lanes);
             let high = _mm256_cmpgt_epi64(_mm256_set1_epi64x(rest - 4), lanes);
-            // SAFETY: the masks select the rest < TILE values from index full on, within the
-            // slices; masked-out lanes are not read (their addresses may be past the end).
-            unsafe {
-                let (b0, b1) = (
-                    _mm256_maskload_pd(b.as_ptr().wrapping_add(full), low),
-                    _mm256_maskload_pd(b.as_ptr().wrapping_add(full + 4), high),
-                );
-                for (v, row) in acc.iter_mut().zip(&a) {
-                    v[0] =
-                        _mm256_fmadd_pd(_mm256_maskload_pd(row.as_ptr().wrapping_add(full), low), b0, v[0]);
-                    v[1] = _mm256_fmadd_pd(
-                        _mm256_maskload_pd(row.as_ptr().wrapping_add(full + 4), high),
-                        b1,
-                        v[1],
-                    );
-                }
+            let b0 = _mm256_maskload_pd(b.as_ptr().wrapping_add(full), low);
+            let b1 = _mm256_maskload_pd(b.as_ptr().wrapping_add(full + 4), high);
+            for (v, row) in acc.iter_mut().zip(&a) {
+                v[0] = _mm256_fmadd_pd(_mm256_maskload_pd(row.as_ptr().wrapping_add(full), low), b0, v[0]);
+                v[1] =
+                    _mm256_fmadd_pd(_mm256_maskload_pd(row.as_ptr().wrapping_add(full + 4), high), b1, v[1]);
             }
         }
         // ((a0 + a1) + (a2 + a3)) + ((a4 + a5) + (a6 + a7)) for the four rows at once.
@@ -852,9 +863,8 @@ unsafe fn group_avx2(rows: Group, upper: &[f64], kb: usize, columns: Range<usize
         let sums = _mm256_add_pd(half(0), half(1));
         let values = _mm256_set_pd(r3[j], r2[j], r1[j], r0[j]);
         let solved = _mm256_div_pd(_mm256_sub_pd(values, sums), _mm256_set1_pd(lj[j]));
-        let mut out = [0.0; PANEL_ROWS];
-        // SAFETY: out holds 4 values.
-        unsafe { _mm256_storeu_pd(out.as_mut_ptr(), solved) };
+        let mut out = [0.0; 4];
+        _mm256_storeu_pd(out.as_mut_ptr(), solved);
         (r0[j], r1[j], r2[j], r3[j]) = (out[0], out[1], out[2], out[3]);
     }
 }
