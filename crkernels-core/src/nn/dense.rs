@@ -15,13 +15,14 @@
 //! # The kernel
 //!
 //! Activations are processed in tiles of [`TILE`] samples stored feature-major
-//! (`tile[feature * TILE + lane]`): for a group of up to 4 rows of equal degree,
+//! (`tile[feature * TILE + lane]`): for a group of up to 4 rows of equal degree (6 with AVX2,
+//! 8 with AVX-512),
 //!
 //! ```text
 //! acc[r][lane] = bias[r];   for j in 0..prefix: acc[r][lane] = fma(w[r][j], in[j][lane], acc[r][lane])
 //! ```
 //!
-//! so that each input value is loaded once for 4 rows and every lane runs the same operations
+//! so that each input value is loaded once per group and every lane runs the same operations
 //! in the same order: a sample's result does not depend on its lane, its tile or the thread.
 //! On x86-64 with std an AVX2 + FMA version (explicit intrinsics, fused multiply-adds) is
 //! picked at run time (`is_x86_feature_detected!`); otherwise a portable loop with a separate
@@ -36,8 +37,12 @@ use crate::error::{Error, Result};
 /// Samples per tile of the batched kernels (two AVX registers of f32).
 pub const TILE: usize = 16;
 
-/// Rows computed together by the kernel (register blocking).
+/// Rows computed together by the kernel (register blocking; the portable one).
 const ROW_GROUP: usize = 4;
+
+/// Rows computed together by the AVX2 kernel (two registers each).
+#[cfg(all(feature = "std", target_arch = "x86_64"))]
+const AVX2_ROW_GROUP: usize = 6;
 
 /// Which mask a layer uses.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -274,11 +279,15 @@ impl Kernel {
     }
 
     /// Rows computed together: as many as keep every FMA pipe busy (one register per row on
-    /// AVX-512, two on AVX2).
+    /// AVX-512: 8 accumulators; two on AVX2: 6 rows, 12 of the 16 ymm registers, where 4 rows
+    /// left 8 accumulators for 2 pipes of 4-cycle FMAs and split MADE's blocks of 11 and 30
+    /// rows of one degree into more partial groups).
     fn row_group(self) -> usize {
         match self {
             #[cfg(all(feature = "std", target_arch = "x86_64"))]
             Kernel::Avx512 => 2 * ROW_GROUP,
+            #[cfg(all(feature = "std", target_arch = "x86_64"))]
+            Kernel::Avx2Fma => AVX2_ROW_GROUP,
             _ => ROW_GROUP,
         }
     }
@@ -306,11 +315,13 @@ impl Kernel {
     }
 }
 
-/// The AVX2 + FMA kernel: 1 to 4 rows x [`TILE`] lanes held in 8 registers.
+/// The AVX2 + FMA kernel: 1 to 6 rows x [`TILE`] lanes held in up to 12 registers.
 #[cfg(all(feature = "std", target_arch = "x86_64"))]
 #[target_feature(enable = "avx2,fma")]
 fn rows_avx2_fma(weight: &[f32], stride: usize, prefix: usize, bias: &[f32], input: &[f32], out: &mut [f32]) {
     match bias.len() {
+        6 => rows_avx2_n::<6>(weight, stride, prefix, bias, input, out),
+        5 => rows_avx2_n::<5>(weight, stride, prefix, bias, input, out),
         4 => rows_avx2_n::<4>(weight, stride, prefix, bias, input, out),
         3 => rows_avx2_n::<3>(weight, stride, prefix, bias, input, out),
         2 => rows_avx2_n::<2>(weight, stride, prefix, bias, input, out),
@@ -562,9 +573,14 @@ mod tests {
             }
             if !matches!(kernel, Kernel::Baseline) {
                 match &fused {
-                    // Row groups of 1 to 4 rows: the counts both fused kernels run.
+                    // Row groups of 1 to 6 rows: the counts both fused kernels run.
                     Some(first) => {
-                        assert_eq!(first[..4], bits[..4], "{isa:?} differs from the other fused kernel")
+                        let common = first.len().min(bits.len());
+                        assert_eq!(
+                            first[..common],
+                            bits[..common],
+                            "{isa:?} differs from the other fused kernel"
+                        )
                     }
                     None => fused = Some(bits),
                 }
