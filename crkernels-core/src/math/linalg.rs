@@ -444,7 +444,7 @@ unsafe fn band_avx2(p: &Packed, r0: usize, r1: usize, c: &mut [f64], ldc: usize,
     };
     const R: usize = ROWS_AVX2;
     let (kc, m) = (p.kc, p.m);
-    debug_assert!(r0 % R == 0 && r1 <= m);
+    debug_assert!(r0.is_multiple_of(R) && r1 <= m);
     let block_rows = (L2_BLOCK_BYTES / (8 * R * kc.max(1))).max(1) * R;
     let sign_v = _mm256_set1_pd(sign);
     let mut block = r0;
@@ -1101,7 +1101,7 @@ mod tests {
         for (m, pieces) in [(1, 4), (23, 8), (24, 8), (500, 8), (1329, 16)] {
             let b = band_bounds(m, pieces);
             assert_eq!((b[0], b[b.len() - 1]), (0, m));
-            assert!(b.windows(2).all(|w| w[0] < w[1] && w[0] % BAND_ALIGN == 0), "{m}: {b:?}");
+            assert!(b.windows(2).all(|w| w[0] < w[1] && w[0].is_multiple_of(BAND_ALIGN)), "{m}: {b:?}");
         }
     }
 
