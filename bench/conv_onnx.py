@@ -8,7 +8,8 @@ Times onnxruntime (CPU execution provider, MLAS) with intra_op_num_threads = 1 a
   conv2d   input [256, 32, 8, 8], 64 filters 3x3, 'same' (padding 1), bias
   network  tests/data/conv/net_sd_two_branch.safetensors on a batch of 256 events
 
-best of several repeats (each repeat runs enough calls to last >= --min-time seconds), printing
+best of several repeats (each repeat runs enough calls to last >= --min-time seconds; the
+repeats of onnxruntime and crkernels interleaved, so that both see the same load), printing
 the time per call, GFLOP/s (2 x multiply-adds of the conv and dense layers) and the largest
 difference of onnxruntime from the float64 NumPy reference (tests/reference/conv_reference.py).
 
@@ -19,6 +20,9 @@ part is skipped. Re-run after `cargo build --release`:
 
     python3 -m venv .venv-conv && .venv-conv/bin/pip install -r bench/requirements-conv.txt
     .venv-conv/bin/python bench/conv_onnx.py [--repeats 7] [--min-time 0.05] [--threads 1 2]
+
+On a shared, loaded machine, `--repeats 100 --min-time 0.001 --gap 0.03` (the best of single
+calls, each after 30 ms of sleep) is steadier than long windows.
 """
 
 from __future__ import annotations
@@ -44,18 +48,25 @@ LIB = os.path.join(ROOT, "target", "release", "libcrkernels.so")
 SYMBOLS = ("crk_conv1d_f32", "crk_conv2d_f32", "crk_network_load", "crk_network_run")
 
 
-def best_time(fn, repeats, min_time):
-    fn()                                                   # warm-up (and first-call setup)
-    t0 = time.perf_counter()
-    fn()
-    one = max(time.perf_counter() - t0, 1e-7)
-    inner = max(1, int(min_time / one))
-    best = float("inf")
-    for _ in range(repeats):
+def best_times(fns, repeats, min_time, gap=0.0):
+    """Best time per call of each function, the repeats interleaved (one window of each in
+    turn, >= min_time seconds each, after `gap` seconds of sleep), so that a change in the load
+    of a shared machine reaches every function alike."""
+    inner = []
+    for fn in fns:
+        fn()                                               # warm-up (and first-call setup)
         t0 = time.perf_counter()
-        for _ in range(inner):
-            fn()
-        best = min(best, (time.perf_counter() - t0) / inner)
+        fn()
+        inner.append(max(1, int(min_time / max(time.perf_counter() - t0, 1e-7))))
+    best = [float("inf")] * len(fns)
+    for _ in range(repeats):
+        for j, fn in enumerate(fns):
+            if gap > 0:
+                time.sleep(gap)
+            t0 = time.perf_counter()
+            for _ in range(inner[j]):
+                fn()
+            best[j] = min(best[j], (time.perf_counter() - t0) / inner[j])
     return best
 
 
@@ -183,6 +194,9 @@ def main():
     ap.add_argument("--batch", type=int, default=256)
     ap.add_argument("--repeats", type=int, default=7)
     ap.add_argument("--min-time", type=float, default=0.05, help="seconds per repeat (at least)")
+    ap.add_argument("--gap", type=float, default=0.0,
+                    help="seconds of sleep before each timed window (lets onnxruntime's spinning "
+                         "workers go idle before crkernels runs, and the reverse)")
     ap.add_argument("--threads", type=int, nargs="+", default=[1, 2])
     ap.add_argument("--lib", default=LIB)
     ap.add_argument("--only", nargs="+", choices=["conv1d", "conv2d", "network"],
@@ -245,24 +259,31 @@ def main():
             sess = ref.ort_session(model, threads=t)
             yo = sess.run(None, feeds)[0]
             e_ort = rel_err(yo, y)
-            t_ort = best_time(lambda: sess.run(None, feeds), a.repeats, a.min_time)
+            ort_fn = lambda: sess.run(None, feeds)  # noqa: E731
+            crk_run, crk_error = None, None
+            if crk_fn is not None:
+                make, out = crk_fn
+                try:
+                    crk_run = make(t)
+                    crk_run()
+                except RuntimeError as ex:
+                    crk_error = ex
+            if crk_run is not None:
+                t_ort, t_crk = best_times([ort_fn, crk_run], a.repeats, a.min_time, a.gap)
+            else:
+                t_ort = best_times([ort_fn], a.repeats, a.min_time, a.gap)[0]
             line = f"{name:36s} {t:3d} {t_ort * 1e3:9.3f} {flops / t_ort / 1e9:8.2f} {e_ort:8.1e}"
             if e_ort > 1e-4:
                 line += "  MISMATCH"
             row = dict(case=name, threads=t, ort_s=t_ort, ort_gflops=flops / t_ort / 1e9, ort_err=e_ort)
-            if crk_fn is not None:
-                make, out = crk_fn
-                try:
-                    fn = make(t)
-                    fn()
-                    e_crk = rel_err(out, y)
-                    t_crk = best_time(fn, a.repeats, a.min_time)
-                    line += (f" {t_crk * 1e3:9.3f} {flops / t_crk / 1e9:8.2f} {e_crk:8.1e}"
-                             f" {t_crk / t_ort:7.2f}" + ("  MISMATCH" if e_crk > 1e-4 else ""))
-                    row.update(crk_s=t_crk, crk_gflops=flops / t_crk / 1e9, crk_err=e_crk,
-                               ratio=t_crk / t_ort)
-                except RuntimeError as ex:
-                    line += f"   crk failed: {ex}"
+            if crk_error is not None:
+                line += f"   crk failed: {crk_error}"
+            elif crk_run is not None:
+                e_crk = rel_err(out, y)
+                line += (f" {t_crk * 1e3:9.3f} {flops / t_crk / 1e9:8.2f} {e_crk:8.1e}"
+                         f" {t_crk / t_ort:7.2f}" + ("  MISMATCH" if e_crk > 1e-4 else ""))
+                row.update(crk_s=t_crk, crk_gflops=flops / t_crk / 1e9, crk_err=e_crk,
+                           ratio=t_crk / t_ort)
             print(line, flush=True)
             rows.append(row)
     if crk:

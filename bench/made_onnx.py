@@ -14,7 +14,7 @@ float32 ONNX graphs with the onnx helper API and times them on the CPU:
 
 Masks are folded into the constant weights (as a loader would). Threads: intra_op_num_threads =
 1 and 2. The ONNX log_prob is checked against the float64 NumPy reference
-(tests/reference/made_reference.py). If target/release/libcrkernels.so exports crk_made_log_prob /
+(tests/reference/made_reference.py). If target/release/libcrkernels.so (or --lib PATH) exports crk_made_log_prob /
 crk_made_sample they are timed in the same process through ctypes, on the same batch and thread
 counts, and the ratios against onnxruntime are printed (cargo build --release first).
 
@@ -156,8 +156,7 @@ def sample_onnx(sess, model, cs_rows, rng):
     return xs                                                 # standardised space
 
 
-def crk_symbols():
-    so = os.path.join(ROOT, "target", "release", "libcrkernels.so")
+def crk_symbols(so):
     if not os.path.exists(so):
         return so, None
     try:
@@ -208,6 +207,8 @@ def main():
     ap.add_argument("--repeats", type=int, default=5)
     ap.add_argument("--sample-repeats", type=int, default=3)
     ap.add_argument("--threads", type=int, nargs="+", default=[1, 2])
+    ap.add_argument("--lib", default=os.path.join(ROOT, "target", "release", "libcrkernels.so"),
+                    help="the crkernels shared library (another CARGO_TARGET_DIR's build)")
     args = ap.parse_args()
 
     t, meta = read_safetensors(MODEL)
@@ -267,7 +268,7 @@ def main():
     print(f"\nONNX sampler vs NumPy reference sampler, per-dim mean difference: "
           f"max |z| = {np.abs(zdiff).max():.2f} over {model.D} dims")
 
-    so, syms = crk_symbols()
+    so, syms = crk_symbols(args.lib)
     if syms is None or not {"crk_made_log_prob", "crk_made_sample"} <= set(syms):
         print(f"\ncrkernels: {os.path.relpath(so, ROOT)} not built, or without crk_made_log_prob /"
               f" crk_made_sample: skipped (cargo build --release first)")

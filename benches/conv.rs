@@ -3,7 +3,8 @@
 //! - conv1d: [256, 2, 256] input, 32 filters of width 5, 'same';
 //! - conv2d: [256, 32, 8, 8] input, 64 filters 3x3, 'same';
 //! - the two-branch network of examples/common/sd_network.rs on a batch of 256 events;
-//! - peak: 16 independent AVX-512 (or AVX2) FMA chains per thread, 1 and 2 threads.
+//! - peak: 12 independent AVX2 FMA chains and 16 AVX-512 ones per thread (where the CPU has
+//!   them), 1 and 2 threads.
 //!
 //! Throughput is reported in elements = FLOPs (2 per multiply-add): criterion's "elem/s" is
 //! FLOP/s. `cargo bench --bench conv`.
@@ -41,7 +42,52 @@ fn fma_chains_avx512(rounds: usize, x: f32) -> f32 {
     _mm512_reduce_add_ps(sum)
 }
 
+/// 12 independent chains of fused multiply-adds on 256-bit vectors (8 f32 lanes each; 12 of
+/// the 16 ymm registers, enough to cover the 4-cycle latency of 2 FMA pipes): 2 FLOPs x 8 lanes
+/// x 12 chains per round.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma")]
+fn fma_chains_avx2(rounds: usize, x: f32) -> f32 {
+    use std::arch::x86_64::*;
+    let mut acc = [_mm256_set1_ps(x); 12];
+    let (a, b) = (_mm256_set1_ps(0.999_999), _mm256_set1_ps(1e-7));
+    for _ in 0..rounds {
+        for v in acc.iter_mut() {
+            *v = _mm256_fmadd_ps(*v, a, b);
+        }
+    }
+    let mut sum = _mm256_setzero_ps();
+    for v in acc {
+        sum = _mm256_add_ps(sum, v);
+    }
+    let mut lanes = [0.0f32; 8];
+    // SAFETY: lanes holds 8 values.
+    unsafe { _mm256_storeu_ps(lanes.as_mut_ptr(), sum) };
+    lanes.iter().sum()
+}
+
 fn peak(c: &mut Criterion) {
+    #[cfg(target_arch = "x86_64")]
+    if std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma") {
+        let mut group = c.benchmark_group("fma_peak_avx2");
+        group.sample_size(20);
+        for threads in [1u64, 2] {
+            group.throughput(Throughput::Elements(threads * (ROUNDS * 12 * 8 * 2) as u64));
+            group.bench_function(format!("{threads}_threads"), |b| {
+                b.iter(|| {
+                    std::thread::scope(|s| {
+                        for _ in 1..threads {
+                            // SAFETY: AVX2 and FMA detected above.
+                            s.spawn(|| black_box(unsafe { fma_chains_avx2(ROUNDS, black_box(1.0)) }));
+                        }
+                        // SAFETY: as above.
+                        black_box(unsafe { fma_chains_avx2(ROUNDS, black_box(1.0)) })
+                    })
+                })
+            });
+        }
+        group.finish();
+    }
     #[cfg(target_arch = "x86_64")]
     if std::arch::is_x86_feature_detected!("avx512f") {
         let mut group = c.benchmark_group("fma_peak_avx512");

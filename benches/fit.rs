@@ -1,7 +1,8 @@
 //! Kernels of issue 6: the diffusion coefficient batch (target >= 5e7 points/s per core), the
 //! chi2 NLL, the normalisation + modulation fit (10 experiments, 300 points; target < 10 ms)
 //! and the ridge-surrogate step (18 parameters, 5000 points, degrees 1..=3, 10 alphas; target
-//! <= 2 s, against about 2.6 s for the scikit-learn reference bench/surrogate_sklearn.py).
+//! <= 2 s, against about 2.6 s for the scikit-learn reference bench/surrogate_sklearn.py), on 1
+//! and 2 threads.
 //!
 //! cargo bench --bench fit
 
@@ -150,9 +151,18 @@ fn surrogate(c: &mut Criterion) {
         SurrogateOptions { weighting: Weighting::Distance, start: None, degrees: &degrees, alphas: &alphas };
     let mut group = c.benchmark_group("surrogate");
     group.sample_size(10).measurement_time(Duration::from_secs(10));
-    group.bench_function("fit + step (p 18, n 5000, degrees 1..=3, 10 alphas)", |b| {
-        b.iter(|| Surrogate::fit(black_box(&x), P, black_box(&y), &options).unwrap().step(1.0).unwrap())
-    });
+    // On 1 and 2 threads (issue 18: the NumPy reference runs on OMP_NUM_THREADS = 1 and 2).
+    for threads in [1, 2] {
+        let name = format!("fit + step (p 18, n 5000, degrees 1..=3, 10 alphas, {threads} threads)");
+        group.bench_function(name, |b| {
+            b.iter(|| {
+                Surrogate::fit_threads(black_box(&x), P, black_box(&y), &options, threads)
+                    .unwrap()
+                    .step(1.0)
+                    .unwrap()
+            })
+        });
+    }
     group.finish();
 }
 

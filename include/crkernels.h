@@ -2878,11 +2878,16 @@ crk_status crk_polynomial_feature_count(size_t n_params,
  more than 32768 features F at the largest degree, e.g. 1000 parameters at degree 2 give
  501500, or more than 65536 candidates n_degrees x n_alphas: checked before allocating).
 
- Memory, with F the features of the largest degree, C <= F those of a candidate, n points,
- p parameters: 8 F^2 (Gram matrix) + 8 C^2 (ridge system) + about 5200 F + 8 n (p + 6) +
- 24 n_degrees n_alphas bytes; at most 16 GiB + 8 n (p + 6) at the feature limit, whatever n
- (the n x F design matrix is never held: it is built 256 points at a time). Time: n F^2
- multiply-adds for the Gram matrix plus C^3 / 3 per (degree, alpha) candidate. The fitted
+ Runs on all cores (crk_surrogate_fit_threads chooses the number); the result is the same,
+ bit for bit, on any number of threads.
+
+ Memory, with F the features of the largest degree, n points, p parameters and k the
+ candidates factored at once (k = 1 on one thread; up to the threads and the candidates, with
+ k 8 F^2 <= 1 GiB where k > 1): (8 + 8 k) F^2 (Gram matrix and ridge systems) +
+ (6300 + 2100 k) F + 8 n (p + 6) + 24 n_degrees n_alphas bytes; at most 16 GiB +
+ 8 n (p + 6) at the feature limit, whatever n (the n x F design matrix is never held: it is
+ built 256 points at a time). Time: n F^2 / 2 multiply-adds for the Gram matrix plus
+ C^3 / 6 per (degree, alpha) candidate of C features, split over the threads. The fitted
  handle holds 20 F + 24 p + 8 n_degrees n_alphas bytes.
 
  # Safety
@@ -2895,6 +2900,24 @@ crk_status crk_surrogate_fit(const double *x,
                              const double *nll,
                              const struct crk_surrogate_options *options,
                              struct crk_surrogate **out);
+
+/*
+ crk_surrogate_fit on `n_threads` threads (0: all cores; 1: the calling thread only): the
+ Gram matrix in bands of rows, the (degree, alpha) candidates factored at once, the refit's
+ factorisation in bands; every number is computed by the same operations whatever thread
+ runs it, so the handle is the same, bit for bit, on any thread count. Errors and memory as
+ crk_surrogate_fit.
+
+ # Safety
+ As crk_surrogate_fit.
+ */
+crk_status crk_surrogate_fit_threads(const double *x,
+                                     size_t n_points,
+                                     size_t n_params,
+                                     const double *nll,
+                                     const struct crk_surrogate_options *options,
+                                     size_t n_threads,
+                                     struct crk_surrogate **out);
 
 /*
  What the fit chose: degree, alpha, feature count, start index.

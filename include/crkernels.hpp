@@ -1281,6 +1281,13 @@ inline surrogate surrogate_fit(const double *x, size_t n_points, size_t n_params
     return surrogate(out);
 }
 
+/// Wraps crk_surrogate_fit_threads; the result owns the new handle.
+inline surrogate surrogate_fit_threads(const double *x, size_t n_points, size_t n_params, const double *nll, const crk_surrogate_options *options, size_t n_threads) {
+    crk_surrogate *out = nullptr;
+    detail::check(::crk_surrogate_fit_threads(x, n_points, n_params, nll, options, n_threads, &out), "crk_surrogate_fit_threads");
+    return surrogate(out);
+}
+
 /// Wraps crk_made_train; the result owns the new handle.
 inline made made_train(const float *context, size_t n_context, const float *x, size_t n_dims, size_t n, const crk_made_train_options *options, crk_progress_fn progress, void *user_data, crk_made_train_report *report) {
     crk_made *out = nullptr;

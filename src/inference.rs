@@ -75,6 +75,7 @@ use std::f64::consts::PI;
 use std::ops::Range;
 
 use crate::emulator::ParallelMade;
+use crate::math;
 use crate::math::linalg::{cholesky_in_place, cholesky_solve};
 use crate::nn::{Made, MadeGradWorkspace};
 use crate::rng::{Stream, standard_normal_quantile};
@@ -392,15 +393,15 @@ pub struct FitResult {
 /// s = 1 / (1 + e^-y), with ln s, ln(1 - s) and s (1 - s), without overflow.
 #[inline]
 fn logistic(y: f64) -> (f64, f64, f64, f64) {
-    let e = (-y.abs()).exp();
-    let ln1p = e.ln_1p();
+    let e = math::exp(-y.abs());
+    let ln1p = math::ln_1p(e);
     let (s, ln_s, ln_1ms) =
         if y >= 0.0 { (1.0 / (1.0 + e), -ln1p, -y - ln1p) } else { (e / (1.0 + e), y - ln1p, -ln1p) };
     (s, ln_s, ln_1ms, e / ((1.0 + e) * (1.0 + e)))
 }
 
 fn logit(t: f64) -> f64 {
-    (t / (1.0 - t)).ln()
+    math::ln(t / (1.0 - t))
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -442,8 +443,9 @@ impl<'p> Evaluator<'p> {
     fn new(problem: &FitProblem<'p>) -> Self {
         let (c, d, n) = (problem.n_params(), problem.n_dims(), problem.n_variables());
         let sigma = problem.sigma.map(<[f64]>::to_vec);
-        let noise_norm =
-            sigma.as_ref().map_or(0.0, |s| s.iter().map(|s| s.ln()).sum::<f64>() + d as f64 * HALF_LN_2PI);
+        let noise_norm = sigma
+            .as_ref()
+            .map_or(0.0, |s| s.iter().map(|&s| math::ln(s)).sum::<f64>() + d as f64 * HALF_LN_2PI);
         Self {
             made: problem.made,
             c,
@@ -1112,7 +1114,7 @@ impl DualAveraging {
     const KAPPA: f64 = 0.75;
 
     fn new(eps: f64, delta: f64) -> Self {
-        Self { mu: (10.0 * eps).ln(), h_bar: 0.0, log_eps_bar: 0.0, t: 0.0, delta }
+        Self { mu: math::ln(10.0 * eps), h_bar: 0.0, log_eps_bar: 0.0, t: 0.0, delta }
     }
 
     /// Takes an acceptance probability, returns the next step size.
@@ -1121,13 +1123,13 @@ impl DualAveraging {
         let eta = 1.0 / (self.t + Self::T0);
         self.h_bar = (1.0 - eta) * self.h_bar + eta * (self.delta - accept);
         let log_eps = self.mu - self.t.sqrt() / Self::GAMMA * self.h_bar;
-        let weight = self.t.powf(-Self::KAPPA);
+        let weight = math::powf(self.t, -Self::KAPPA);
         self.log_eps_bar = weight * log_eps + (1.0 - weight) * self.log_eps_bar;
-        log_eps.exp()
+        math::exp(log_eps)
     }
 
     fn final_step(&self) -> f64 {
-        self.log_eps_bar.exp()
+        math::exp(self.log_eps_bar)
     }
 }
 
@@ -1320,7 +1322,7 @@ impl Chain {
         if !dh.is_finite() || dh > 1000.0 {
             return (0.0, true);
         }
-        ((-dh).exp().min(1.0), false)
+        (math::exp(-dh).min(1.0), false)
     }
 
     fn accept(&mut self) {
@@ -1436,7 +1438,7 @@ fn find_step_sizes(eval: &mut Evaluator, chains: &mut [Chain], scratch: &mut Gro
                 chain.searching = false;
                 continue;
             }
-            let next = chain.eps * 2f64.powf(chain.search_direction);
+            let next = chain.eps * math::powf(2.0, chain.search_direction);
             if !(1e-10..=1e4).contains(&next) {
                 chain.searching = false;
                 continue;
@@ -1957,7 +1959,7 @@ fn ess(chains: &[Vec<f64>]) -> f64 {
     }
     let total = (m * n) as f64;
     let tail = if max_s + 1 < n { rho_hat[max_s + 1] } else { 0.0 };
-    let tau = (-1.0 + 2.0 * rho_hat[..max_s].iter().sum::<f64>() + tail).max(1.0 / total.log10());
+    let tau = (-1.0 + 2.0 * rho_hat[..max_s].iter().sum::<f64>() + tail).max(1.0 / math::log10(total));
     total / tau
 }
 

@@ -19,6 +19,7 @@
 //! seed s ([`realisation_index`]): a function of (s, p, r) only, independent streams for
 //! different points.
 
+use crate::math;
 use crate::physics::ensemble::{Ensemble, EnsembleParams, MAX_ENERGIES, Precision};
 use crate::physics::green::SourceSpectrum;
 use crate::physics::losses::{EnergyLosses, LossModel};
@@ -111,7 +112,7 @@ impl GridPoint {
 
 /// The 19 grid energies [GeV]: 10^(1.5 + i / 6), i = 0..18.
 pub fn grid_energies_gev() -> [f64; N_GRID_ENERGIES] {
-    core::array::from_fn(|i| 10f64.powf(1.5 + i as f64 / 6.0))
+    core::array::from_fn(|i| math::powf(10.0, 1.5 + i as f64 / 6.0))
 }
 
 /// The 6750 points of table 1, R_SN varying slowest and kappa0 fastest.
@@ -266,7 +267,7 @@ impl GridSettings {
                 self.source_energy_erg,
                 1.0,
                 point.gamma,
-                10f64.powf(point.log10_ecut_gev),
+                math::powf(10.0, point.log10_ecut_gev),
             )?,
         };
         // The ensemble draws only sources younger than min(t_max, T(E_min)): check the
@@ -288,7 +289,7 @@ pub fn psi_from_flux(energies_gev: &[f64], flux: &[f64], psi: &mut [f32]) {
     let width = energies_gev.len();
     for (row_flux, row_psi) in flux.chunks_exact(width).zip(psi.chunks_exact_mut(width)) {
         for ((phi, out), e) in row_flux.iter().zip(row_psi).zip(energies_gev) {
-            *out = (e * e * e * phi).ln() as f32;
+            *out = math::ln(e * e * e * phi) as f32;
         }
     }
 }

@@ -407,7 +407,7 @@ impl MadeTrainer {
             means.push(mean);
             stds.push(std);
         }
-        let log_std_sum = standardize.x_std.iter().map(|s| s.ln()).sum();
+        let log_std_sum = standardize.x_std.iter().map(|&s| crate::math::ln(s)).sum();
         let model = TrainModel::new(arch, standardize.clone(), options.seed)?;
         let threads = match options.n_threads {
             0 => std::thread::available_parallelism().map_or(1, |n| n.get()),

@@ -14,6 +14,8 @@ use serde_json::Value;
 #[path = "made_support/mod.rs"]
 mod support;
 
+mod isa_support;
+
 /// The relative error allowed: of the reference output's max-norm.
 const TOLERANCE: f64 = 1e-5;
 
@@ -153,4 +155,20 @@ fn results_do_not_depend_on_the_thread_count_or_the_batch_split() {
     assert_eq!(one, two);
     layer.forward(&x[5 * layer.input_size()..6 * layer.input_size()], &mut single).unwrap();
     assert_eq!(single[..], one[5 * layer.output_size()..6 * layer.output_size()]);
+}
+
+/// The reference and thread-count tests above, again under every instruction set this CPU has
+/// (`CRKERNELS_ISA`, one child process each): the pooling kernels and a conv2d layer built
+/// with `Conv2d::new` follow the process-wide choice.
+#[test]
+fn equivalence_tests_pass_under_every_instruction_set() {
+    isa_support::rerun_under_every_isa(&[
+        "kernels_match_the_numpy_reference",
+        "results_do_not_depend_on_the_thread_count_or_the_batch_split",
+    ]);
+}
+
+#[test]
+fn the_selected_set_is_the_requested_one() {
+    isa_support::assert_selected_set_is_requested();
 }

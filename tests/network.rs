@@ -14,6 +14,8 @@ use safetensors::tensor::{Dtype, TensorView};
 #[path = "made_support/mod.rs"]
 mod support;
 
+mod isa_support;
+
 #[path = "../examples/common/sd_network.rs"]
 mod sd_network;
 
@@ -235,4 +237,22 @@ fn nan_weights_are_rejected_at_load() {
         safetensors::tensor::serialize([("layers.0.weight", w), ("layers.0.bias", b)], Some(meta)).unwrap();
     let err = Network::from_safetensors(&file).unwrap_err().to_string();
     assert!(err.contains("layer 0 (dense): layers.0.weight: value 0 is NaN"), "{err}");
+}
+
+/// The accuracy and batch tests above, again under every instruction set this CPU has
+/// (`CRKERNELS_ISA`, one child process each): every layer kernel follows the process-wide
+/// choice.
+#[test]
+fn equivalence_tests_pass_under_every_instruction_set() {
+    isa_support::rerun_under_every_isa(&[
+        "networks_match_numpy_and_onnxruntime",
+        "batch_one_and_large_batches_give_the_same_rows",
+        "a_workspace_limit_shrinks_the_chunk_not_the_results",
+        "the_example_network_loads_and_runs",
+    ]);
+}
+
+#[test]
+fn the_selected_set_is_the_requested_one() {
+    isa_support::assert_selected_set_is_requested();
 }

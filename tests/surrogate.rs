@@ -3,6 +3,13 @@
 
 mod fit_support;
 
+use crkernels::ffi::surrogate::{
+    CRK_WEIGHTS_DISTANCE, CRK_WEIGHTS_EXPONENTIAL, CRK_WEIGHTS_NONE, crk_surrogate,
+    crk_surrogate_coefficients, crk_surrogate_fit, crk_surrogate_fit_threads, crk_surrogate_free,
+    crk_surrogate_options,
+};
+use crkernels::math::linalg::Exec;
+use crkernels::math::simd::VectorIsa;
 use crkernels::stats::surrogate::{Surrogate, SurrogateOptions, Weighting, polynomial_feature_count};
 use fit_support::{Table, key_values, parse};
 
@@ -35,6 +42,61 @@ fn check_data_set(name: &str) {
     let start = floats(&config, "start")[0] as usize;
     let options = SurrogateOptions { weighting, start: Some(start), degrees: &degrees, alphas: &alphas };
     let surrogate = Surrogate::fit(&x, p, &y, &options).unwrap();
+    // The same bits on any thread count and every instruction set this CPU has: the checks
+    // below hold for all of them.
+    let bits = |v: &[f64]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+    let mut others: Vec<(String, Surrogate)> = [1, 2, 3]
+        .iter()
+        .map(|&t| (format!("{t} threads"), Surrogate::fit_threads(&x, p, &y, &options, t).unwrap()))
+        .collect();
+    for isa in VectorIsa::available() {
+        let exec = Exec::with_isa(isa, 2).unwrap();
+        others.push((isa.name().to_string(), Surrogate::fit_with(&x, p, &y, &options, exec).unwrap()));
+    }
+    for (what, other) in &others {
+        assert_eq!((other.degree(), other.alpha()), (surrogate.degree(), surrogate.alpha()), "{name} {what}");
+        assert_eq!(bits(other.coefficients()), bits(surrogate.coefficients()), "{name} {what}");
+        assert_eq!(bits(other.validation_scores()), bits(surrogate.validation_scores()), "{name} {what}");
+    }
+    // And through the C ABI.
+    let c_options = crk_surrogate_options {
+        weighting: match weighting {
+            Weighting::None => CRK_WEIGHTS_NONE,
+            Weighting::Distance => CRK_WEIGHTS_DISTANCE,
+            _ => CRK_WEIGHTS_EXPONENTIAL,
+        },
+        custom_weights: std::ptr::null(),
+        start_index: start as i64,
+        degrees: degrees.as_ptr(),
+        n_degrees: degrees.len(),
+        alphas: alphas.as_ptr(),
+        n_alphas: alphas.len(),
+    };
+    for threads in [None, Some(1), Some(2)] {
+        let mut handle: *mut crk_surrogate = std::ptr::null_mut();
+        let mut coefficients = vec![0.0; surrogate.coefficients().len()];
+        let mut count = 0;
+        // SAFETY: x holds n * p values, y n; the options' arrays their counts; the outputs are
+        // writable and hold their capacities.
+        unsafe {
+            let status = match threads {
+                None => crk_surrogate_fit(x.as_ptr(), n, p, y.as_ptr(), &c_options, &mut handle),
+                Some(t) => {
+                    crk_surrogate_fit_threads(x.as_ptr(), n, p, y.as_ptr(), &c_options, t, &mut handle)
+                }
+            };
+            assert_eq!(status, 0, "{name} {threads:?}");
+            let status =
+                crk_surrogate_coefficients(handle, coefficients.as_mut_ptr(), coefficients.len(), &mut count);
+            assert_eq!(status, 0, "{name} {threads:?}");
+            crk_surrogate_free(handle);
+        }
+        assert_eq!(
+            bits(&coefficients),
+            bits(surrogate.coefficients()),
+            "{name}: C ABI on {threads:?} threads"
+        );
+    }
     if name != "p6_distance_start" {
         // The default start is the lowest NLL, as in these sets.
         let default = SurrogateOptions { start: None, ..options };

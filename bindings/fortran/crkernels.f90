@@ -1459,6 +1459,18 @@ module crkernels
       type(c_ptr), intent(out) :: out
       integer(c_int32_t) :: crk_surrogate_fit
     end function crk_surrogate_fit
+    function crk_surrogate_fit_threads(x, n_points, n_params, nll, options, n_threads, out) &
+        bind(C, name="crk_surrogate_fit_threads")
+      import
+      real(c_double), intent(in) :: x(*)
+      integer(c_size_t), value :: n_points
+      integer(c_size_t), value :: n_params
+      real(c_double), intent(in) :: nll(*)
+      type(crk_surrogate_options), intent(in) :: options
+      integer(c_size_t), value :: n_threads
+      type(c_ptr), intent(out) :: out
+      integer(c_int32_t) :: crk_surrogate_fit_threads
+    end function crk_surrogate_fit_threads
     function crk_surrogate_get_info(surrogate, info) &
         bind(C, name="crk_surrogate_get_info")
       import

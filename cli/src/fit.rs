@@ -19,6 +19,7 @@ use std::time::Instant;
 
 use clap::Args;
 use crkernels::inference::{FitOptions, FitProblem, FitResult, fit};
+use crkernels::math;
 use crkernels::rng::Stream;
 use crkernels::secret::{self, GridPoint, GridSettings, TABLE1_AXES};
 
@@ -77,7 +78,7 @@ fn with_emulator_error(sigma: Option<Vec<f64>>, emulator_sigma: f64, n: usize) -
         return Ok(sigma);
     }
     let base = sigma.unwrap_or_else(|| vec![0.0; n]);
-    Ok(Some(base.iter().map(|s| s.hypot(emulator_sigma)).collect()))
+    Ok(Some(base.iter().map(|&s| math::hypot(s, emulator_sigma)).collect()))
 }
 
 /// The observed psi at the model's energies and its sigma, from a spectrum CSV.
@@ -127,7 +128,7 @@ pub fn read_spectrum(path: &Path, energies_gev: &[f64]) -> Result<(Vec<f64>, Opt
         if !(flux.is_finite() && flux > 0.0) {
             return Err(CliError::input(at(&format!("flux = {flux}: it must be finite and > 0"))));
         }
-        psi[k] = (energy.powi(3) * flux).ln();
+        psi[k] = math::ln(energy.powi(3) * flux);
         if with_sigma {
             let s = values[2];
             if !(s.is_finite() && s > 0.0) {

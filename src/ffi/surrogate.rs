@@ -107,11 +107,16 @@ pub unsafe extern "C" fn crk_polynomial_feature_count(
 /// more than 32768 features F at the largest degree, e.g. 1000 parameters at degree 2 give
 /// 501500, or more than 65536 candidates n_degrees x n_alphas: checked before allocating).
 ///
-/// Memory, with F the features of the largest degree, C <= F those of a candidate, n points,
-/// p parameters: 8 F^2 (Gram matrix) + 8 C^2 (ridge system) + about 5200 F + 8 n (p + 6) +
-/// 24 n_degrees n_alphas bytes; at most 16 GiB + 8 n (p + 6) at the feature limit, whatever n
-/// (the n x F design matrix is never held: it is built 256 points at a time). Time: n F^2
-/// multiply-adds for the Gram matrix plus C^3 / 3 per (degree, alpha) candidate. The fitted
+/// Runs on all cores (crk_surrogate_fit_threads chooses the number); the result is the same,
+/// bit for bit, on any number of threads.
+///
+/// Memory, with F the features of the largest degree, n points, p parameters and k the
+/// candidates factored at once (k = 1 on one thread; up to the threads and the candidates, with
+/// k 8 F^2 <= 1 GiB where k > 1): (8 + 8 k) F^2 (Gram matrix and ridge systems) +
+/// (6300 + 2100 k) F + 8 n (p + 6) + 24 n_degrees n_alphas bytes; at most 16 GiB +
+/// 8 n (p + 6) at the feature limit, whatever n (the n x F design matrix is never held: it is
+/// built 256 points at a time). Time: n F^2 / 2 multiply-adds for the Gram matrix plus
+/// C^3 / 6 per (degree, alpha) candidate of C features, split over the threads. The fitted
 /// handle holds 20 F + 24 p + 8 n_degrees n_alphas bytes.
 ///
 /// # Safety
@@ -124,6 +129,28 @@ pub unsafe extern "C" fn crk_surrogate_fit(
     n_params: usize,
     nll: *const f64,
     options: *const crk_surrogate_options,
+    out: *mut *mut crk_surrogate,
+) -> crk_status {
+    // SAFETY: forwarded from the caller.
+    unsafe { crk_surrogate_fit_threads(x, n_points, n_params, nll, options, 0, out) }
+}
+
+/// crk_surrogate_fit on `n_threads` threads (0: all cores; 1: the calling thread only): the
+/// Gram matrix in bands of rows, the (degree, alpha) candidates factored at once, the refit's
+/// factorisation in bands; every number is computed by the same operations whatever thread
+/// runs it, so the handle is the same, bit for bit, on any thread count. Errors and memory as
+/// crk_surrogate_fit.
+///
+/// # Safety
+/// As crk_surrogate_fit.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn crk_surrogate_fit_threads(
+    x: *const f64,
+    n_points: usize,
+    n_params: usize,
+    nll: *const f64,
+    options: *const crk_surrogate_options,
+    n_threads: usize,
     out: *mut *mut crk_surrogate,
 ) -> crk_status {
     guard(|| {
@@ -159,7 +186,8 @@ pub unsafe extern "C" fn crk_surrogate_fit(
                 Error::InvalidArgument(format!("start index {s} (use -1 for the lowest NLL)"))
             })?),
         };
-        let inner = Surrogate::fit(x, n_params, y, &SurrogateOptions { weighting, start, degrees, alphas })?;
+        let options = SurrogateOptions { weighting, start, degrees, alphas };
+        let inner = Surrogate::fit_threads(x, n_params, y, &options, n_threads)?;
         // SAFETY: checked above.
         unsafe { write_handle(out, crk_surrogate { inner }) }
     })

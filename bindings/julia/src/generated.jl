@@ -720,6 +720,10 @@ function crk_surrogate_fit(x, n_points, n_params, nll, options, out)
     @ccall libcrkernels.crk_surrogate_fit(x::Ptr{Cdouble}, n_points::Csize_t, n_params::Csize_t, nll::Ptr{Cdouble}, options::Ptr{crk_surrogate_options}, out::Ptr{Ptr{Cvoid}})::crk_status
 end
 
+function crk_surrogate_fit_threads(x, n_points, n_params, nll, options, n_threads, out)
+    @ccall libcrkernels.crk_surrogate_fit_threads(x::Ptr{Cdouble}, n_points::Csize_t, n_params::Csize_t, nll::Ptr{Cdouble}, options::Ptr{crk_surrogate_options}, n_threads::Csize_t, out::Ptr{Ptr{Cvoid}})::crk_status
+end
+
 function crk_surrogate_get_info(surrogate, info)
     @ccall libcrkernels.crk_surrogate_get_info(surrogate::Ptr{Cvoid}, info::Ptr{crk_surrogate_info})::crk_status
 end
@@ -922,6 +926,7 @@ const C_FUNCTIONS = (
     :crk_modulation_fit,
     :crk_polynomial_feature_count,
     :crk_surrogate_fit,
+    :crk_surrogate_fit_threads,
     :crk_surrogate_get_info,
     :crk_surrogate_coefficients,
     :crk_surrogate_validation_scores,

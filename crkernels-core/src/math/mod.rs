@@ -1,20 +1,21 @@
 //! Numerical building blocks: the math-function facade, Chebyshev fits, piecewise polynomial
 //! tables and quadrature.
 //!
-//! The facade picks std's `f64` functions where `std` is on (about 4.8 ns for `exp` against
-//! libm's 7.9 ns on our machines, DESIGN.md) and `libm` in `no_std` builds.
+//! The facade's transcendental functions (exp, ln, powf, ln_1p, exp_m1, log10, cos, hypot,
+//! tanh_f32, erfc) are the `libm` crate's in every build, never the platform's C library:
+//! glibc's differ between x86-64 and aarch64 (aarch64's is built with fused multiply-adds, and
+//! x86-64's picks FMA or non-FMA variants at load time by CPU), so that with std's `f64`
+//! methods a data set made on an ARM node differed from one made on an x86 node in the last
+//! bits. libm is plain Rust without FMA contraction: the same bits on every platform and CPU
+//! (examples/bit_identity.rs, scripts/test-aarch64.sh). It costs ~3 ns per call against glibc's
+//! FMA variants (`exp` ~7.9 against ~4.8 ns, DESIGN.md); the hot loops use the branch-free
+//! kernels below, which are portable already. Correctly rounded IEEE operations (sqrt, floor,
+//! mul_add) keep std's where `std` is on: one instruction, the same bits everywhere.
 
-/// e^x.
+/// e^x (libm, bit-identical on every platform).
 #[inline(always)]
 pub fn exp(x: f64) -> f64 {
-    #[cfg(feature = "std")]
-    {
-        x.exp()
-    }
-    #[cfg(not(feature = "std"))]
-    {
-        libm::exp(x)
-    }
+    libm::exp(x)
 }
 
 /// The largest integer not above x (exact; one vector instruction in loops with std).
@@ -30,59 +31,37 @@ pub fn floor(x: f64) -> f64 {
     }
 }
 
-/// Natural logarithm.
+/// Natural logarithm (libm, bit-identical on every platform).
 #[inline(always)]
 pub fn ln(x: f64) -> f64 {
-    #[cfg(feature = "std")]
-    {
-        x.ln()
-    }
-    #[cfg(not(feature = "std"))]
-    {
-        libm::log(x)
-    }
+    libm::log(x)
 }
 
-/// ln(1 + x), accurate for small x.
+/// Base-10 logarithm (libm, bit-identical on every platform).
+#[inline(always)]
+pub fn log10(x: f64) -> f64 {
+    libm::log10(x)
+}
+
+/// ln(1 + x), accurate for small x (libm, bit-identical on every platform).
 #[inline(always)]
 pub fn ln_1p(x: f64) -> f64 {
-    #[cfg(feature = "std")]
-    {
-        x.ln_1p()
-    }
-    #[cfg(not(feature = "std"))]
-    {
-        libm::log1p(x)
-    }
+    libm::log1p(x)
 }
 
-/// e^x - 1, accurate for small x.
+/// e^x - 1, accurate for small x (libm, bit-identical on every platform).
 #[inline(always)]
 pub fn exp_m1(x: f64) -> f64 {
-    #[cfg(feature = "std")]
-    {
-        x.exp_m1()
-    }
-    #[cfg(not(feature = "std"))]
-    {
-        libm::expm1(x)
-    }
+    libm::expm1(x)
 }
 
-/// x^y.
+/// x^y (libm, bit-identical on every platform).
 #[inline(always)]
 pub fn powf(x: f64, y: f64) -> f64 {
-    #[cfg(feature = "std")]
-    {
-        x.powf(y)
-    }
-    #[cfg(not(feature = "std"))]
-    {
-        libm::pow(x, y)
-    }
+    libm::pow(x, y)
 }
 
-/// Square root.
+/// Square root (correctly rounded: the same bits everywhere).
 #[inline(always)]
 pub fn sqrt(x: f64) -> f64 {
     #[cfg(feature = "std")]
@@ -93,6 +72,13 @@ pub fn sqrt(x: f64) -> f64 {
     {
         libm::sqrt(x)
     }
+}
+
+/// sqrt(x^2 + y^2) without undue overflow or underflow (libm, bit-identical on every
+/// platform).
+#[inline(always)]
+pub fn hypot(x: f64, y: f64) -> f64 {
+    libm::hypot(x, y)
 }
 
 /// a b + c with one rounding (fused multiply-add): the FMA instruction where the caller is
@@ -110,30 +96,17 @@ pub fn mul_add(a: f64, b: f64, c: f64) -> f64 {
     }
 }
 
-/// cos(x).
+/// cos(x) (libm, bit-identical on every platform).
 #[inline(always)]
 pub fn cos(x: f64) -> f64 {
-    #[cfg(feature = "std")]
-    {
-        x.cos()
-    }
-    #[cfg(not(feature = "std"))]
-    {
-        libm::cos(x)
-    }
+    libm::cos(x)
 }
 
-/// tanh(x) in single precision (the neural-network kernels).
+/// tanh(x) in single precision, the neural-network kernels (libm, bit-identical on every
+/// platform).
 #[inline(always)]
 pub fn tanh_f32(x: f32) -> f32 {
-    #[cfg(feature = "std")]
-    {
-        x.tanh()
-    }
-    #[cfg(not(feature = "std"))]
-    {
-        libm::tanhf(x)
-    }
+    libm::tanhf(x)
 }
 
 /// The complementary error function erfc(x) = 1 - erf(x), accurate in the tails (libm's, in

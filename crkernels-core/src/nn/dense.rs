@@ -15,13 +15,14 @@
 //! # The kernel
 //!
 //! Activations are processed in tiles of [`TILE`] samples stored feature-major
-//! (`tile[feature * TILE + lane]`): for a group of up to 4 rows of equal degree,
+//! (`tile[feature * TILE + lane]`): for a group of up to 4 rows of equal degree (6 with AVX2,
+//! 8 with AVX-512),
 //!
 //! ```text
 //! acc[r][lane] = bias[r];   for j in 0..prefix: acc[r][lane] = fma(w[r][j], in[j][lane], acc[r][lane])
 //! ```
 //!
-//! so that each input value is loaded once for 4 rows and every lane runs the same operations
+//! so that each input value is loaded once per group and every lane runs the same operations
 //! in the same order: a sample's result does not depend on its lane, its tile or the thread.
 //! On x86-64 with std an AVX2 + FMA version (explicit intrinsics, fused multiply-adds) is
 //! picked at run time (`is_x86_feature_detected!`); otherwise a portable loop with a separate
@@ -36,8 +37,12 @@ use crate::error::{Error, Result};
 /// Samples per tile of the batched kernels (two AVX registers of f32).
 pub const TILE: usize = 16;
 
-/// Rows computed together by the kernel (register blocking).
+/// Rows computed together by the kernel (register blocking; the portable one).
 const ROW_GROUP: usize = 4;
+
+/// Rows computed together by the AVX2 kernel (two registers each).
+#[cfg(all(feature = "std", target_arch = "x86_64"))]
+const AVX2_ROW_GROUP: usize = 6;
 
 /// Which mask a layer uses.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -260,12 +265,29 @@ impl Kernel {
         Kernel::Baseline
     }
 
+    /// The variant for an instruction set this CPU runs (tests compare them).
+    #[cfg(test)]
+    fn for_isa(isa: crate::math::simd::VectorIsa) -> Self {
+        #[cfg(all(feature = "std", target_arch = "x86_64"))]
+        match isa {
+            crate::math::simd::VectorIsa::Avx512 => return Kernel::Avx512,
+            crate::math::simd::VectorIsa::Avx2 => return Kernel::Avx2Fma,
+            crate::math::simd::VectorIsa::Baseline | crate::math::simd::VectorIsa::Neon => {}
+        }
+        let _ = isa;
+        Kernel::Baseline
+    }
+
     /// Rows computed together: as many as keep every FMA pipe busy (one register per row on
-    /// AVX-512, two on AVX2).
+    /// AVX-512: 8 accumulators; two on AVX2: 6 rows, 12 of the 16 ymm registers, where 4 rows
+    /// left 8 accumulators for 2 pipes of 4-cycle FMAs and split MADE's blocks of 11 and 30
+    /// rows of one degree into more partial groups).
     fn row_group(self) -> usize {
         match self {
             #[cfg(all(feature = "std", target_arch = "x86_64"))]
             Kernel::Avx512 => 2 * ROW_GROUP,
+            #[cfg(all(feature = "std", target_arch = "x86_64"))]
+            Kernel::Avx2Fma => AVX2_ROW_GROUP,
             _ => ROW_GROUP,
         }
     }
@@ -293,11 +315,13 @@ impl Kernel {
     }
 }
 
-/// The AVX2 + FMA kernel: 1 to 4 rows x [`TILE`] lanes held in 8 registers.
+/// The AVX2 + FMA kernel: 1 to 6 rows x [`TILE`] lanes held in up to 12 registers.
 #[cfg(all(feature = "std", target_arch = "x86_64"))]
 #[target_feature(enable = "avx2,fma")]
 fn rows_avx2_fma(weight: &[f32], stride: usize, prefix: usize, bias: &[f32], input: &[f32], out: &mut [f32]) {
     match bias.len() {
+        6 => rows_avx2_n::<6>(weight, stride, prefix, bias, input, out),
+        5 => rows_avx2_n::<5>(weight, stride, prefix, bias, input, out),
         4 => rows_avx2_n::<4>(weight, stride, prefix, bias, input, out),
         3 => rows_avx2_n::<3>(weight, stride, prefix, bias, input, out),
         2 => rows_avx2_n::<2>(weight, stride, prefix, bias, input, out),
@@ -515,25 +539,52 @@ mod tests {
         }
     }
 
-    /// The AVX2 and AVX-512 kernels fuse the same multiply-adds in the same order.
-    #[cfg(all(feature = "std", target_arch = "x86_64"))]
+    /// Every kernel this CPU runs matches the definition, on every row count; the AVX2 and
+    /// AVX-512 kernels fuse the same multiply-adds in the same order (the same bits).
     #[test]
-    fn the_avx2_and_avx512_kernels_give_the_same_bits() {
-        if !matches!(Kernel::detect(), Kernel::Avx512) {
-            return;
-        }
+    fn every_instruction_set_matches_the_definition_and_the_fused_ones_agree() {
         let (stride, prefix) = (37, 33);
         let weight: alloc::vec::Vec<f32> =
-            (0..4 * stride).map(|i| ((i * 31 % 29) as f32 - 14.0) / 9.0).collect();
+            (0..8 * stride).map(|i| ((i * 31 % 29) as f32 - 14.0) / 9.0).collect();
         let input: alloc::vec::Vec<f32> =
             (0..prefix * TILE).map(|i| ((i * 13 % 11) as f32 - 5.0) / 7.0).collect();
-        let bias = [0.5f32, -0.25, 1.0, 0.0];
-        for rows in 1..=4 {
-            let mut avx2 = alloc::vec![0.0f32; rows * TILE];
-            let mut avx512 = alloc::vec![0.0f32; rows * TILE];
-            Kernel::Avx2Fma.rows(&weight, stride, prefix, &bias[..rows], &input, &mut avx2);
-            Kernel::Avx512.rows(&weight, stride, prefix, &bias[..rows], &input, &mut avx512);
-            assert!(avx2.iter().zip(&avx512).all(|(a, b)| a.to_bits() == b.to_bits()), "{rows} rows");
+        let bias = [0.5f32, -0.25, 1.0, 0.0, 2.0, -1.0, 0.125, 3.0];
+        let mut fused: Option<alloc::vec::Vec<alloc::vec::Vec<u32>>> = None;
+        for isa in crate::math::simd::VectorIsa::available() {
+            let kernel = Kernel::for_isa(isa);
+            let mut bits = alloc::vec::Vec::new();
+            for rows in 1..=kernel.row_group() {
+                let mut out = alloc::vec![f32::NAN; rows * TILE];
+                kernel.rows(&weight, stride, prefix, &bias[..rows], &input, &mut out);
+                for r in 0..rows {
+                    for j in 0..TILE {
+                        let mut expect = f64::from(bias[r]);
+                        for k in 0..prefix {
+                            expect += f64::from(weight[r * stride + k]) * f64::from(input[k * TILE + j]);
+                        }
+                        let got = f64::from(out[r * TILE + j]);
+                        assert!(
+                            (got - expect).abs() <= 1e-5 * (1.0 + expect.abs()),
+                            "{isa:?} {rows} rows: {got} {expect}"
+                        );
+                    }
+                }
+                bits.push(out.iter().map(|v| v.to_bits()).collect());
+            }
+            if !matches!(kernel, Kernel::Baseline) {
+                match &fused {
+                    // Row groups of 1 to 6 rows: the counts both fused kernels run.
+                    Some(first) => {
+                        let common = first.len().min(bits.len());
+                        assert_eq!(
+                            first[..common],
+                            bits[..common],
+                            "{isa:?} differs from the other fused kernel"
+                        )
+                    }
+                    None => fused = Some(bits),
+                }
+            }
         }
     }
 

@@ -13,8 +13,11 @@
 //!
 //! Three variants, picked at run time from [`VectorIsa`]: AVX-512F (8 x 32: 16 zmm
 //! accumulators, two B loads and eight broadcasts per k), AVX2 + FMA (6 x 16: 12 ymm
-//! accumulators) and a portable loop (4 x 8, a multiply then an add) for other CPUs and no_std
-//! builds. Each output value is a sum over k in increasing order with the same operations
+//! accumulators, two B loads and six broadcasts per k, which leaves 4 of the 16 ymm registers
+//! free; a partial panel of R < 6 rows runs an R-row copy of the loop) and a portable loop
+//! (4 x 8, a multiply then an add) for other CPUs and no_std builds. Convolutions also read B
+//! rows in place: as runs of 8 input values ([`Kernel::tile_segments`]) or at per-row offsets
+//! swept across an output row ([`Kernel::tile_span`]). Each output value is a sum over k in increasing order with the same operations
 //! whatever tile, panel or thread it lands in, so results never depend on how a batch is split;
 //! they differ in the last bits between the portable and the fused (FMA) variants.
 
@@ -83,10 +86,10 @@ impl Kernel {
         Kernel::Portable
     }
 
-    /// Whether the variant has [`tile_avx512_segments`] (B rows as runs of 8 values).
+    /// Whether the variant has [`Kernel::tile_segments`] (B rows as NR / 8 runs of 8 values).
     pub(crate) const fn has_segment_tile(self) -> bool {
         #[cfg(all(feature = "std", target_arch = "x86_64"))]
-        if let Kernel::Avx512 = self {
+        if let Kernel::Avx512 | Kernel::Avx2 = self {
             return true;
         }
         false
@@ -146,6 +149,95 @@ impl Kernel {
                 Kernel::Avx2 => tile_avx2(k, a, b, b_rows, init, o, ldc, rows, cols),
                 #[cfg(all(feature = "std", target_arch = "x86_64"))]
                 Kernel::Avx512 => tile_avx512(k, a, b, b_rows, init, o, ldc, rows, cols),
+            }
+        }
+    }
+
+    /// A row of tiles for implicit convolution: for every p0 in (0..n).step_by(NR), the tile
+    /// of [`Kernel::tile`] on B row k at `b[offsets[k] + p0..]`, written to `out[p0..]`, its
+    /// accumulators starting at `bias[r]`. The same bits as those tiles one by one; on AVX2 the
+    /// loop runs inside the kernel (with a K of 10, a conv1d's, the call and set-up of each tile
+    /// cost a fifth of the time).
+    ///
+    /// # Safety
+    /// As [`Kernel::tile`] for every tile: `a` holds offsets.len() * MR values; for every k,
+    /// `b[offsets[k] + p0..][..NR]` is in bounds for every p0 < n; rows <= MR;
+    /// `out[(rows - 1) * ldc + n - 1]` is in bounds and ldc >= n; `bias` holds MR values.
+    #[allow(clippy::too_many_arguments)]
+    #[inline]
+    pub(crate) unsafe fn tile_span(
+        self,
+        offsets: &[usize],
+        a: &[f32],
+        b: &[f32],
+        bias: &[f32],
+        out: &mut [f32],
+        ldc: usize,
+        (rows, n): (usize, usize),
+    ) {
+        debug_assert!(a.len() >= offsets.len() * self.mr() && rows <= self.mr() && bias.len() >= self.mr());
+        debug_assert!(rows == 0 || n == 0 || out.len() >= (rows - 1) * ldc + n);
+        // SAFETY (whole body): forwarded from the caller.
+        unsafe {
+            #[cfg(all(feature = "std", target_arch = "x86_64"))]
+            if let Kernel::Avx2 = self {
+                let (a, b, o) = (a.as_ptr(), b.as_ptr(), out.as_mut_ptr());
+                return span_avx2(offsets, a, b, bias, o, ldc, rows, n);
+            }
+            let nr = self.nr();
+            for p0 in (0..n).step_by(nr) {
+                let cols = nr.min(n - p0);
+                self.tile(
+                    offsets.len(),
+                    a,
+                    &b[p0..],
+                    Offsets(offsets),
+                    Init::Rows(bias),
+                    &mut out[p0..],
+                    ldc,
+                    (rows, cols),
+                );
+            }
+        }
+    }
+
+    /// One tile with B row k made of NR / 8 runs of 8 values at `segments[s] + offsets[k]`
+    /// from `b` (s < NR / 8; later entries unused), A a packed panel (`a[k * MR + r]`), the
+    /// accumulators starting at `bias[r]` ([`tile_avx512_segments`], [`tile_avx2_segments`]).
+    /// The same bits as [`Kernel::tile`] on the packed patch rows.
+    ///
+    /// # Safety
+    /// [`Kernel::has_segment_tile`]; the CPU supports the variant; `a` holds offsets.len() * MR
+    /// values; b[segments[s] + offsets[k]..][..8] is in bounds for s < NR / 8 and every k;
+    /// rows <= MR, cols <= NR; `out[(rows - 1) * ldc + cols - 1]` is in bounds and ldc >= cols;
+    /// `bias` holds MR values.
+    #[allow(clippy::too_many_arguments)]
+    #[inline]
+    pub(crate) unsafe fn tile_segments(
+        self,
+        offsets: &[usize],
+        a: *const f32,
+        b: *const f32,
+        segments: [usize; 4],
+        bias: &[f32],
+        out: *mut f32,
+        ldc: usize,
+        rows_cols: (usize, usize),
+    ) {
+        match self {
+            #[cfg(all(feature = "std", target_arch = "x86_64"))]
+            // SAFETY: forwarded from the caller.
+            Kernel::Avx512 => unsafe {
+                tile_avx512_segments(offsets, a, b, segments, bias, out, ldc, rows_cols)
+            },
+            #[cfg(all(feature = "std", target_arch = "x86_64"))]
+            // SAFETY: forwarded from the caller.
+            Kernel::Avx2 => unsafe {
+                tile_avx2_segments(offsets, a, b, [segments[0], segments[1]], bias, out, ldc, rows_cols)
+            },
+            Kernel::Portable => {
+                let _ = (offsets, a, b, segments, bias, out, ldc, rows_cols);
+                unreachable!("the portable kernel has no segment tile")
             }
         }
     }
@@ -219,7 +311,8 @@ unsafe fn tile_portable<const MR: usize, const NR: usize, B: BRows>(
     unsafe { store_corner(acc.as_ptr() as *const f32, NR, out, ldc, rows, cols) };
 }
 
-/// The AVX2 + FMA tile: 6 x 16 (see [`Kernel::tile`]).
+/// The AVX2 + FMA tile: 6 x 16 (see [`Kernel::tile`]), on as many rows as the tile has: a
+/// partial panel (64 channels are ten panels of 6 and one of 4) runs only its rows' FMAs.
 #[cfg(all(feature = "std", target_arch = "x86_64"))]
 #[allow(clippy::too_many_arguments)]
 #[target_feature(enable = "avx2,fma")]
@@ -234,16 +327,44 @@ unsafe fn tile_avx2<B: BRows>(
     rows: usize,
     cols: usize,
 ) {
+    // SAFETY: forwarded from the caller; R >= rows in every arm.
+    unsafe {
+        match rows {
+            6 => tile_avx2_rows::<6, B>(k, a, b, b_rows, init, out, ldc, rows, cols),
+            5 => tile_avx2_rows::<5, B>(k, a, b, b_rows, init, out, ldc, rows, cols),
+            4 => tile_avx2_rows::<4, B>(k, a, b, b_rows, init, out, ldc, rows, cols),
+            3 => tile_avx2_rows::<3, B>(k, a, b, b_rows, init, out, ldc, rows, cols),
+            2 => tile_avx2_rows::<2, B>(k, a, b, b_rows, init, out, ldc, rows, cols),
+            _ => tile_avx2_rows::<1, B>(k, a, b, b_rows, init, out, ldc, rows, cols),
+        }
+    }
+}
+
+/// [`tile_avx2`] on the first R rows of the 6-row A panel (R >= rows).
+#[cfg(all(feature = "std", target_arch = "x86_64"))]
+#[allow(clippy::too_many_arguments)]
+#[target_feature(enable = "avx2,fma")]
+#[inline]
+unsafe fn tile_avx2_rows<const R: usize, B: BRows>(
+    k: usize,
+    a: *const f32,
+    b: *const f32,
+    b_rows: B,
+    init: Init<'_>,
+    out: *mut f32,
+    ldc: usize,
+    rows: usize,
+    cols: usize,
+) {
     use core::arch::x86_64::*;
     const MR: usize = 6;
-    const NR: usize = 16;
     // SAFETY (whole body): the caller's promises on a, b, init and out (see Kernel::tile).
     unsafe {
-        let mut acc: [[__m256; 2]; MR] = match init {
+        let mut acc: [[__m256; 2]; R] = match init {
             Init::Rows(bias) => core::array::from_fn(|r| [_mm256_set1_ps(bias[r]); 2]),
             Init::Columns(bias) => {
                 let (c0, c1) = (_mm256_loadu_ps(bias.as_ptr()), _mm256_loadu_ps(bias.as_ptr().add(8)));
-                [[c0, c1]; MR]
+                [[c0, c1]; R]
             }
         };
         for kk in 0..k {
@@ -256,19 +377,177 @@ unsafe fn tile_avx2<B: BRows>(
                 acc[1] = _mm256_fmadd_ps(av, b1, acc[1]);
             }
         }
-        if rows == MR && cols == NR {
+        store_tile_avx2(&acc, out, ldc, rows, cols);
+    }
+}
+
+/// Stores an R x 16 AVX2 accumulator tile: `out[r * ldc + j]` for r < rows, j < cols.
+///
+/// # Safety
+/// AVX is available; `out[(rows - 1) * ldc + cols - 1]` is in bounds, ldc >= cols, rows <= R
+/// and cols <= 16.
+#[cfg(all(feature = "std", target_arch = "x86_64"))]
+#[inline]
+#[target_feature(enable = "avx2,fma")]
+unsafe fn store_tile_avx2<const R: usize>(
+    acc: &[[core::arch::x86_64::__m256; 2]; R],
+    out: *mut f32,
+    ldc: usize,
+    rows: usize,
+    cols: usize,
+) {
+    use core::arch::x86_64::*;
+    const NR: usize = 16;
+    // SAFETY (whole body): the caller's promises on out.
+    unsafe {
+        if rows == R && cols == NR {
             for (r, acc) in acc.iter().enumerate() {
                 _mm256_storeu_ps(out.add(r * ldc), acc[0]);
                 _mm256_storeu_ps(out.add(r * ldc + 8), acc[1]);
             }
         } else {
-            let mut tmp = [[0.0f32; NR]; MR];
-            for (t, acc) in tmp.iter_mut().zip(&acc) {
+            let mut tmp = [[0.0f32; NR]; R];
+            for (t, acc) in tmp.iter_mut().zip(acc) {
                 _mm256_storeu_ps(t.as_mut_ptr(), acc[0]);
                 _mm256_storeu_ps(t.as_mut_ptr().add(8), acc[1]);
             }
             store_corner(tmp.as_ptr() as *const f32, NR, out, ldc, rows, cols);
         }
+    }
+}
+
+/// [`Kernel::tile_span`] on AVX2: the tiles of one weight panel across n positions.
+#[cfg(all(feature = "std", target_arch = "x86_64"))]
+#[allow(clippy::too_many_arguments)]
+#[target_feature(enable = "avx2,fma")]
+unsafe fn span_avx2(
+    offsets: &[usize],
+    a: *const f32,
+    b: *const f32,
+    bias: &[f32],
+    out: *mut f32,
+    ldc: usize,
+    rows: usize,
+    n: usize,
+) {
+    // SAFETY: forwarded from the caller; R >= rows in every arm.
+    unsafe {
+        match rows {
+            6 => span_avx2_rows::<6>(offsets, a, b, bias, out, ldc, rows, n),
+            5 => span_avx2_rows::<5>(offsets, a, b, bias, out, ldc, rows, n),
+            4 => span_avx2_rows::<4>(offsets, a, b, bias, out, ldc, rows, n),
+            3 => span_avx2_rows::<3>(offsets, a, b, bias, out, ldc, rows, n),
+            2 => span_avx2_rows::<2>(offsets, a, b, bias, out, ldc, rows, n),
+            _ => span_avx2_rows::<1>(offsets, a, b, bias, out, ldc, rows, n),
+        }
+    }
+}
+
+/// [`span_avx2`] on the first R rows of the 6-row A panel (R >= rows).
+#[cfg(all(feature = "std", target_arch = "x86_64"))]
+#[allow(clippy::too_many_arguments)]
+#[target_feature(enable = "avx2,fma")]
+#[inline]
+unsafe fn span_avx2_rows<const R: usize>(
+    offsets: &[usize],
+    a: *const f32,
+    b: *const f32,
+    bias: &[f32],
+    out: *mut f32,
+    ldc: usize,
+    rows: usize,
+    n: usize,
+) {
+    const NR: usize = 16;
+    let k = offsets.len();
+    let mut p0 = 0;
+    while p0 < n {
+        let cols = NR.min(n - p0);
+        // SAFETY: the caller's promises for the tile at p0.
+        unsafe {
+            tile_avx2_rows::<R, Offsets<'_>>(
+                k,
+                a,
+                b.add(p0),
+                Offsets(offsets),
+                Init::Rows(bias),
+                out.add(p0),
+                ldc,
+                rows,
+                cols,
+            )
+        };
+        p0 += NR;
+    }
+}
+
+/// The AVX2 + FMA tile (6 x 16) with B row k made of two 8-value segments of the padded input,
+/// at `segments[s] + offsets[k]` from `b` (see [`tile_avx512_segments`]): no patch matrix, and
+/// the same operations in the same order as [`tile_avx2`] (and as the AVX-512 tiles): the same
+/// bits.
+///
+/// # Safety
+/// AVX2 and FMA are available; `a` holds offsets.len() * 6 values; b[segments[s] +
+/// offsets[k]..][..8] is in bounds for s < 2 and every k; rows <= 6, cols <= 16;
+/// `out[(rows - 1) * ldc + cols - 1]` is in bounds and ldc >= cols; `bias` holds 6 values.
+#[cfg(all(feature = "std", target_arch = "x86_64"))]
+#[allow(clippy::too_many_arguments)]
+#[target_feature(enable = "avx2,fma")]
+pub(crate) unsafe fn tile_avx2_segments(
+    offsets: &[usize],
+    a: *const f32,
+    b: *const f32,
+    segments: [usize; 2],
+    bias: &[f32],
+    out: *mut f32,
+    ldc: usize,
+    (rows, cols): (usize, usize),
+) {
+    // SAFETY: forwarded from the caller; R >= rows in every arm.
+    unsafe {
+        let (s0, s1) = (b.add(segments[0]), b.add(segments[1]));
+        match rows {
+            6 => segments_avx2_rows::<6>(offsets, a, s0, s1, bias, out, ldc, rows, cols),
+            5 => segments_avx2_rows::<5>(offsets, a, s0, s1, bias, out, ldc, rows, cols),
+            4 => segments_avx2_rows::<4>(offsets, a, s0, s1, bias, out, ldc, rows, cols),
+            3 => segments_avx2_rows::<3>(offsets, a, s0, s1, bias, out, ldc, rows, cols),
+            2 => segments_avx2_rows::<2>(offsets, a, s0, s1, bias, out, ldc, rows, cols),
+            _ => segments_avx2_rows::<1>(offsets, a, s0, s1, bias, out, ldc, rows, cols),
+        }
+    }
+}
+
+/// [`tile_avx2_segments`] on the first R rows of the 6-row A panel (R >= rows).
+#[cfg(all(feature = "std", target_arch = "x86_64"))]
+#[allow(clippy::too_many_arguments)]
+#[target_feature(enable = "avx2,fma")]
+#[inline]
+unsafe fn segments_avx2_rows<const R: usize>(
+    offsets: &[usize],
+    a: *const f32,
+    s0: *const f32,
+    s1: *const f32,
+    bias: &[f32],
+    out: *mut f32,
+    ldc: usize,
+    rows: usize,
+    cols: usize,
+) {
+    use core::arch::x86_64::*;
+    const MR: usize = 6;
+    // SAFETY (whole body): the caller's promises on a, b, bias and out.
+    unsafe {
+        let mut acc: [[__m256; 2]; R] = core::array::from_fn(|r| [_mm256_set1_ps(bias[r]); 2]);
+        for (kk, &offset) in offsets.iter().enumerate() {
+            let (b0, b1) = (_mm256_loadu_ps(s0.add(offset)), _mm256_loadu_ps(s1.add(offset)));
+            let ak = a.add(kk * MR);
+            for (r, acc) in acc.iter_mut().enumerate() {
+                let av = _mm256_broadcast_ss(&*ak.add(r));
+                acc[0] = _mm256_fmadd_ps(av, b0, acc[0]);
+                acc[1] = _mm256_fmadd_ps(av, b1, acc[1]);
+            }
+        }
+        store_tile_avx2(&acc, out, ldc, rows, cols);
     }
 }
 
@@ -360,7 +639,7 @@ unsafe fn store_tile_avx512(
 #[cfg(all(feature = "std", target_arch = "x86_64"))]
 #[allow(clippy::too_many_arguments)]
 #[target_feature(enable = "avx512f,avx512dq")]
-pub(crate) unsafe fn tile_avx512_segments(
+unsafe fn tile_avx512_segments(
     offsets: &[usize],
     a: *const f32,
     b: *const f32,
@@ -434,6 +713,137 @@ mod tests {
                     assert_eq!(out[r * ldc + n], -7.0, "{kernel:?} wrote past the tile");
                 }
             }
+        }
+    }
+    /// Reads B in place (runs of 8 values, or per-row offsets swept across a row) and a
+    /// partial panel of any row count give the bits of the packed tile, on every variant; and
+    /// the fused variants (AVX2, AVX-512) give the same bits as each other.
+    #[test]
+    fn in_place_tiles_and_partial_panels_give_the_bits_of_packed_tiles() {
+        // A padded plane of 3 channels, 6 x 10 each (an 8-wide output, 3 x 3 taps): row k of
+        // B for output position q = (y, x) is plane[offsets[k] + y * 10 + x].
+        let (channels, hp, wp, w_out, h_out) = (3, 6, 10, 8, 4);
+        let offsets: Vec<usize> = (0..channels)
+            .flat_map(|c| (0..3).flat_map(move |i| (0..3).map(move |j| c * hp * wp + i * wp + j)))
+            .collect();
+        let k = offsets.len();
+        let plane: Vec<f32> =
+            (0..channels * hp * wp + 32).map(|i| ((i * 37 % 101) as f32 - 50.0) / 31.0).collect();
+        let positions = h_out * w_out;
+        let start = |q: usize| (q / w_out) * wp + q % w_out;
+        let mut fused: Vec<Vec<u32>> = Vec::new();
+        for kernel in available() {
+            let (mr, nr) = (kernel.mr(), kernel.nr());
+            let a: Vec<f32> = (0..mr * k).map(|i| ((i * 7 % 11) as f32 - 5.0) / 4.0).collect();
+            let mut packed_a = vec![0.0f32; k * mr];
+            pack_a_panel(&a, (mr, k), (k, 1), 0, mr, &mut packed_a);
+            let bias: Vec<f32> = (0..mr).map(|i| i as f32 * 0.25 - 0.5).collect();
+            let mut all = Vec::new();
+            for rows in 1..=mr {
+                // The packed reference: every position panel of NR columns, im2col by hand.
+                let mut expect = vec![0.0f32; rows * positions];
+                for p0 in (0..positions).step_by(nr) {
+                    let cols = nr.min(positions - p0);
+                    let mut panel = vec![0.0f32; k * nr];
+                    for (kk, &offset) in offsets.iter().enumerate() {
+                        for j in 0..cols {
+                            panel[kk * nr + j] = plane[offset + start(p0 + j)];
+                        }
+                    }
+                    // SAFETY: sizes as Kernel::tile requires; the variant is available.
+                    unsafe {
+                        kernel.tile(
+                            k,
+                            &packed_a,
+                            &panel,
+                            Packed(nr),
+                            Init::Rows(&bias),
+                            &mut expect[p0..],
+                            positions,
+                            (rows, cols),
+                        )
+                    };
+                }
+                // The first rows of a full panel are the rows of a partial one.
+                if rows == mr {
+                    all.extend(expect.iter().map(|v| v.to_bits()));
+                }
+                if kernel.has_segment_tile() {
+                    let mut got = vec![f32::NAN; rows * positions];
+                    for p0 in (0..positions).step_by(nr) {
+                        let cols = nr.min(positions - p0);
+                        let segments =
+                            core::array::from_fn(|s| start(if 8 * s < cols { p0 + 8 * s } else { p0 }));
+                        // SAFETY: reads at start(q) + offset + 8 stay in the plane; as above.
+                        unsafe {
+                            kernel.tile_segments(
+                                &offsets,
+                                packed_a.as_ptr(),
+                                plane.as_ptr(),
+                                segments,
+                                &bias,
+                                got[p0..].as_mut_ptr(),
+                                positions,
+                                (rows, cols),
+                            )
+                        };
+                    }
+                    assert!(
+                        got.iter().zip(&expect).all(|(g, e)| g.to_bits() == e.to_bits()),
+                        "{kernel:?} segments, {rows} rows"
+                    );
+                }
+                // One output row of 8 x h_out positions read at offsets + position (a conv1d's
+                // implicit GEMM): the padded row is the plane itself, positions past wp wrap
+                // into the next row alike in both.
+                let n = 27;
+                let mut expect_row = vec![0.0f32; rows * n];
+                for p0 in (0..n).step_by(nr) {
+                    let cols = nr.min(n - p0);
+                    // SAFETY: offsets + p0 + NR stay in the plane (32 values of slack).
+                    unsafe {
+                        kernel.tile(
+                            k,
+                            &packed_a,
+                            &plane[p0..],
+                            Offsets(&offsets),
+                            Init::Rows(&bias),
+                            &mut expect_row[p0..],
+                            n,
+                            (rows, cols),
+                        )
+                    };
+                }
+                let mut got_row = vec![f32::NAN; rows * n];
+                // SAFETY: as above for every p0 < n.
+                unsafe { kernel.tile_span(&offsets, &packed_a, &plane, &bias, &mut got_row, n, (rows, n)) };
+                assert!(
+                    got_row.iter().zip(&expect_row).all(|(g, e)| g.to_bits() == e.to_bits()),
+                    "{kernel:?} span, {rows} rows"
+                );
+                for r in 0..rows {
+                    for q in 0..positions {
+                        let mut sum = f64::from(bias[r]);
+                        for (kk, &offset) in offsets.iter().enumerate() {
+                            sum += f64::from(a[r * k + kk]) * f64::from(plane[offset + start(q)]);
+                        }
+                        let got = f64::from(expect[r * positions + q]);
+                        assert!(
+                            (got - sum).abs() < 1e-4 * (1.0 + sum.abs()),
+                            "{kernel:?} {r} {q}: {got} {sum}"
+                        );
+                    }
+                }
+            }
+            if kernel != Kernel::Portable {
+                fused.push(all);
+            }
+        }
+        // Different tile shapes, the same fused multiply-adds in the same order per value: the
+        // AVX2 and AVX-512 results agree bit for bit on the rows both compute (6 here).
+        for other in fused.iter().skip(1) {
+            let rows = 6 * positions;
+            assert_eq!(fused[0][..rows], other[..rows], "AVX2 and AVX-512 tiles differ");
         }
     }
 }

@@ -134,13 +134,20 @@ impl Pool2d {
 
     /// [`Self::pool_lanes`] on the widest vector instruction set of this CPU.
     fn pool_vectorised(&self, input: &[f32], output: &mut [f32]) {
+        self.pool_on(VectorIsa::detect(), input, output)
+    }
+
+    /// [`Self::pool_lanes`] compiled for `isa` (one this CPU runs; tests compare them).
+    fn pool_on(&self, isa: VectorIsa, input: &[f32], output: &mut [f32]) {
         #[cfg(target_arch = "x86_64")]
-        match VectorIsa::detect() {
-            // SAFETY: VectorIsa::detect found the instruction set on this CPU.
+        match isa {
+            // SAFETY: the caller passes a set this CPU runs (VectorIsa::detect or available).
             VectorIsa::Avx512 => return unsafe { self.pool_avx512(input, output) },
             VectorIsa::Avx2 => return unsafe { self.pool_avx2(input, output) },
             VectorIsa::Baseline | VectorIsa::Neon => {}
         }
+        #[cfg(not(target_arch = "x86_64"))]
+        let _ = isa;
         self.pool_lanes(input, output)
     }
 
@@ -330,5 +337,77 @@ mod tests {
         let mut mean = [0.0f32; 1];
         global_avgpool(&input, 9, &mut mean).unwrap();
         assert_eq!(mean[0], 5.0);
+    }
+
+    /// Every instruction set this CPU runs gives the same bits (the same loop compiled for
+    /// each; comparisons and additions in the same order), for max and both averages, side by
+    /// side windows, strided and padded ones; and the definition's values.
+    #[test]
+    fn every_instruction_set_gives_the_same_bits() {
+        let shapes: [([usize; 2], [usize; 2], [usize; 2], [[usize; 2]; 2]); 4] = [
+            ([8, 8], [2, 2], [2, 2], [[0, 0], [0, 0]]),
+            ([1, 64], [1, 4], [1, 4], [[0, 0], [0, 0]]),
+            ([7, 9], [3, 3], [2, 2], [[1, 1], [1, 1]]),
+            ([5, 37], [2, 3], [1, 2], [[0, 1], [1, 0]]),
+        ];
+        let kinds = [
+            PoolKind::Max,
+            PoolKind::Average { count_include_pad: false },
+            PoolKind::Average { count_include_pad: true },
+        ];
+        for (hw, kernel, stride, padding) in shapes {
+            for kind in kinds {
+                let (c, n) = (3, 2);
+                let pool = Pool2d::new(kind, c, hw, kernel, stride, padding).unwrap();
+                let input: alloc::vec::Vec<f32> =
+                    (0..n * pool.input_size()).map(|i| ((i * 7919 % 1013) as f32 - 500.0) / 37.0).collect();
+                let mut first: Option<alloc::vec::Vec<f32>> = None;
+                for isa in VectorIsa::available() {
+                    let mut out = alloc::vec![f32::NAN; n * pool.output_size()];
+                    pool.pool_on(isa, &input, &mut out);
+                    // The definition: max or mean over the window cells inside the input.
+                    let [h, w] = hw;
+                    let [h_out, w_out] = pool.output_hw;
+                    for (p, plane) in input.chunks_exact(h * w).enumerate() {
+                        for y in 0..h_out {
+                            for x in 0..w_out {
+                                let (mut best, mut sum, mut count) = (f32::NEG_INFINITY, 0.0f64, 0usize);
+                                for i in 0..kernel[0] {
+                                    for j in 0..kernel[1] {
+                                        let (iy, ix) = (y * stride[0] + i, x * stride[1] + j);
+                                        let (iy, ix) =
+                                            (iy.wrapping_sub(padding[0][0]), ix.wrapping_sub(padding[1][0]));
+                                        if iy < h && ix < w {
+                                            best = best.max(plane[iy * w + ix]);
+                                            sum += f64::from(plane[iy * w + ix]);
+                                            count += 1;
+                                        }
+                                    }
+                                }
+                                let got = out[(p * h_out + y) * w_out + x];
+                                let expect = match kind {
+                                    PoolKind::Max => f64::from(best),
+                                    PoolKind::Average { count_include_pad: true } => {
+                                        sum / (kernel[0] * kernel[1]) as f64
+                                    }
+                                    PoolKind::Average { .. } => sum / count as f64,
+                                };
+                                assert!(
+                                    (f64::from(got) - expect).abs() <= 1e-5 * (1.0 + expect.abs()),
+                                    "{isa:?} {kind:?} {hw:?} plane {p} ({y}, {x}): {got} vs {expect}"
+                                );
+                            }
+                        }
+                    }
+                    match &first {
+                        None => first = Some(out),
+                        Some(reference) => assert!(
+                            reference.iter().zip(&out).all(|(a, b)| a.to_bits() == b.to_bits()),
+                            "{isa:?} {kind:?} {hw:?}: bits differ from the baseline"
+                        ),
+                    }
+                }
+            }
+        }
     }
 }

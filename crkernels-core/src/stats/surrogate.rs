@@ -40,13 +40,16 @@
 //! Memory and time (F features of the largest degree, C those of a candidate degree, n points,
 //! p parameters). The design matrix Phi (n x F) is never held whole: the Gram matrix and the
 //! right-hand sides are accumulated [`ROW_BLOCK`] points at a time, and the validation scores
-//! recompute each point's features. The fit holds the Gram matrix (8 F^2 bytes), one ridge
-//! system (8 C^2 <= 8 F^2), the block of features and the packing buffers
-//! (8 (ROW_BLOCK + 384) F), the features' recipe (12 F), per point the shifted coordinates and
-//! five scalars (8 n (p + 6)), and 24 bytes per (degree, alpha) candidate: at most
-//! 16 F^2 + 5200 F + 8 n (p + 6) + 24 n_degrees n_alphas bytes, whatever n. It takes n F^2
-//! multiply-adds for the Gram matrix and C^3 / 3 per candidate for its Cholesky
-//! factorisation. F is limited to [`MAX_FEATURES`] (32768: 16 GiB for the two matrices) and
+//! recompute each point's features. The fit holds the Gram matrix (8 F^2 bytes), the block of
+//! features and the Gram's packing buffers (8 (3 ROW_BLOCK + 16) F), the features' recipe
+//! (12 F), per point the shifted coordinates and five scalars (8 n (p + 6)), 24 bytes per
+//! (degree, alpha) candidate, and for each of the k candidates factored at once a ridge system
+//! and a packing buffer (8 F^2 + 2100 F; k = 1 on one thread, and k 8 F^2 <= 1 GiB where
+//! k > 1, see [`PARALLEL_SYSTEMS_BYTES`]): at most (8 + 8 k) F^2 + (6300 + 2100 k) F +
+//! 8 n (p + 6) + 24 n_degrees n_alphas bytes, whatever n. It takes n F^2 / 2 multiply-adds
+//! for the Gram matrix and C^3 / 6 per candidate for its Cholesky factorisation, split over
+//! the threads of [`Surrogate::fit_threads`] (all cores for [`Surrogate::fit`]) with the same
+//! result on any number. F is limited to [`MAX_FEATURES`] (32768: 16 GiB for the two matrices) and
 //! the candidates to [`MAX_CANDIDATES`], checked before anything is allocated. A fitted
 //! surrogate holds 20 F + 24 p + 8 n_degrees n_alphas bytes; predictions and gradients need
 //! 8 (F + p) and 16 (F + p) bytes more.
@@ -55,7 +58,9 @@ use alloc::vec;
 use alloc::vec::Vec;
 
 use crate::error::{Result, invalid};
-use crate::math::linalg::{add_gram_lower, cholesky_in_place, cholesky_solve};
+use crate::math::linalg::{
+    Exec, Queue, Shared, add_gram_lower_with, cholesky_in_place_with, cholesky_solve_with, region,
+};
 use crate::math::polynomial::{evaluate, minimise_on};
 use crate::math::{exp, sqrt};
 
@@ -76,6 +81,11 @@ pub const MAX_CANDIDATES: usize = 1 << 16;
 /// are accumulated (the row block of the Gram kernel, so the sums are those of the whole
 /// design matrix, bit for bit).
 pub const ROW_BLOCK: usize = 256;
+/// The memory the ridge systems factored at once may take together [bytes] (1 GiB): the
+/// (degree, alpha) candidates are factored by up to min(threads, candidates,
+/// max(1, PARALLEL_SYSTEMS_BYTES / (8 F^2))) threads at once, each with its own system. The
+/// results do not depend on it.
+pub const PARALLEL_SYSTEMS_BYTES: usize = 1 << 30;
 
 /// The number of polynomial features of total degree 1..=degree in `n_params` variables,
 /// C(n_params + degree, degree) - 1 (no intercept). Errors: n_params or degree 0, overflow.
@@ -224,6 +234,36 @@ impl Surrogate {
     /// (singular weights); an allocation the allocator refuses. Memory: see the module
     /// documentation.
     pub fn fit(x: &[f64], n_params: usize, y: &[f64], options: &SurrogateOptions) -> Result<Self> {
+        Self::fit_threads(x, n_params, y, options, 0)
+    }
+
+    /// [`Surrogate::fit`] on `n_threads` threads (0: all cores; std builds, one thread without
+    /// std). The result is the same, bit for bit, on any thread count: the Gram matrix is
+    /// split into bands of rows, each element computed by one thread in a fixed order; the
+    /// (degree, alpha) candidates are factored at once on up to min(threads, candidates,
+    /// max(1, [`PARALLEL_SYSTEMS_BYTES`] / (8 F^2))) threads, each factorisation the same
+    /// operations on any thread, and the best is chosen in the fixed order afterwards; the
+    /// refit's factorisation splits its updates into bands too. Memory: see the module
+    /// documentation (a ridge system and a packing buffer per candidate factored at once).
+    pub fn fit_threads(
+        x: &[f64],
+        n_params: usize,
+        y: &[f64],
+        options: &SurrogateOptions,
+        n_threads: usize,
+    ) -> Result<Self> {
+        Self::fit_with(x, n_params, y, options, Exec::new(n_threads))
+    }
+
+    /// [`Surrogate::fit_threads`] with the instruction set and threads of `exec` (for tests and
+    /// timings of each set: the result is the same on every set).
+    pub fn fit_with(
+        x: &[f64],
+        n_params: usize,
+        y: &[f64],
+        options: &SurrogateOptions,
+        exec: Exec,
+    ) -> Result<Self> {
         let n = y.len();
         if n_params == 0 {
             return Err(invalid!("the surrogate needs at least one parameter"));
@@ -347,16 +387,78 @@ impl Surrogate {
         // 4-5. The training Gram matrix once; a Cholesky solve per (degree, alpha).
         let mut gram = crate::memory::try_filled(n_features * n_features, "the surrogate's Gram matrix")?;
         let mut b_training = vec![0.0; n_features];
-        design.accumulate(&training, n_features, Some((&mut gram, n_features)), Some(&mut b_training));
+        design.accumulate(exec, &training, n_features, Some((&mut gram, n_features)), Some(&mut b_training));
+        let n_alphas = options.alphas.len();
+        // The candidates, largest systems first (they take longest), handed to the workers as
+        // they finish; each worker factors its systems on threads / workers threads.
+        let mut jobs: Vec<(usize, usize)> =
+            (0..options.degrees.len()).flat_map(|d| (0..n_alphas).map(move |a| (d, a))).collect();
+        jobs.sort_by_key(|&(d, _)| core::cmp::Reverse(options.degrees[d]));
+        let system_size = n_features * n_features;
+        let workers = exec
+            .threads()
+            .min(jobs.len())
+            .min((PARALLEL_SYSTEMS_BYTES / system_size.saturating_mul(8).max(1)).max(1))
+            .max(1);
+        let inner = exec.with_threads((exec.threads() / workers).max(1));
+        let mut systems = crate::memory::try_filled(workers * system_size, "the surrogate's ridge systems")?;
+        // Scores, NaN where the system could not be factored (the error is made again below).
+        let mut scores = vec![f64::NAN; options.degrees.len() * n_alphas];
+        {
+            let (job_queue, worker_queue) = (Queue::new(jobs.len()), Queue::new(workers));
+            let (shared_systems, shared_scores) =
+                (Shared::new(&mut systems[..]), Shared::new(&mut scores[..]));
+            let (gram, b_training, z, target) = (&gram, &b_training, &z, &target);
+            let (features, validation) = (&features, &validation);
+            region(workers, &|| {
+                let Some(w) = worker_queue.take() else { return };
+                // SAFETY: worker slot w is taken once; the slots are disjoint.
+                let system = unsafe { shared_systems.part(w * system_size, (w + 1) * system_size) };
+                let (mut coefficients, mut workspace, mut row) =
+                    (Vec::new(), Vec::new(), vec![0.0; n_features]);
+                while let Some(job) = job_queue.take() {
+                    let (d_index, a_index) = jobs[job];
+                    let count = features.block[options.degrees[d_index]];
+                    let alpha = options.alphas[a_index];
+                    let solved = ridge_solve(
+                        inner,
+                        gram,
+                        n_features,
+                        count,
+                        alpha,
+                        &b_training[..count],
+                        system,
+                        &mut coefficients,
+                        &mut workspace,
+                    );
+                    let mse = match solved {
+                        Ok(()) => {
+                            validation
+                                .iter()
+                                .map(|&i| {
+                                    let row = &mut row[..count];
+                                    features.evaluate(&z[i * n_params..(i + 1) * n_params], row);
+                                    let prediction: f64 =
+                                        row.iter().zip(&coefficients).map(|(a, b)| a * b).sum();
+                                    (prediction - target[i]) * (prediction - target[i])
+                                })
+                                .sum::<f64>()
+                                / validation.len() as f64
+                        }
+                        Err(_) => f64::NAN,
+                    };
+                    let at = d_index * n_alphas + a_index;
+                    // SAFETY: each candidate's score is written by the one worker that took it.
+                    let score = unsafe { shared_scores.part(at, at + 1) };
+                    score[0] = mse;
+                }
+            });
+        }
         let mut workspace = Vec::new();
-        let mut system =
-            crate::memory::try_with_capacity(n_features * n_features, "the surrogate's ridge system")?;
-        let mut row = vec![0.0; n_features];
-        let mut scores = vec![f64::NAN; options.degrees.len() * options.alphas.len()];
         let mut coefficients = Vec::with_capacity(n_features);
         // Candidates in the order that breaks ties: degree ascending, alpha descending.
         let mut order: Vec<(usize, usize)> =
-            (0..options.degrees.len()).flat_map(|d| (0..options.alphas.len()).map(move |a| (d, a))).collect();
+            (0..options.degrees.len()).flat_map(|d| (0..n_alphas).map(move |a| (d, a))).collect();
         order.sort_by(|&(d1, a1), &(d2, a2)| {
             options.degrees[d1]
                 .cmp(&options.degrees[d2])
@@ -366,28 +468,25 @@ impl Surrogate {
         for (d_index, a_index) in order {
             let degree = options.degrees[d_index];
             let alpha = options.alphas[a_index];
-            let count = features.block[degree];
-            ridge_solve(
-                &gram,
-                n_features,
-                count,
-                alpha,
-                &b_training[..count],
-                &mut system,
-                &mut coefficients,
-                &mut workspace,
-            )?;
-            let mse = validation
-                .iter()
-                .map(|&i| {
-                    let row = &mut row[..count];
-                    features.evaluate(&z[i * n_params..(i + 1) * n_params], row);
-                    let prediction: f64 = row.iter().zip(&coefficients).map(|(a, b)| a * b).sum();
-                    (prediction - target[i]) * (prediction - target[i])
-                })
-                .sum::<f64>()
-                / validation.len() as f64;
-            scores[d_index * options.alphas.len() + a_index] = mse;
+            let mse = scores[d_index * n_alphas + a_index];
+            if mse.is_nan() {
+                // The first candidate that failed, in this order: its error, made again.
+                let count = features.block[degree];
+                ridge_solve(
+                    exec,
+                    &gram,
+                    n_features,
+                    count,
+                    alpha,
+                    &b_training[..count],
+                    &mut systems[..system_size],
+                    &mut coefficients,
+                    &mut workspace,
+                )?;
+                return Err(invalid!(
+                    "the validation score of degree {degree}, alpha {alpha} is not a number"
+                ));
+            }
             if best.is_none_or(|(score, _, _)| mse < score) {
                 best = Some((mse, degree, alpha));
             }
@@ -398,11 +497,22 @@ impl Surrogate {
 
         // Refit on all points: the training Gram plus the validation points'.
         let count = features.block[degree];
-        design.accumulate(&validation, count, Some((&mut gram, n_features)), None);
+        design.accumulate(exec, &validation, count, Some((&mut gram, n_features)), None);
         let all: Vec<usize> = (0..n).collect();
         let mut b_all = vec![0.0; count];
-        design.accumulate(&all, count, None, Some(&mut b_all));
-        ridge_solve(&gram, n_features, count, alpha, &b_all, &mut system, &mut coefficients, &mut workspace)?;
+        design.accumulate(exec, &all, count, None, Some(&mut b_all));
+        let system = &mut systems[..system_size];
+        ridge_solve(
+            exec,
+            &gram,
+            n_features,
+            count,
+            alpha,
+            &b_all,
+            system,
+            &mut coefficients,
+            &mut workspace,
+        )?;
         Ok(Surrogate {
             mean,
             std,
@@ -589,6 +699,7 @@ impl Design<'_> {
     /// works in blocks of ROW_BLOCK rows too).
     fn accumulate(
         &mut self,
+        exec: Exec,
         rows: &[usize],
         count: usize,
         mut gram: Option<(&mut [f64], usize)>,
@@ -604,7 +715,17 @@ impl Design<'_> {
                 self.scale.clear();
                 self.scale.extend(chunk.iter().map(|&i| self.root_weights[i]));
                 let local = &self.local_rows[..chunk.len()];
-                add_gram_lower(block, count, count, local, &self.scale, gram, *ld, &mut self.workspace);
+                add_gram_lower_with(
+                    exec,
+                    block,
+                    count,
+                    count,
+                    local,
+                    &self.scale,
+                    gram,
+                    *ld,
+                    &mut self.workspace,
+                );
             }
             if let Some(b) = rhs.as_mut() {
                 for (phi, &i) in block.chunks_exact(count).zip(chunk) {
@@ -619,29 +740,30 @@ impl Design<'_> {
 }
 
 /// beta = (G[..count][..count] + alpha I)^-1 b for the Gram matrix `gram` (lower triangle,
-/// leading dimension `ld`).
+/// leading dimension `ld`), factored in `system` (at least count^2 values; its lower triangle
+/// is written, the rest is not read) on the threads of `exec`.
 #[allow(clippy::too_many_arguments)]
 fn ridge_solve(
+    exec: Exec,
     gram: &[f64],
     ld: usize,
     count: usize,
     alpha: f64,
     b: &[f64],
-    system: &mut Vec<f64>,
+    system: &mut [f64],
     beta: &mut Vec<f64>,
     workspace: &mut Vec<f64>,
 ) -> Result<()> {
-    system.clear();
-    system.resize(count * count, 0.0);
+    let system = &mut system[..count * count];
     for i in 0..count {
         system[i * count..i * count + i + 1].copy_from_slice(&gram[i * ld..i * ld + i + 1]);
         system[i * count + i] += alpha;
     }
-    cholesky_in_place(system, count, count, workspace)
+    cholesky_in_place_with(exec, system, count, count, workspace)
         .map_err(|e| invalid!("the ridge system (alpha = {alpha}) is singular: {}", e.message()))?;
     beta.clear();
     beta.extend_from_slice(b);
-    cholesky_solve(system, count, count, beta);
+    cholesky_solve_with(exec, system, count, count, beta);
     Ok(())
 }
 
@@ -658,6 +780,60 @@ mod tests {
         let f = Features::new(18, 3);
         assert_eq!(f.count(), 1329);
         assert_eq!(f.block, vec![0, 18, 189, 1329]);
+    }
+
+    /// The fit gives the same bits on every instruction set this CPU has and on 1, 2 and 3
+    /// threads (the Gram matrix over three row blocks, factorisations of two Cholesky blocks).
+    #[test]
+    fn every_isa_and_thread_count_gives_the_same_fit() {
+        use crate::math::simd::VectorIsa;
+        let (p, n) = (8, 700);
+        let mut state = 12345u64;
+        let mut uniform = || {
+            state = state.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+            (state >> 11) as f64 / (1u64 << 53) as f64
+        };
+        let x: Vec<f64> = (0..n * p).map(|_| uniform() * 4.0 - 2.0).collect();
+        let y: Vec<f64> = x
+            .chunks_exact(p)
+            .map(|xi| {
+                xi.iter()
+                    .enumerate()
+                    .map(|(j, v)| (1.0 + 0.2 * j as f64) * (v - 0.3) * (v - 0.3))
+                    .sum::<f64>()
+                    + 0.1 * xi[0] * xi[1] * xi[2]
+            })
+            .collect();
+        let (degrees, alphas) = ([3, 1, 2], [1e-6, 1e-3, 0.1, 10.0]);
+        let options = SurrogateOptions {
+            weighting: Weighting::Distance,
+            start: None,
+            degrees: &degrees,
+            alphas: &alphas,
+        };
+        let bits = |v: &[f64]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+        let mut reference: Option<Surrogate> = None;
+        for isa in VectorIsa::available() {
+            for threads in [1, 2, 3] {
+                let exec = Exec::with_isa(isa, threads).unwrap();
+                let s = Surrogate::fit_with(&x, p, &y, &options, exec).unwrap();
+                assert_eq!(s.coefficients().len(), polynomial_feature_count(p, s.degree()).unwrap());
+                match &reference {
+                    None => reference = Some(s),
+                    Some(r) => {
+                        let what = (isa.name(), threads);
+                        assert_eq!(
+                            (s.degree(), s.alpha().to_bits()),
+                            (r.degree(), r.alpha().to_bits()),
+                            "{what:?}"
+                        );
+                        assert_eq!(bits(s.coefficients()), bits(r.coefficients()), "{what:?}");
+                        assert_eq!(bits(s.validation_scores()), bits(r.validation_scores()), "{what:?}");
+                    }
+                }
+            }
+        }
+        assert_eq!(reference.unwrap().degree(), 3);
     }
 
     #[test]
