@@ -4,7 +4,7 @@
 
 use crkernels::Error;
 use crkernels::parallel::{ParallelEnsemble, Progress};
-use crkernels::physics::ensemble::{Ensemble, EnsembleParams, Precision};
+use crkernels::physics::ensemble::{Ensemble, EnsembleParams, Precision, Sources};
 use crkernels::physics::green::{SourceSpectrum, flux_from_sources};
 use crkernels::physics::losses::{EnergyLosses, LossModel};
 use crkernels::physics::photon_field::PhotonField;
@@ -33,6 +33,19 @@ fn params(spatial: SpatialModel, poisson_count: bool, rate: f64, cutoff: f64) ->
     }
 }
 
+/// The summation kernel's flux of `sources` at `energies`.
+fn direct_sum(
+    transport: &Transport,
+    spectrum: &SourceSpectrum,
+    sources: &Sources,
+    energies: &[f64],
+) -> Vec<f64> {
+    let mut flux = vec![0.0; energies.len()];
+    flux_from_sources(transport, spectrum, &sources.distance_kpc, &sources.age_myr, energies, &mut flux)
+        .unwrap();
+    flux
+}
+
 #[test]
 fn every_realisation_equals_the_summation_kernel_on_its_sources() {
     let energies = secret_energies();
@@ -49,17 +62,8 @@ fn every_realisation_equals_the_summation_kernel_on_its_sources() {
             let mut flux = vec![0.0; energies.len()];
             ensemble.realisation(99, k, &mut flux);
             let sources = ensemble.sources(99, k);
-            let mut reference = vec![0.0; energies.len()];
             let spectrum = params(spatial, poisson, 4e3, cutoff).spectrum;
-            flux_from_sources(
-                &transport,
-                &spectrum,
-                &sources.distance_kpc,
-                &sources.age_myr,
-                &energies,
-                &mut reference,
-            )
-            .unwrap();
+            let reference = direct_sum(&transport, &spectrum, &sources, &energies);
             for (i, (&f, &r)) in flux.iter().zip(&reference).enumerate() {
                 assert!(r > 0.0, "energy {i}: no flux");
                 let error = ((f - r) / r).abs();
@@ -128,16 +132,7 @@ fn the_f32_tier_is_within_1e_5_of_the_summation_kernel() {
             assert_eq!(sources, exact.sources(99, k));
             let mut flux = vec![0.0; energies.len()];
             single.realisation(99, k, &mut flux);
-            let mut reference = vec![0.0; energies.len()];
-            flux_from_sources(
-                &transport,
-                &setup.spectrum,
-                &sources.distance_kpc,
-                &sources.age_myr,
-                &energies,
-                &mut reference,
-            )
-            .unwrap();
+            let reference = direct_sum(&transport, &setup.spectrum, &sources, &energies);
             for (i, (&f, &r)) in flux.iter().zip(&reference).enumerate() {
                 if r == 0.0 {
                     assert_eq!(f, 0.0, "rate {rate}, k {k}, energy {i}");
