@@ -18,10 +18,13 @@
 //! algorithm 4.2.4) spends almost all its time in them too.
 //!
 //! Threads (std builds; [`Exec::threads`]): a rank-k update is split into bands of rows of C
-//! of equal area, handed to the threads as they finish their previous band, after the packing
-//! is split the same way. Each element is computed by one thread with the same operations, so
-//! the thread count changes nothing in the results. Without std everything runs on the calling
-//! thread.
+//! of equal area, handed to the threads as they finish their previous band (the calling thread
+//! packs P first); the Cholesky factorisation splits the rows below each diagonal block the
+//! same way. Each element is computed by one thread with the same operations, so the thread
+//! count changes nothing in the results. Without std everything runs on the calling thread.
+//! The Cholesky panel (the rows of a block column, each a chain of dot products) solves 8 rows
+//! at once so that their latencies overlap; on AVX2 four rows' sums are reduced and divided in
+//! one vector, in the same order of operations.
 
 use alloc::vec;
 use alloc::vec::Vec;
