@@ -17,7 +17,9 @@ mpmath solution). Also timed, for context: the same step with plain NumPy, formi
 Gram matrix once per degree and reusing it for the 10 alphas (numpy.linalg.solve).
 
 Each configuration runs in a fresh subprocess with OMP_NUM_THREADS = OPENBLAS_NUM_THREADS =
-MKL_NUM_THREADS = threads (1 and 2); best of 3 repetitions; wall-clock time.
+MKL_NUM_THREADS = threads (1 and 2); best of 3 repetitions; wall-clock time, with the process's
+CPU time of that repetition. --methods numpy_gram_reuse skips scikit-learn (for interleaved
+repeats against the Rust bench).
 
 Run from the repository root:
     python3 -m venv .venv-fit && .venv-fit/bin/pip install -r bench/requirements-fit.txt
@@ -142,14 +144,16 @@ def worker(args):
     out = {"threads": int(os.environ["OMP_NUM_THREADS"]),
            "blas": [(i["internal_api"], i["num_threads"]) for i in threadpool_info()],
            "v_numpy": np.__version__, "v_sklearn": sklearn.__version__}
-    for name, fn in [("sklearn", step_sklearn), ("numpy_gram_reuse", step_numpy_gram)]:
-        times, res = [], None
+    methods = [("sklearn", step_sklearn), ("numpy_gram_reuse", step_numpy_gram)]
+    for name, fn in [m for m in methods if m[0] in args.methods.split(",")]:
+        times, cpu, res = [], [], None
         for _ in range(args.reps):
-            t0 = time.perf_counter()
+            t0, c0 = time.perf_counter(), time.process_time()
             res = fn(X, y, degrees, alphas, 1.0)
             times.append(time.perf_counter() - t0)
-        out[name] = {"best_s": min(times), "all_s": times, "degree": res[0], "alpha": res[1],
-                     "t_star": res[2], "pred_nll": float(res[4])}
+            cpu.append(time.process_time() - c0)
+        out[name] = {"best_s": min(times), "all_s": times, "cpu_s": cpu[times.index(min(times))],
+                     "degree": res[0], "alpha": res[1], "t_star": res[2], "pred_nll": float(res[4])}
     print(json.dumps(out))
 
 
@@ -159,6 +163,8 @@ def main():
     ap.add_argument("--p", type=int, default=18)
     ap.add_argument("--reps", type=int, default=3)
     ap.add_argument("--threads", default="1,2")
+    ap.add_argument("--methods", default="sklearn,numpy_gram_reuse",
+                    help="comma-separated subset of sklearn,numpy_gram_reuse")
     ap.add_argument("--worker", action="store_true")
     args = ap.parse_args()
     if args.worker:
@@ -170,12 +176,13 @@ def main():
         env = dict(os.environ, OMP_NUM_THREADS=th, OPENBLAS_NUM_THREADS=th,
                    MKL_NUM_THREADS=th)
         r = subprocess.run([sys.executable, __file__, "--worker", "--n", str(args.n), "--p",
-                            str(args.p), "--reps", str(args.reps)], env=env, check=True,
+                            str(args.p), "--reps", str(args.reps), "--methods", args.methods],
+                           env=env, check=True,
                            capture_output=True, text=True)
         o = json.loads(r.stdout.strip().splitlines()[-1])
-        for name in ["sklearn", "numpy_gram_reuse"]:
+        for name in [m for m in ["sklearn", "numpy_gram_reuse"] if m in o]:
             s = o[name]
-            print(f"threads={th} {name:17s} best {s['best_s']:.3f} s  (all "
+            print(f"threads={th} {name:17s} best {s['best_s']:.3f} s (CPU {s['cpu_s']:.3f} s)  (all "
                   f"{', '.join(f'{t:.3f}' for t in s['all_s'])}); chose degree {s['degree']}, "
                   f"alpha {s['alpha']:.3g}, t* {s['t_star']:.6g}, pred NLL {s['pred_nll']:.8g}",
                   flush=True)

@@ -10,7 +10,8 @@
 //! (d) in the Julia bindings bindings/julia/src/generated.jl, as `libcrkernels.crk_name(`;
 //! (e) in the Python package bindings/python/crkernels/*.py, as the word `crk_name`, for the
 //!     families Python covers (crk_ensemble_*, crk_losses_*, crk_transport_*, crk_made_*,
-//!     crk_conv*, crk_two_sample_*, and crk_last_error_message).
+//!     crk_conv*, crk_two_sample_*, crk_surrogate_*, crk_polynomial_feature_count, and
+//!     crk_last_error_message).
 //! A binding file that does not exist is reported as missing (not skipped). The Fortran and
 //! Julia bindings must also not name a `crk_` function the library does not export. All
 //! problems are listed in one failure message.
@@ -96,9 +97,18 @@ fn python_sources(dir: &Path) -> Option<String> {
 
 /// The symbols Python must bind.
 fn python_required(name: &str) -> bool {
-    ["crk_ensemble_", "crk_losses_", "crk_transport_", "crk_made_", "crk_conv", "crk_two_sample_"]
-        .iter()
-        .any(|prefix| name.starts_with(prefix))
+    [
+        "crk_ensemble_",
+        "crk_losses_",
+        "crk_transport_",
+        "crk_made_",
+        "crk_conv",
+        "crk_two_sample_",
+        "crk_surrogate_",
+        "crk_polynomial_feature_count",
+    ]
+    .iter()
+    .any(|prefix| name.starts_with(prefix))
         || name == "crk_last_error_message"
 }
 

@@ -3,6 +3,9 @@
 //! C++ wrapper tests (include/crkernels.hpp, tests/cpp) as C++17 and C++20 and the C++ example
 //! (examples/cpp, with OpenMP); builds and runs the Fortran bindings, example and tests.
 //!
+//! In a cross build (scripts/test-aarch64.sh) the programs are compiled with the target's
+//! cross compilers and run under qemu-user (tests/library_support).
+//!
 //! The C compiler ($CC, default cc) is required. The C++ compiler ($CXX, default c++, with
 //! OpenMP for the examples) and the Fortran compiler ($FC, default gfortran) are optional:
 //! without them, the tests (or parts) that need them are skipped with a notice, or fail under
@@ -14,7 +17,7 @@ mod tool_support;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use library_support::{library_dir, root};
+use library_support::{library_dir, program, root};
 use tool_support::{requirement_met, tool_available};
 
 const C_FLAGS: &[&str] = &["-std=c99", "-Wall", "-Wextra", "-Werror", "-pedantic", "-O1"];
@@ -23,8 +26,14 @@ const CXX20_FLAGS: &[&str] = &["-std=c++20", "-Wall", "-Wextra", "-Werror", "-pe
 const CXX_OPENMP_FLAGS: &[&str] =
     &["-std=c++17", "-Wall", "-Wextra", "-Werror", "-pedantic", "-O2", "-fopenmp"];
 
+/// `$var` or `default`, or in a cross build the target's compiler (tests/library_support).
 fn compiler(var: &str, default: &str) -> String {
-    std::env::var(var).unwrap_or_else(|_| default.to_string())
+    let cross = match var {
+        "CXX" => "g++",
+        "FC" => "gfortran",
+        _ => "gcc",
+    };
+    library_support::compiler(var, default, cross)
 }
 
 /// The C++ compiler ($CXX, default c++), if available for `test` (tests/tool_support).
@@ -66,7 +75,7 @@ fn run(exe: &Path) {
 
 /// Runs `exe` with `args`, or panics with its output.
 fn run_with_args(exe: &Path, args: &[&std::ffi::OsStr]) {
-    checked_output(Command::new(exe).args(args), exe);
+    checked_output(program(exe).args(args), exe);
 }
 
 /// Runs `command` (the program `exe`) and returns its standard output, or panics with its
@@ -257,7 +266,7 @@ fn fortran_bindings_and_example_run() {
 
     let exe = out_dir.join("error_stop");
     build_fortran(&fortran, &out_dir, &root().join("tests/fortran/error_stop.f90"), &exe);
-    let output = Command::new(&exe).output().expect("run the Fortran error test");
+    let output = program(&exe).output().expect("run the Fortran error test");
     let stderr = String::from_utf8_lossy(&output.stderr);
     let stdout = String::from_utf8_lossy(&output.stdout);
     assert!(
@@ -286,7 +295,7 @@ fn readme_block(heading: &str, lang: &str) -> String {
 
 /// Runs `exe` from the repository root and returns its standard output.
 fn output_of(exe: &Path) -> String {
-    checked_output(Command::new(exe).current_dir(root()), exe)
+    checked_output(program(exe).current_dir(root()), exe)
 }
 
 /// The README's C, C++ and Fortran examples compile and run as written (the Python one is run

@@ -59,6 +59,7 @@ from .losses import Losses, isrf_preset_components
 from .made import Made
 from .train import MadeTrainer, train_made, train_options_default
 from .transport import Transport
+from .surrogate import Surrogate, polynomial_feature_count
 from . import pipeline  # noqa: E402 (after the library is loaded)
 
 __version__ = version()
@@ -73,4 +74,5 @@ __all__ = [
     "CRK_PRECISION_EXACT", "CRK_PRECISION_F32", "PRECISIONS", "Ensemble", "SourceSpectrum", "device_count", "device_info", "flux_from_sources", "generate",
     "generate_gpu", "Losses", "isrf_preset_components", "Made", "Transport",
     "MadeTrainer", "train_made", "train_options_default", "pipeline",
+    "Surrogate", "polynomial_feature_count",
 ]

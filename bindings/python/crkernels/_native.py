@@ -25,6 +25,7 @@ from ctypes import (
     c_double,
     c_float,
     c_int32,
+    c_int64,
     c_size_t,
     c_uint8,
     c_uint64,
@@ -221,6 +222,38 @@ class crk_pool_params(Structure):
     ]
 
 
+class crk_surrogate_options(Structure):
+    _fields_ = [
+        ("weighting", c_int32),
+        ("custom_weights", POINTER(c_double)),
+        ("start_index", c_int64),
+        ("degrees", POINTER(c_size_t)),
+        ("n_degrees", c_size_t),
+        ("alphas", POINTER(c_double)),
+        ("n_alphas", c_size_t),
+    ]
+
+
+class crk_surrogate_info(Structure):
+    _fields_ = [
+        ("n_params", c_size_t),
+        ("degree", c_size_t),
+        ("n_features", c_size_t),
+        ("start_index", c_size_t),
+        ("alpha", c_double),
+    ]
+
+
+class crk_surrogate_step(Structure):
+    _fields_ = [
+        ("distance", c_double),
+        ("gradient_norm", c_double),
+        ("predicted_nll", c_double),
+        ("zero_gradient", c_int32),
+        ("at_max_distance", c_int32),
+    ]
+
+
 crk_progress_fn = CFUNCTYPE(c_int32, c_size_t, c_size_t, c_void_p)
 
 # ---------------------------------------------------------------------------------------
@@ -267,6 +300,30 @@ _lib.crk_transport_max_age.argtypes = [_H, _D, c_size_t, _D]
 _lib.crk_transport_max_age.restype = _S
 _lib.crk_transport_free.argtypes = [_H]
 _lib.crk_transport_free.restype = None
+
+# Ridge surrogate (crk_surrogate_*).
+_lib.crk_polynomial_feature_count.argtypes = [c_size_t, c_size_t, _Z]
+_lib.crk_polynomial_feature_count.restype = _S
+_lib.crk_surrogate_fit.argtypes = [_D, c_size_t, c_size_t, _D, POINTER(crk_surrogate_options), POINTER(_H)]
+_lib.crk_surrogate_fit.restype = _S
+_lib.crk_surrogate_fit_threads.argtypes = [
+    _D, c_size_t, c_size_t, _D, POINTER(crk_surrogate_options), c_size_t, POINTER(_H),
+]
+_lib.crk_surrogate_fit_threads.restype = _S
+_lib.crk_surrogate_get_info.argtypes = [_H, POINTER(crk_surrogate_info)]
+_lib.crk_surrogate_get_info.restype = _S
+_lib.crk_surrogate_coefficients.argtypes = [_H, _D, c_size_t, _Z]
+_lib.crk_surrogate_coefficients.restype = _S
+_lib.crk_surrogate_validation_scores.argtypes = [_H, _D, c_size_t, _Z]
+_lib.crk_surrogate_validation_scores.restype = _S
+_lib.crk_surrogate_predict.argtypes = [_H, _D, c_size_t, _D]
+_lib.crk_surrogate_predict.restype = _S
+_lib.crk_surrogate_gradient.argtypes = [_H, _D, _D]
+_lib.crk_surrogate_gradient.restype = _S
+_lib.crk_surrogate_propose_step.argtypes = [_H, c_double, _D, POINTER(crk_surrogate_step)]
+_lib.crk_surrogate_propose_step.restype = _S
+_lib.crk_surrogate_free.argtypes = [_H]
+_lib.crk_surrogate_free.restype = None
 
 # ensemble
 _lib.crk_flux_from_sources.argtypes = [_H, POINTER(crk_source_spectrum), _D, _D, c_size_t, _D, c_size_t, _D]

@@ -18,10 +18,13 @@
 //! algorithm 4.2.4) spends almost all its time in them too.
 //!
 //! Threads (std builds; [`Exec::threads`]): a rank-k update is split into bands of rows of C
-//! of equal area, handed to the threads as they finish their previous band, after the packing
-//! is split the same way. Each element is computed by one thread with the same operations, so
-//! the thread count changes nothing in the results. Without std everything runs on the calling
-//! thread.
+//! of equal area, handed to the threads as they finish their previous band (the calling thread
+//! packs P first); the Cholesky factorisation splits the rows below each diagonal block the
+//! same way. Each element is computed by one thread with the same operations, so the thread
+//! count changes nothing in the results. Without std everything runs on the calling thread.
+//! The Cholesky panel (the rows of a block column, each a chain of dot products) solves 8 rows
+//! at once so that their latencies overlap; on AVX2 four rows' sums are reduced and divided in
+//! one vector, in the same order of operations.
 
 use alloc::vec;
 use alloc::vec::Vec;
@@ -263,8 +266,9 @@ fn pack_rows<'a>(
     }
 }
 
-/// Packs P (kc x m) from its columns: P[k][i] = `column(i)[k]`; every value of the packings
-/// (padding included) is written.
+/// Packs P (kc x m, kc <= [`CHOLESKY_BLOCK`]) from its columns: P[k][i] = `column(i)[k]`;
+/// every value of the packings (padding included) is written. Each panel is written in order,
+/// reading its columns side by side.
 fn pack_columns<'a>(
     isa: VectorIsa,
     kc: usize,
@@ -272,28 +276,23 @@ fn pack_columns<'a>(
     workspace: &mut Vec<f64>,
     column: impl Fn(usize) -> &'a [f64],
 ) {
+    const ZEROS: [f64; CHOLESKY_BLOCK] = [0.0; CHOLESKY_BLOCK];
+    assert!(kc <= CHOLESKY_BLOCK);
     let (p8, p6) = packings(isa, kc, m, workspace);
+    let source = |i: usize| if i < m { &column(i)[..kc] } else { &ZEROS[..kc] };
     for (p, panel) in p8.chunks_exact_mut(kc * TILE).enumerate() {
-        for t in 0..TILE {
-            let i = p * TILE + t;
-            if i < m {
-                for (target, &v) in panel[t..].iter_mut().step_by(TILE).zip(&column(i)[..kc]) {
-                    *target = v;
-                }
-            } else {
-                panel[t..].iter_mut().step_by(TILE).for_each(|target| *target = 0.0);
+        let columns: [&[f64]; TILE] = core::array::from_fn(|t| source(p * TILE + t));
+        for (k, target) in panel.chunks_exact_mut(TILE).enumerate() {
+            for (v, c) in target.iter_mut().zip(&columns) {
+                *v = c[k];
             }
         }
     }
     for (q, panel) in p6.chunks_exact_mut(kc * ROWS_AVX2).enumerate() {
-        for t in 0..ROWS_AVX2 {
-            let i = q * ROWS_AVX2 + t;
-            if i < m {
-                for (target, &v) in panel[t..].iter_mut().step_by(ROWS_AVX2).zip(&column(i)[..kc]) {
-                    *target = v;
-                }
-            } else {
-                panel[t..].iter_mut().step_by(ROWS_AVX2).for_each(|target| *target = 0.0);
+        let columns: [&[f64]; ROWS_AVX2] = core::array::from_fn(|t| source(q * ROWS_AVX2 + t));
+        for (k, target) in panel.chunks_exact_mut(ROWS_AVX2).enumerate() {
+            for (v, c) in target.iter_mut().zip(&columns) {
+                *v = c[k];
             }
         }
     }

@@ -402,12 +402,15 @@ impl Surrogate {
             .max(1);
         let inner = exec.with_threads((exec.threads() / workers).max(1));
         let mut systems = crate::memory::try_filled(workers * system_size, "the surrogate's ridge systems")?;
-        // Scores, NaN where the system could not be factored (the error is made again below).
+        // Scores, and 1 in `failed` where the system could not be factored (its error is made
+        // again below, in the order of the candidates).
         let mut scores = vec![f64::NAN; options.degrees.len() * n_alphas];
+        let mut failed = vec![0.0; scores.len()];
         {
             let (job_queue, worker_queue) = (Queue::new(jobs.len()), Queue::new(workers));
             let (shared_systems, shared_scores) =
                 (Shared::new(&mut systems[..]), Shared::new(&mut scores[..]));
+            let shared_failed = Shared::new(&mut failed[..]);
             let (gram, b_training, z, target) = (&gram, &b_training, &z, &target);
             let (features, validation) = (&features, &validation);
             region(workers, &|| {
@@ -431,6 +434,7 @@ impl Surrogate {
                         &mut coefficients,
                         &mut workspace,
                     );
+                    let at = d_index * n_alphas + a_index;
                     let mse = match solved {
                         Ok(()) => {
                             validation
@@ -445,9 +449,14 @@ impl Surrogate {
                                 .sum::<f64>()
                                 / validation.len() as f64
                         }
-                        Err(_) => f64::NAN,
+                        Err(_) => {
+                            // SAFETY: each candidate's flag is written by the one worker that
+                            // took it.
+                            let flag = unsafe { shared_failed.part(at, at + 1) };
+                            flag[0] = 1.0;
+                            f64::NAN
+                        }
                     };
-                    let at = d_index * n_alphas + a_index;
                     // SAFETY: each candidate's score is written by the one worker that took it.
                     let score = unsafe { shared_scores.part(at, at + 1) };
                     score[0] = mse;
@@ -469,7 +478,7 @@ impl Surrogate {
             let degree = options.degrees[d_index];
             let alpha = options.alphas[a_index];
             let mse = scores[d_index * n_alphas + a_index];
-            if mse.is_nan() {
+            if failed[d_index * n_alphas + a_index] != 0.0 {
                 // The first candidate that failed, in this order: its error, made again.
                 let count = features.block[degree];
                 ridge_solve(
@@ -484,7 +493,7 @@ impl Surrogate {
                     &mut workspace,
                 )?;
                 return Err(invalid!(
-                    "the validation score of degree {degree}, alpha {alpha} is not a number"
+                    "the ridge system of degree {degree}, alpha {alpha} could not be factored"
                 ));
             }
             if best.is_none_or(|(score, _, _)| mse < score) {
