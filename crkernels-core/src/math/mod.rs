@@ -96,6 +96,20 @@ pub fn mul_add(a: f64, b: f64, c: f64) -> f64 {
     }
 }
 
+/// [`mul_add`] in binary32: a b + c with one rounding, the FMA instruction where the caller is
+/// compiled with it, a correctly rounded library call otherwise.
+#[inline(always)]
+pub fn mul_add_f32(a: f32, b: f32, c: f32) -> f32 {
+    #[cfg(feature = "std")]
+    {
+        a.mul_add(b, c)
+    }
+    #[cfg(not(feature = "std"))]
+    {
+        libm::fmaf(a, b, c)
+    }
+}
+
 /// cos(x) (libm, bit-identical on every platform).
 #[inline(always)]
 pub fn cos(x: f64) -> f64 {
