@@ -53,8 +53,9 @@ const L2_BLOCK_BYTES: usize = 192 * 1024;
 /// Bands per thread in a threaded rank-k update: the threads take them as they finish, so that
 /// a core slowed by other load takes fewer.
 const BANDS_PER_THREAD: usize = 4;
-/// Multiply-adds below which a rank-k update (or a Cholesky step) stays on one thread.
-const MIN_PARALLEL_WORK: usize = if cfg!(test) { 0 } else { 1 << 21 };
+/// Multiply-adds below which a rank-k update (or a Cholesky step) stays on one thread (1 in
+/// the unit tests, so that their small cases run threaded).
+const MIN_PARALLEL_WORK: usize = if cfg!(test) { 1 } else { 1 << 21 };
 
 /// How a linear-algebra call runs: the instruction set of its kernels and its threads.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -344,7 +344,9 @@ mod tests {
     /// side windows, strided and padded ones; and the definition's values.
     #[test]
     fn every_instruction_set_gives_the_same_bits() {
-        let shapes: [([usize; 2], [usize; 2], [usize; 2], [[usize; 2]; 2]); 4] = [
+        /// Input, window, stride and padding (before, after) per axis.
+        type Case = ([usize; 2], [usize; 2], [usize; 2], [[usize; 2]; 2]);
+        let shapes: [Case; 4] = [
             ([8, 8], [2, 2], [2, 2], [[0, 0], [0, 0]]),
             ([1, 64], [1, 4], [1, 4], [[0, 0], [0, 0]]),
             ([7, 9], [3, 3], [2, 2], [[1, 1], [1, 1]]),
