@@ -6,7 +6,10 @@
 //! `the_selected_set_is_the_requested_one`, which every binary using this module defines with
 //! [`assert_selected_set_is_requested`].
 
-use std::process::Command;
+// Its `program` runs this binary again, under qemu in a cross build.
+#[allow(dead_code)]
+#[path = "../library_support/mod.rs"]
+mod library_support;
 
 use crkernels::math::simd::{ISA_ENV_VAR, VectorIsa};
 
@@ -19,7 +22,7 @@ pub fn rerun_under_every_isa(tests: &[&str]) {
     }
     let exe = std::env::current_exe().expect("the test binary's path");
     for isa in VectorIsa::available() {
-        let output = own_binary(&exe)
+        let output = library_support::program(&exe)
             .env(ISA_ENV_VAR, isa.name())
             .arg("--exact")
             .arg("--test-threads=2")
@@ -37,23 +40,6 @@ pub fn rerun_under_every_isa(tests: &[&str]) {
         );
         eprintln!("{ISA_ENV_VAR}={}: {} tests passed", isa.name(), tests.len());
     }
-}
-
-/// A command running this test binary again: directly, or in a cross build (the tests run
-/// under qemu-user, scripts/test-aarch64.sh) under the same emulator, `$CRKERNELS_TEST_RUNNER`
-/// or `qemu-<arch> -L /usr/<arch>-linux-gnu` (as tests/library_support runs C programs).
-fn own_binary(exe: &std::path::Path) -> Command {
-    let cross = match (option_env!("CRKERNELS_BUILD_TARGET"), option_env!("CRKERNELS_BUILD_HOST")) {
-        (Some(target), Some(host)) if target != host => target,
-        _ => return Command::new(exe),
-    };
-    let arch = cross.split('-').next().unwrap_or(cross);
-    let runner = std::env::var("CRKERNELS_TEST_RUNNER")
-        .unwrap_or_else(|_| format!("qemu-{arch} -L /usr/{arch}-linux-gnu"));
-    let mut words = runner.split_whitespace();
-    let mut command = Command::new(words.next().expect("an empty CRKERNELS_TEST_RUNNER"));
-    command.args(words).arg(exe);
-    command
 }
 
 /// In a child of [`rerun_under_every_isa`], the kernels run the requested set.
