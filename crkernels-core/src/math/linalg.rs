@@ -49,6 +49,7 @@ const ROWS_AVX2: usize = 6;
 const BAND_ALIGN: usize = 24;
 /// Bytes of the AVX2 path's block of 6-column panels, kept in the L2 cache (512 KiB a core on
 /// the EPYCs this was tuned on) while the 8-column panels stream past.
+#[cfg(target_arch = "x86_64")]
 const L2_BLOCK_BYTES: usize = 192 * 1024;
 /// Bands per thread in a threaded rank-k update: the threads take them as they finish, so that
 /// a core slowed by other load takes fewer.
@@ -199,6 +200,8 @@ fn band_bounds(m: usize, pieces: usize) -> Vec<usize> {
 /// of [`ROWS_AVX2`] columns, zero-padded alike.
 struct Packed<'a> {
     p8: &'a [f64],
+    // Read by the AVX2 path only (empty elsewhere).
+    #[cfg_attr(not(target_arch = "x86_64"), allow(dead_code))]
     p6: &'a [f64],
     kc: usize,
     m: usize,
@@ -896,6 +899,8 @@ pub fn cholesky_solve(l: &[f64], n: usize, lda: usize, b: &mut [f64]) {
 }
 
 /// [`cholesky_solve`] with the instruction set of `exec` (one thread): the same bits on any.
+// Only x86-64 has more than one set to choose from.
+#[cfg_attr(not(target_arch = "x86_64"), allow(unused_variables))]
 pub fn cholesky_solve_with(exec: Exec, l: &[f64], n: usize, lda: usize, b: &mut [f64]) {
     #[cfg(target_arch = "x86_64")]
     match exec.isa {

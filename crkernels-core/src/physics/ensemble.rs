@@ -571,7 +571,8 @@ pub struct Ensemble {
     profiles: Vec<AgeProfile>,
     /// Bins [0, log_age_bins) hold every log-age segment: their sources need ln t and 1/t.
     log_age_bins: usize,
-    /// The vector instruction set the evaluation runs on.
+    /// The vector instruction set the evaluation runs on (only x86-64 has more than one).
+    #[cfg_attr(not(target_arch = "x86_64"), allow(dead_code))]
     isa: VectorIsa,
     /// How the terms are evaluated.
     precision: Precision,

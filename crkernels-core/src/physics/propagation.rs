@@ -21,6 +21,7 @@
 
 use crate::batch::{check_each, check_lengths};
 use crate::error::{Result, invalid, require_finite, require_non_negative, require_positive};
+#[cfg(target_arch = "x86_64")]
 use crate::math::simd::VectorIsa;
 use crate::math::{exp, exp_branchless, ln, ln_branchless, softplus_branchless, sqrt};
 use crate::physics::particle::{Particle, check_kinetic, check_rigidity};
