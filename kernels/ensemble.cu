@@ -7,8 +7,9 @@
 // that nvcc cannot contract them: the sources (ages and distances) are the CPU's bit for bit.
 //
 // As on the CPU, the sources are sorted by age bin before they are summed: a counting sort over
-// the shared age bins (a histogram in shared memory, then a stable scatter: each bin's sources
-// in draw order, as on the CPU). In bin order the threads of a warp share their cells
+// the shared age bins (a histogram in shared memory, a scatter by every thread through
+// shared-memory atomics, then each bin's few sources put back in draw order, so that the sort is
+// stable, as the CPU's, and its result does not depend on the scheduling). In bin order the threads of a warp share their cells
 // (broadcast loads), and an energy's contributing sources, those younger than its last
 // contributing age, are a prefix.
 //
@@ -290,28 +291,44 @@ ensemble_realisations(Tables t, uint64_t seed, uint64_t first_realisation,
         }
         __syncthreads();
 
-        // 3. Stable scatter by one warp, 32 sources at a time in draw order: each bin keeps its
-        // sources in draw order, as the CPU's counting sort does (so the sum's order, and its
-        // bits, do not depend on the scheduling). Afterwards bin_end[b] is the end of bin b.
-        if (warp == 0) {
-            for (uint64_t base = 0; base < count; base += 32) {
-                const uint64_t j = base + lane;
-                const double age = j < count ? drawn_age[j] : -1.0;
-                const double distance2 = j < count ? drawn_distance2[j] : 0.0;
-                const bool valid = age > 0.0;
-                const uint64_t b = valid ? (uint64_t)__dmul_rn(age, t.inverse_bin_width) : 0;
-                const unsigned bin = (unsigned)(b < t.bins - 1 ? b : t.bins - 1);
-                const unsigned peers = __match_any_sync(0xffffffffu, valid ? bin : 0xffffffffu);
-                const unsigned start = valid ? bin_end[bin] : 0;
-                __syncwarp();
-                const unsigned leader = __ffs(peers) - 1;
-                if (valid && lane == leader) bin_end[bin] = start + __popc(peers);
-                __syncwarp();
-                if (valid) {
-                    const unsigned slot = start + __popc(peers & ((1u << lane) - 1));
-                    sorted_age[slot] = age;
-                    sorted_distance2[slot] = distance2;
+        // 3. Scatter by every thread: each source takes the next slot of its bin by a shared-memory
+        // atomic, so a bin's sources arrive in the order the threads get there. The slot holds
+        // the source's draw index j for now (exact as a double), and afterwards bin_end[b] is the
+        // end of bin b.
+        for (uint64_t j = threadIdx.x; j < count; j += BLOCK_THREADS) {
+            const double age = drawn_age[j];
+            if (!(age > 0.0)) continue;
+            const uint64_t b = (uint64_t)__dmul_rn(age, t.inverse_bin_width);
+            const unsigned bin = (unsigned)(b < t.bins - 1 ? b : t.bins - 1);
+            sorted_age[atomicAdd(&bin_end[bin], 1u)] = (double)j;
+        }
+        __syncthreads();
+
+        // 3b. Each thread puts the sources of its bins back in draw order (an insertion sort by
+        // j: a bin holds a few sources, nearly in order already, since the threads take them in
+        // rising j), then reads their age and squared distance. The sorted columns are then those
+        // of a stable counting sort, as on the CPU: the sum's order, and its bits, do not depend
+        // on the scheduling.
+        {
+            const unsigned first_bin = threadIdx.x * BINS_PER_THREAD;
+            unsigned start = first_bin == 0 ? 0 : bin_end[first_bin - 1];
+            for (int i = 0; i < BINS_PER_THREAD; ++i) {
+                const unsigned end = bin_end[first_bin + i];
+                for (unsigned slot = start + 1; slot < end; ++slot) {
+                    const double key = sorted_age[slot];
+                    unsigned hole = slot;
+                    while (hole > start && sorted_age[hole - 1] > key) {
+                        sorted_age[hole] = sorted_age[hole - 1];
+                        --hole;
+                    }
+                    sorted_age[hole] = key;
                 }
+                for (unsigned slot = start; slot < end; ++slot) {
+                    const uint64_t j = (uint64_t)sorted_age[slot];
+                    sorted_age[slot] = drawn_age[j];
+                    sorted_distance2[slot] = drawn_distance2[j];
+                }
+                start = end;
             }
         }
         __syncthreads();
