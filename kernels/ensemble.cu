@@ -7,14 +7,17 @@
 // that nvcc cannot contract them: the sources (ages and distances) are the CPU's bit for bit.
 //
 // As on the CPU, the sources are sorted by age bin before they are summed: a counting sort over
-// the shared age bins (a histogram in shared memory, a scatter by every thread through
-// shared-memory atomics, then each bin's few sources put back in draw order, so that the sort is
-// stable, as the CPU's, and its result does not depend on the scheduling). In bin order the threads of a warp share their cells
-// (broadcast loads), and an energy's contributing sources, those younger than its last
+// the shared age bins (a histogram in shared memory, then a stable scatter by every warp: each
+// bin's sources in draw order, as on the CPU). In bin order the threads of a warp share their
+// cells (broadcast loads), and an energy's contributing sources, those younger than its last
 // contributing age, are a prefix.
 //
 // Sum order: per energy, thread i sums sorted sources i, i + BLOCK_THREADS, ...; then lanes and
 // warps are added in a fixed tree: the same bits on every run and GPU.
+//
+// Two kernels: ensemble_realisations (the exact tier) and ensemble_realisations_f32 (the f32
+// tier, Precision::F32: the plain cells' terms in binary32 with the SFU's exp, summed in
+// binary64; DeviceTables::realisation_f32 is its specification).
 
 #include <stdint.h>
 
@@ -28,6 +31,9 @@
 #define NO_CELL 0xffffffffu
 #define FORM_PLAIN 0
 #define FORM_LOG_AGE 1
+// The f32 tier (ensemble.rs, F32_EXPONENT_FLOOR and F32_UNDERFLOW_FRACTION).
+#define F32_EXPONENT_FLOOR -87.0f
+#define F32_UNDERFLOW_FRACTION 1e-7
 
 // Philox4x32-10 (Salmon et al. 2011): multipliers and key increments.
 #define PHILOX_M0 0xD2511F53u
@@ -43,6 +49,15 @@ struct Cell {
     unsigned long long form;
     double a[CELL_POINTS];
     double h[CELL_POINTS];
+};
+
+// The f32 tier's form of a cell (crkernels::physics::ensemble::DeviceSingleCell, 88 bytes):
+// scale e^(da(x) - s^2 h(x)), scale 0 for a cell evaluated in binary64.
+struct SingleCell {
+    float da[CELL_POINTS];
+    float h[CELL_POINTS];
+    double scale;
+    double underflow_bound;
 };
 
 // DeviceTables, with device pointers (crkernels::gpu::ensemble::KernelTables).
@@ -67,6 +82,7 @@ struct Tables {
     const double* piece_center;
     const double* piece_inv_half_width;
     const double* piece_coefficients;  // [pieces][8]
+    const SingleCell* single_cells;     // one per cell
 };
 
 __device__ __forceinline__ void philox(uint32_t x[4], uint32_t key0, uint32_t key1) {
@@ -203,6 +219,39 @@ __device__ __forceinline__ double term(const Cell* cells, unsigned first, double
     return exp_branchless(exponent);
 }
 
+// Estrin's scheme in binary32 with fused multiply-adds (ensemble.rs, `estrin_f32`).
+__device__ __forceinline__ float estrin_f32(const float* __restrict__ coefficients, float x) {
+    float c[CELL_POINTS];
+#pragma unroll
+    for (int i = 0; i < CELL_POINTS; ++i) c[i] = __ldg(coefficients + i);
+    const float x2 = __fmul_rn(x, x);
+    const float x4 = __fmul_rn(x2, x2);
+    const float low = fmaf(fmaf(c[3], x, c[2]), x2, fmaf(c[1], x, c[0]));
+    const float high = fmaf(c[8], x4, fmaf(fmaf(c[7], x, c[6]), x2, fmaf(c[5], x, c[4])));
+    return fmaf(high, x4, low);
+}
+
+// The f32 tier's term (DeviceTables::term_f32): binary32 polynomials and the SFU's exp
+// (__expf: 2^(y log2 e), 2 ulp plus the rounding of the product) for a plain cell, scaled in
+// binary64; a term whose exponent is below F32_EXPONENT_FLOOR is flushed and its bound added to
+// `flushed`. Other cells as in the exact tier.
+__device__ __forceinline__ double term_f32(const Tables& t, unsigned first, double age, double distance2,
+                                           bool& needs_host, double& flushed) {
+    unsigned i = first;
+    while (age >= t.cells[i].right) ++i;
+    const SingleCell* single = t.single_cells + i;
+    const double scale = __ldg(&single->scale);
+    if (scale == 0.0) return term(t.cells, i, age, distance2, needs_host);
+    const Cell* cell = t.cells + i;
+    const float x = __double2float_rn(__dsub_rn(__dmul_rn(2.0, fma(age, cell->inverse_width, -cell->index)), 1.0));
+    const float y = fmaf(-__double2float_rn(distance2), estrin_f32(single->h, x), estrin_f32(single->da, x));
+    if (y < F32_EXPONENT_FLOOR) {
+        flushed += __ldg(&single->underflow_bound);
+        return 0.0;
+    }
+    return scale * (double)__expf(y);
+}
+
 // Source j of realisation k: age [Myr], squared distance [kpc^2] and age bin; false where it
 // adds nothing (outside the causal horizon). Sets needs_host where the CPU would draw again.
 __device__ __forceinline__ bool draw_source(const Tables& t, uint64_t seed, uint64_t k, uint64_t position,
@@ -228,16 +277,22 @@ __device__ __forceinline__ bool draw_source(const Tables& t, uint64_t seed, uint
 // energies e < n_energies, and needs_host[r] = 1 where the host must compute realisation r.
 // Block b works in scratch + 4 b scratch_capacity (4 scratch_capacity values), and
 // scratch_capacity >= max_r young_sources[r]. t.bins <= MAX_BINS.
-extern "C" __global__ void __launch_bounds__(BLOCK_THREADS, 4)
-ensemble_realisations(Tables t, uint64_t seed, uint64_t first_realisation,
-                      const unsigned long long* young_sources, const unsigned long long* word_position,
-                      unsigned int n_realisations, unsigned int first_energy, unsigned int n_energies,
-                      double* flux, unsigned long long flux_stride, unsigned int* needs_host,
-                      double* scratch, unsigned long long scratch_capacity) {
+// The first pass of a launch sequence (first_energy 0) sets needs_host[r], later passes only add
+// to it. SINGLE: the f32 tier (term_f32), which also leaves a realisation to the host where the
+// flushed terms could move an energy by F32_UNDERFLOW_FRACTION (the CPU's f32 tier sums that
+// energy exactly).
+template <bool SINGLE>
+__device__ __forceinline__ void realisations(const Tables& t, uint64_t seed, uint64_t first_realisation,
+                                             const unsigned long long* young_sources,
+                                             const unsigned long long* word_position, unsigned int n_realisations,
+                                             unsigned int first_energy, unsigned int n_energies, double* flux,
+                                             unsigned long long flux_stride, unsigned int* needs_host,
+                                             double* scratch, unsigned long long scratch_capacity) {
     // Per bin: its count, then (after the scan) its first slot, then (after the scatter) its end.
     __shared__ unsigned int bin_end[MAX_BINS];
     __shared__ unsigned int warp_totals[WARPS];
     __shared__ double warp_sums[WARPS][ENERGIES_PER_PASS];
+    __shared__ double warp_flushed[SINGLE ? WARPS : 1][ENERGIES_PER_PASS];
     __shared__ int host_flag;
 
     const unsigned lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
@@ -291,44 +346,32 @@ ensemble_realisations(Tables t, uint64_t seed, uint64_t first_realisation,
         }
         __syncthreads();
 
-        // 3. Scatter by every thread: each source takes the next slot of its bin by a shared-memory
-        // atomic, so a bin's sources arrive in the order the threads get there. The slot holds
-        // the source's draw index j for now (exact as a double), and afterwards bin_end[b] is the
-        // end of bin b.
-        for (uint64_t j = threadIdx.x; j < count; j += BLOCK_THREADS) {
-            const double age = drawn_age[j];
-            if (!(age > 0.0)) continue;
-            const uint64_t b = (uint64_t)__dmul_rn(age, t.inverse_bin_width);
+        // 3. Stable scatter, BLOCK_THREADS sources a round (thread i takes source base + i): each
+        // warp ranks its sources within their bins (__match_any_sync), then the warps take their
+        // bins' slots in warp order, one barrier each, so that every bin keeps its sources in
+        // draw order, as the CPU's counting sort does (the sum's order, and its bits, do not
+        // depend on the scheduling). Afterwards bin_end[b] is the end of bin b.
+        for (uint64_t base = 0; base < count; base += BLOCK_THREADS) {
+            const uint64_t j = base + threadIdx.x;
+            const double age = j < count ? drawn_age[j] : -1.0;
+            const bool valid = age > 0.0;
+            const uint64_t b = valid ? (uint64_t)__dmul_rn(age, t.inverse_bin_width) : 0;
             const unsigned bin = (unsigned)(b < t.bins - 1 ? b : t.bins - 1);
-            sorted_age[atomicAdd(&bin_end[bin], 1u)] = (double)j;
-        }
-        __syncthreads();
-
-        // 3b. Each thread puts the sources of its bins back in draw order (an insertion sort by
-        // j: a bin holds a few sources, nearly in order already, since the threads take them in
-        // rising j), then reads their age and squared distance. The sorted columns are then those
-        // of a stable counting sort, as on the CPU: the sum's order, and its bits, do not depend
-        // on the scheduling.
-        {
-            const unsigned first_bin = threadIdx.x * BINS_PER_THREAD;
-            unsigned start = first_bin == 0 ? 0 : bin_end[first_bin - 1];
-            for (int i = 0; i < BINS_PER_THREAD; ++i) {
-                const unsigned end = bin_end[first_bin + i];
-                for (unsigned slot = start + 1; slot < end; ++slot) {
-                    const double key = sorted_age[slot];
-                    unsigned hole = slot;
-                    while (hole > start && sorted_age[hole - 1] > key) {
-                        sorted_age[hole] = sorted_age[hole - 1];
-                        --hole;
-                    }
-                    sorted_age[hole] = key;
+            const unsigned peers = __match_any_sync(0xffffffffu, valid ? bin : 0xffffffffu);
+            const unsigned leader = __ffs(peers) - 1;
+            unsigned start = 0;
+            for (unsigned w = 0; w < WARPS; ++w) {
+                if (warp == w && valid && lane == leader) {
+                    start = bin_end[bin];
+                    bin_end[bin] = start + __popc(peers);
                 }
-                for (unsigned slot = start; slot < end; ++slot) {
-                    const uint64_t j = (uint64_t)sorted_age[slot];
-                    sorted_age[slot] = drawn_age[j];
-                    sorted_distance2[slot] = drawn_distance2[j];
-                }
-                start = end;
+                __syncthreads();
+            }
+            start = __shfl_sync(0xffffffffu, start, leader);
+            if (valid) {
+                const unsigned slot = start + __popc(peers & ((1u << lane) - 1));
+                sorted_age[slot] = age;
+                sorted_distance2[slot] = drawn_distance2[j];
             }
         }
         __syncthreads();
@@ -346,7 +389,7 @@ ensemble_realisations(Tables t, uint64_t seed, uint64_t first_realisation,
             const unsigned n_candidates = limit_bin < t.bins ? bin_end[limit_bin] : n_sorted;
             // SOURCES_IN_FLIGHT sources per thread and step: their loads are issued together
             // (each term is a chain of dependent loads: age, cell index, cell).
-            double sum = 0.0;
+            double sum = 0.0, flushed = 0.0;
             for (unsigned base = threadIdx.x; base < n_candidates; base += SOURCES_IN_FLIGHT * BLOCK_THREADS) {
                 double age[SOURCES_IN_FLIGHT], distance2[SOURCES_IN_FLIGHT];
                 unsigned first_cell[SOURCES_IN_FLIGHT];
@@ -363,13 +406,23 @@ ensemble_realisations(Tables t, uint64_t seed, uint64_t first_realisation,
                 }
 #pragma unroll
                 for (int u = 0; u < SOURCES_IN_FLIGHT; ++u) {
-                    if (first_cell[u] != NO_CELL) sum += term(t.cells, first_cell[u], age[u], distance2[u], needs_host_here);
+                    if (first_cell[u] == NO_CELL) continue;
+                    if (SINGLE) {
+                        sum += term_f32(t, first_cell[u], age[u], distance2[u], needs_host_here, flushed);
+                    } else {
+                        sum += term(t.cells, first_cell[u], age[u], distance2[u], needs_host_here);
+                    }
                 }
             }
             // Fixed-order reduction: lanes by a butterfly, then (below) warps in order.
 #pragma unroll
             for (int offset = 16; offset > 0; offset >>= 1) sum += __shfl_xor_sync(0xffffffffu, sum, offset);
             if (lane == 0) warp_sums[warp][e] = sum;
+            if (SINGLE) {
+#pragma unroll
+                for (int offset = 16; offset > 0; offset >>= 1) flushed += __shfl_xor_sync(0xffffffffu, flushed, offset);
+                if (lane == 0) warp_flushed[warp][e] = flushed;
+            }
         }
 
         // 5. The warps' sums in order.
@@ -379,8 +432,42 @@ ensemble_realisations(Tables t, uint64_t seed, uint64_t first_realisation,
             double total = 0.0;
             for (int w = 0; w < WARPS; ++w) total += warp_sums[w][threadIdx.x];
             flux[(uint64_t)r * flux_stride + first_energy + threadIdx.x] = total;
+            if (SINGLE) {
+                double bound = 0.0;
+                for (int w = 0; w < WARPS; ++w) bound += warp_flushed[w][threadIdx.x];
+                if (bound > F32_UNDERFLOW_FRACTION * total) host_flag = 1;
+            }
         }
-        if (threadIdx.x == 0) needs_host[r] = host_flag;
+        __syncthreads();
+        if (threadIdx.x == 0) {
+            if (first_energy == 0) {
+                needs_host[r] = host_flag;
+            } else if (host_flag) {
+                needs_host[r] = 1;
+            }
+        }
         __syncthreads();  // shared arrays are reused by the next realisation
     }
+}
+
+// The exact tier.
+extern "C" __global__ void __launch_bounds__(BLOCK_THREADS, 4)
+ensemble_realisations(Tables t, uint64_t seed, uint64_t first_realisation,
+                      const unsigned long long* young_sources, const unsigned long long* word_position,
+                      unsigned int n_realisations, unsigned int first_energy, unsigned int n_energies,
+                      double* flux, unsigned long long flux_stride, unsigned int* needs_host,
+                      double* scratch, unsigned long long scratch_capacity) {
+    realisations<false>(t, seed, first_realisation, young_sources, word_position, n_realisations, first_energy,
+                        n_energies, flux, flux_stride, needs_host, scratch, scratch_capacity);
+}
+
+// The f32 tier: the same arguments.
+extern "C" __global__ void __launch_bounds__(BLOCK_THREADS, 4)
+ensemble_realisations_f32(Tables t, uint64_t seed, uint64_t first_realisation,
+                          const unsigned long long* young_sources, const unsigned long long* word_position,
+                          unsigned int n_realisations, unsigned int first_energy, unsigned int n_energies,
+                          double* flux, unsigned long long flux_stride, unsigned int* needs_host,
+                          double* scratch, unsigned long long scratch_capacity) {
+    realisations<true>(t, seed, first_realisation, young_sources, word_position, n_realisations, first_energy,
+                       n_energies, flux, flux_stride, needs_host, scratch, scratch_capacity);
 }

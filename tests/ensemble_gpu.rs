@@ -6,7 +6,7 @@
 use crkernels::Error;
 use crkernels::gpu::ensemble::GpuEnsemble;
 use crkernels::parallel::ParallelEnsemble;
-use crkernels::physics::ensemble::{Ensemble, EnsembleParams};
+use crkernels::physics::ensemble::{Ensemble, EnsembleParams, Precision};
 use crkernels::physics::green::SourceSpectrum;
 use crkernels::physics::losses::{EnergyLosses, LossModel};
 use crkernels::physics::photon_field::PhotonField;
@@ -103,6 +103,38 @@ fn device_tables_reproduce_the_cpu_realisations() {
     }
 }
 
+/// The f32 tier's tables (what `ensemble_realisations_f32` computes, with an exact 2^z in
+/// place of the GPU's `__expf`, whose own 2 ulp add 2.4e-7): within the tier's 1e-5 of the CPU's
+/// exact realisations, with room left for those 2 ulp (4.4e-7 at worst here, CB98).
+#[test]
+fn f32_device_tables_stay_within_the_tier_tolerance() {
+    for (name, transport, params, energies) in setups() {
+        let ensemble = Ensemble::new(&transport, &params, &energies).unwrap();
+        let tables = ensemble.device_tables();
+        let single_cells = tables.single_cells.iter().filter(|c| c.scale > 0.0).count();
+        let mut worst: f64 = 0.0;
+        let mut on_host = 0;
+        for k in 0..REALISATIONS / 4 {
+            let mut exact = vec![0.0; energies.len()];
+            ensemble.realisation(7, k, &mut exact);
+            let mut flat = vec![0.0; energies.len()];
+            if !tables.realisation_f32(7, k, ensemble.realisation_start(7, k), &mut flat) {
+                on_host += 1;
+                continue;
+            }
+            worst = worst.max(relative_difference(&flat, &exact));
+        }
+        println!(
+            "{name}: {single_cells} of {} cells in binary32, {on_host} of {} realisations on the host, worst relative difference {worst:.2e}",
+            tables.cells.len(),
+            REALISATIONS / 4
+        );
+        assert!(worst <= 1e-6, "{name}: {worst:e}");
+        assert!(single_cells * 2 >= tables.cells.len(), "{name}: {single_cells} cells in binary32");
+        assert!(on_host * 25 <= REALISATIONS, "{name}: {on_host} realisations need the host");
+    }
+}
+
 /// The first CUDA device, or None (then the GPU checks below only test the no-device path).
 fn device() -> Option<usize> {
     (crkernels::gpu::device_count().unwrap() > 0).then_some(0)
@@ -122,6 +154,10 @@ fn without_a_device_the_gpu_path_says_so() {
     // Bad arguments are named before the device is looked for.
     let error = gpu.generate(0, 1, 0, 4, &mut flux).unwrap_err();
     assert!(matches!(error, Error::InvalidArgument(_)), "{error}");
+    // The f32 tier runs on a GPU too: here it finds none.
+    let single = Ensemble::new_with_precision(&transport, &params, &energies, Precision::F32).unwrap();
+    let error = GpuEnsemble::new(single).generate(0, 1, 0, 3, &mut flux).unwrap_err();
+    assert!(matches!(error, Error::NoDevice(_)), "{error}");
 }
 
 #[test]
@@ -149,6 +185,37 @@ fn gpu_realisations_equal_the_cpu_realisations() {
         let split = 1000 * energies.len();
         gpu.generate(device, 5, first, 1000, &mut again[..split]).unwrap();
         gpu.generate(device, 5, first + 1000, n - 1000, &mut again[split..]).unwrap();
+        assert!(again.iter().zip(&flux).all(|(a, b)| a.to_bits() == b.to_bits()), "{name}: not reproducible");
+    }
+}
+
+/// The f32 tier on the GPU: within the tier's 1e-5 of the CPU's exact realisations, the same
+/// bits again and in another split; a grid of 45 energies runs in three passes of the kernel.
+#[test]
+fn gpu_f32_tier_stays_within_its_tolerance() {
+    let Some(device) = device() else { return };
+    let mut cases = setups();
+    let (_, transport, params, _) = &cases[0];
+    cases.push(("SECRET, 45 energies", transport.clone(), *params, energies(1.0, 45, 0.1)));
+    for (name, transport, params, energies) in cases {
+        let exact = Ensemble::new(&transport, &params, &energies).unwrap();
+        let n = 3000;
+        let mut cpu = vec![0.0; n * energies.len()];
+        exact.generate(5, 0, n, 0, &mut cpu, None).unwrap();
+        let single = Ensemble::new_with_precision(&transport, &params, &energies, Precision::F32).unwrap();
+        let gpu = GpuEnsemble::new(single);
+        let mut flux = vec![f64::NAN; n * energies.len()];
+        let run = gpu.generate(device, 5, 0, n, &mut flux).unwrap();
+        let worst = relative_difference(&flux, &cpu);
+        println!(
+            "{name}, f32 tier: {n} realisations, {} on the host, worst relative difference {worst:.2e}",
+            run.on_host
+        );
+        assert!(worst <= 1e-5, "{name}: {worst:e}");
+        let mut again = vec![f64::NAN; n * energies.len()];
+        let split = 1000 * energies.len();
+        gpu.generate(device, 5, 0, 1000, &mut again[..split]).unwrap();
+        gpu.generate(device, 5, 1000, n - 1000, &mut again[split..]).unwrap();
         assert!(again.iter().zip(&flux).all(|(a, b)| a.to_bits() == b.to_bits()), "{name}: not reproducible");
     }
 }

@@ -210,12 +210,13 @@ pub const CRK_PRECISION_EXACT: crk_precision = 0;
 /// each flux within 1e-5 relative of the exact tier's for the same sources (1.5e-6 in the
 /// tests), for training sets and quantile bands, where realisations differ by 10% to 100%.
 /// The same sources as the exact tier, and the same bits on any thread count, split and
-/// instruction set. CPU only: the GPU functions refuse such a handle.
+/// instruction set. The GPU functions run it too (binary32 polynomials and the GPU's fast exp,
+/// summed in binary64; within the same 1e-5 of the exact tier, the same bits on any split).
 pub const CRK_PRECISION_F32: crk_precision = 1;
 
 /// crk_ensemble_new with the per-source terms evaluated at `precision` (CRK_PRECISION_EXACT or
 /// CRK_PRECISION_F32). crk_ensemble_run, crk_ensemble_sources and crk_ensemble_free work on
-/// either kind of handle; the GPU functions need an exact one.
+/// either kind of handle, and so do the GPU functions.
 ///
 /// Errors: crk_ensemble_new's; CRK_ERR_INVALID_ARGUMENT for an unknown precision.
 ///
@@ -441,6 +442,8 @@ pub unsafe extern "C" fn crk_ensemble_free(ensemble: *mut crk_ensemble) {
 /// 1e-13 relative (the same sources; the sum in another order, from fitted tables where the CPU
 /// uses its direct formula). The GPU tables are built on the first call (tens of ms) and kept
 /// with the handle. Realisations stream through the device in chunks: any n_realisations fits.
+/// A handle of the f32 tier (CRK_PRECISION_F32) runs the kernel's f32 form: within 1e-5 of the
+/// exact realisations, as on the CPU, though not the CPU f32 tier's bits.
 ///
 /// Memory: on the host, the GPU tables (about 32 KB an energy, built once) and per chunk of
 /// c = min(65536, 2^24 / n_energies) realisations 40 c bytes of counts and flags; on the

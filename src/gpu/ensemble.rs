@@ -1,7 +1,10 @@
 //! The stochastic ensemble on a GPU (kernels/ensemble.cu): realisation k of seed s is the
 //! CPU's realisation k (the same sources from the same Philox stream), summed from the flat
 //! tables of [`DeviceTables`]; it agrees with [`Ensemble::realisation`] to about 1e-13
-//! relative (tests/ensemble_gpu.rs).
+//! relative (tests/ensemble_gpu.rs). An ensemble of the f32 tier ([`Precision::F32`]) runs the
+//! kernel's f32 form: binary32 polynomials and the SFU's exp for the plain cells, summed in
+//! binary64, within the tier's 1e-5 of the exact realisations (its tables: 4.4e-7 at worst in
+//! the tests); a realisation whose flushed terms could move an energy by 1e-7 goes to the host.
 //!
 //! The host draws each realisation's number of young sources (one Poisson or binomial draw,
 //! [`Ensemble::realisation_start`]) while the GPU sums the previous chunk; the GPU draws the
@@ -13,7 +16,9 @@
 
 use std::sync::OnceLock;
 
-use crate::physics::ensemble::{DeviceTables, Ensemble, Precision};
+#[cfg(doc)]
+use crate::physics::ensemble::Precision;
+use crate::physics::ensemble::{DeviceTables, Ensemble};
 use crate::{Error, Result};
 
 #[cfg(feature = "cuda")]
@@ -123,13 +128,6 @@ impl GpuEnsemble {
         first.checked_add(n as u64).ok_or_else(|| {
             Error::InvalidArgument(format!("realisations {first} + {n} pass the end of the stream numbers"))
         })?;
-        if self.ensemble.precision() != Precision::Exact {
-            return Err(Error::InvalidArgument(
-                "the GPU path computes the exact tier only: build the ensemble with the exact precision \
-                 (CRK_PRECISION_EXACT) for GPU runs, or run this f32-tier ensemble on the CPU"
-                    .into(),
-            ));
-        }
         #[cfg(feature = "cuda")]
         {
             let gpu = Gpu::get(device)?;
@@ -163,7 +161,7 @@ mod cuda {
     use crate::Result;
     use crate::gpu::cuda::device_error;
     use crate::gpu::{DeviceState, Kernels};
-    use crate::physics::ensemble::{DeviceTables, Ensemble, RealisationStart};
+    use crate::physics::ensemble::{DeviceTables, Ensemble, Precision, RealisationStart};
 
     /// `Tables` of kernels/ensemble.cu: the same fields in the same order.
     #[repr(C)]
@@ -189,6 +187,7 @@ mod cuda {
         piece_center: u64,
         piece_inv_half_width: u64,
         piece_coefficients: u64,
+        single_cells: u64,
     }
 
     // SAFETY: plain old data in C layout, as the kernel declares it.
@@ -205,6 +204,7 @@ mod cuda {
         piece_center: CudaSlice<f64>,
         piece_inv_half_width: CudaSlice<f64>,
         piece_coefficients: CudaSlice<f64>,
+        single_cells: CudaSlice<u32>,
     }
 
     /// A device buffer of at least one element (the driver cannot allocate zero bytes).
@@ -230,6 +230,20 @@ mod cuda {
             .collect();
         let sampler = &tables.sampler;
         let coefficients: Vec<f64> = sampler.coefficients.iter().flatten().copied().collect();
+        // DeviceSingleCell is 22 words of 4 bytes: da and h, then scale and underflow_bound as
+        // two words each (low first, as the little-endian device reads them).
+        let single_cells: Vec<u32> = tables
+            .single_cells
+            .iter()
+            .flat_map(|c| {
+                let wide = |v: f64| [v.to_bits() as u32, (v.to_bits() >> 32) as u32];
+                c.da.iter()
+                    .chain(&c.h)
+                    .map(|v| v.to_bits())
+                    .chain(wide(c.scale))
+                    .chain(wide(c.underflow_bound))
+            })
+            .collect();
         Ok(Uploaded {
             max_age: upload(state, &tables.max_age_myr)?,
             cell_of_bin: upload(state, &tables.cell_of_bin)?,
@@ -240,6 +254,7 @@ mod cuda {
             piece_center: upload(state, &sampler.center)?,
             piece_inv_half_width: upload(state, &sampler.inv_half_width)?,
             piece_coefficients: upload(state, &coefficients)?,
+            single_cells: upload(state, &single_cells)?,
         })
     }
 
@@ -256,7 +271,11 @@ mod cuda {
             return Ok(GpuRun::default());
         }
         assert!(tables.bins <= MAX_BINS, "the kernel's histogram holds {MAX_BINS} age bins");
-        let function = state.function(Kernels::Ensemble, "ensemble_realisations")?;
+        let name = match ensemble.precision() {
+            Precision::Exact => "ensemble_realisations",
+            Precision::F32 => "ensemble_realisations_f32",
+        };
+        let function = state.function(Kernels::Ensemble, name)?;
         let uploaded = upload_tables(state, tables)?;
         let stream = state.stream.clone();
         let kernel_tables = KernelTables {
@@ -280,6 +299,7 @@ mod cuda {
             piece_center: device_address(&stream, &uploaded.piece_center),
             piece_inv_half_width: device_address(&stream, &uploaded.piece_inv_half_width),
             piece_coefficients: device_address(&stream, &uploaded.piece_coefficients),
+            single_cells: device_address(&stream, &uploaded.single_cells),
         };
         let energies = tables.energies;
         let chunk = n.min(CHUNK_REALISATIONS).min((CHUNK_FLUX_VALUES / energies.max(1)).max(1));

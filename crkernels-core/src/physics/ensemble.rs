@@ -44,7 +44,7 @@
 use alloc::vec::Vec;
 
 mod device_tables;
-pub use device_tables::{CellForm, DeviceCell, DeviceTables, NO_CELL, RealisationStart};
+pub use device_tables::{CellForm, DeviceCell, DeviceSingleCell, DeviceTables, NO_CELL, RealisationStart};
 
 use crate::batch::check_each;
 use crate::error::{Result, invalid, require_positive};

@@ -17,10 +17,11 @@
 use alloc::vec::Vec;
 
 use super::{
-    AGE_BINS, CELL_POINTS, CELL_TOLERANCE, DirectProfile, Ensemble, Form, LOG_AGE_BINS, Polynomials, estrin,
+    AGE_BINS, CELL_POINTS, CELL_TOLERANCE, DirectProfile, Ensemble, F32_EXPONENT_FLOOR,
+    F32_UNDERFLOW_FRACTION, Form, LOG_AGE_BINS, Polynomials, SinglePolynomials, estrin, estrin_f32,
     fit_with_errors,
 };
-use crate::math::{chebyshev, exp_branchless, ln, mul_add};
+use crate::math::{chebyshev, exp, exp_branchless, ln, mul_add, mul_add_f32};
 use crate::physics::green::SPEED_OF_LIGHT_KPC_PER_MYR;
 use crate::physics::sources::SamplerTables;
 use crate::rng::{Stream, TWO_POW_MINUS_53};
@@ -76,6 +77,45 @@ pub struct DeviceCell {
     pub h: [f64; CELL_POINTS],
 }
 
+/// The f32 tier of a [`DeviceCell`] (the CPU's [`Precision::F32`](super::Precision) form of a
+/// plain cell): the term is scale e^y with y = da(x) - s^2 h(x) in binary32, da = a - ref and
+/// scale = e^ref (ref the largest a on the cell, so y <= ~0), x the cell's coordinate rounded to
+/// binary32. Terms with y < [`F32_EXPONENT_FLOOR`] are flushed to zero, each bounded by
+/// `underflow_bound`. `scale` = 0 marks a cell the f32 tier evaluates in binary64 (log-age and
+/// host cells, and e^ref beyond binary64). 88 bytes, C layout.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct DeviceSingleCell {
+    /// da(x) in binary32, lowest degree first.
+    pub da: [f32; CELL_POINTS],
+    /// h(x) in binary32 [kpc^-2].
+    pub h: [f32; CELL_POINTS],
+    /// e^ref, or 0 for a cell evaluated in binary64.
+    pub scale: f64,
+    /// e^(ref + F32_EXPONENT_FLOOR): the largest term that can be flushed.
+    pub underflow_bound: f64,
+}
+
+impl DeviceSingleCell {
+    fn new(cell: &DeviceCell) -> Self {
+        let single = (cell.form == CellForm::Plain as u64).then(|| SinglePolynomials::new(&[cell.a, cell.h]));
+        match single.flatten() {
+            Some(single) => DeviceSingleCell {
+                da: single.polynomials[0],
+                h: single.polynomials[1],
+                scale: single.scale,
+                underflow_bound: single.underflow_bound,
+            },
+            None => DeviceSingleCell {
+                da: [0.0; CELL_POINTS],
+                h: [0.0; CELL_POINTS],
+                scale: 0.0,
+                underflow_bound: 0.0,
+            },
+        }
+    }
+}
+
 /// Where realisation k of seed s starts in its Philox stream (s, k).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct RealisationStart {
@@ -103,6 +143,8 @@ pub struct DeviceTables {
     pub cell_of_bin: Vec<u32>,
     /// The cells, energy after energy, in increasing age.
     pub cells: Vec<DeviceCell>,
+    /// The f32 tier's form of each cell (same index).
+    pub single_cells: Vec<DeviceSingleCell>,
     /// The distance draw.
     pub sampler: SamplerTables,
     /// Causal cut: a source adds only if s <= c t, c [kpc/Myr].
@@ -178,6 +220,7 @@ impl Ensemble {
             energies: self.profiles.len(),
             max_age_myr,
             cell_of_bin,
+            single_cells: cells.iter().map(DeviceSingleCell::new).collect(),
             cells,
             sampler: self.spatial.sampler_tables(),
             light_speed_kpc_per_myr: SPEED_OF_LIGHT_KPC_PER_MYR,
@@ -344,6 +387,57 @@ impl DeviceTables {
         Some(exp_branchless(exponent))
     }
 
+    /// [`Self::term`] in the f32 tier (the kernel `ensemble_realisations_f32`): Some((term,
+    /// flushed)), where `flushed` bounds a term that underflowed (else 0); None where its cell
+    /// is [`CellForm::Host`]. The kernel's e^y is CUDA's `__expf`, 2^(y log2(e)) with the
+    /// product rounded to binary32 and 2 ulp of its own; here the product is rounded alike and
+    /// 2^z taken exactly, which leaves out those 2 ulp (2.4e-7).
+    pub fn term_f32(&self, energy: usize, age_myr: f64, distance2: f64, bin: usize) -> Option<(f64, f64)> {
+        if age_myr.partial_cmp(&self.max_age_myr[energy]) != Some(core::cmp::Ordering::Less) {
+            return Some((0.0, 0.0));
+        }
+        let first = self.cell_of_bin[energy * self.bins + bin];
+        if first == NO_CELL {
+            return Some((0.0, 0.0));
+        }
+        let mut i = first as usize;
+        while age_myr >= self.cells[i].right {
+            i += 1;
+        }
+        let (cell, single) = (&self.cells[i], &self.single_cells[i]);
+        if single.scale == 0.0 {
+            return self.term(energy, age_myr, distance2, bin).map(|term| (term, 0.0));
+        }
+        let x = (2.0 * mul_add(age_myr, cell.inverse_width, -cell.index) - 1.0) as f32;
+        let y = mul_add_f32(-(distance2 as f32), estrin_f32(&single.h, x), estrin_f32(&single.da, x));
+        if f64::from(y) < F32_EXPONENT_FLOOR {
+            return Some((0.0, single.underflow_bound));
+        }
+        let z = y * core::f32::consts::LOG2_E;
+        Some((single.scale * exp(f64::from(z) * core::f64::consts::LN_2), 0.0))
+    }
+
+    /// [`Self::realisation`] in the f32 tier: false also where the flushed terms could move an
+    /// energy's flux by more than F32_UNDERFLOW_FRACTION (the kernel then leaves the
+    /// realisation to the host, as the CPU's f32 tier sums such an energy exactly).
+    pub fn realisation_f32(
+        &self,
+        seed: u64,
+        realisation: u64,
+        start: RealisationStart,
+        flux: &mut [f64],
+    ) -> bool {
+        let mut flushed = alloc::vec![0.0; flux.len()];
+        let drawn =
+            self.for_each_source(seed, realisation, start, flux, |energy, age, distance2, bin, out| {
+                let (term, bound) = self.term_f32(energy, age, distance2, bin)?;
+                *out += term;
+                flushed[energy] += bound;
+                Some(())
+            });
+        drawn && flushed.iter().zip(flux.iter()).all(|(&bound, &f)| bound <= F32_UNDERFLOW_FRACTION * f)
+    }
+
     /// Realisation k of seed s from these tables in draw order (what the kernel computes, up
     /// to the order of the sum), into `flux` [energies]; false (flux unspecified) where it
     /// needs the host: a source in a [`CellForm::Host`] cell, or a zero uniform (probability
@@ -354,6 +448,23 @@ impl DeviceTables {
         realisation: u64,
         start: RealisationStart,
         flux: &mut [f64],
+    ) -> bool {
+        self.for_each_source(seed, realisation, start, flux, |energy, age, distance2, bin, out| {
+            *out += self.term(energy, age, distance2, bin)?;
+            Some(())
+        })
+    }
+
+    /// Draws the sources of realisation k and calls `add(energy, age, s^2, bin, flux[energy])`
+    /// for each contributing source and energy; false where `add` returns None or a uniform
+    /// is zero.
+    fn for_each_source(
+        &self,
+        seed: u64,
+        realisation: u64,
+        start: RealisationStart,
+        flux: &mut [f64],
+        mut add: impl FnMut(usize, f64, f64, usize, &mut f64) -> Option<()>,
     ) -> bool {
         flux.fill(0.0);
         let mut stream = Stream::new(seed, realisation);
@@ -374,9 +485,8 @@ impl DeviceTables {
             }
             let bin = ((age * self.inverse_bin_width) as usize).min(self.bins - 1);
             for (energy, out) in flux.iter_mut().enumerate() {
-                match self.term(energy, age, distance * distance, bin) {
-                    Some(term) => *out += term,
-                    None => return false,
+                if add(energy, age, distance * distance, bin, out).is_none() {
+                    return false;
                 }
             }
         }
