@@ -64,6 +64,7 @@ fn bench_grid(c: &mut Criterion) {
                     out: root.clone(),
                     part: Part { index: 1, count: 1 },
                     threads: 0,
+                    device: None,
                     quiet: true,
                 };
                 black_box(run(&grid).expect("crk grid"));

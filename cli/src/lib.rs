@@ -37,6 +37,10 @@ impl CliError {
     pub fn library(error: crkernels::Error) -> Self {
         CliError { message: error.to_string(), status: 5 }
     }
+    /// The same error with what it concerns in front: "what: message".
+    pub fn context(self, what: &str) -> Self {
+        CliError { message: format!("{what}: {}", self.message), status: self.status }
+    }
 }
 
 pub type Result<T> = std::result::Result<T, CliError>;

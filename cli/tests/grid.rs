@@ -266,6 +266,66 @@ fn the_f32_tier_is_recorded_and_gives_the_library_rows() {
     assert!(text(&bad.stderr).contains("f16"), "{}", text(&bad.stderr));
 }
 
+/// `--device 0`: without a CUDA device (or in a build without the `cuda` feature) the run is
+/// refused, naming the device, before the output directory is made; with one, the shards hold
+/// the CPU's realisations within each tier's tolerance (1e-12 exact, 1e-5 f32, in phi).
+#[test]
+fn device_runs_match_the_cpu_or_say_there_is_no_device() {
+    let dir = TempDir::new("device");
+    let points = [[0.5, 4.0, 2.0, 0.4, 3.0], [2.0, 5.0, 2.4, 0.8, 6.0]];
+    let csv = dir.join("points.csv");
+    write_points(&csv, &points);
+    let config = dir.join("grid.toml");
+    write_config(&config, 40, 11, CHEAP_ENERGIES);
+    let args = |out: &Path, precision: &str, device: bool| {
+        let mut args: Vec<String> = [
+            "grid",
+            "--points",
+            s(&csv),
+            "--config",
+            s(&config),
+            "--out",
+            s(out),
+            "--quiet",
+            "--precision",
+            precision,
+        ]
+        .map(String::from)
+        .to_vec();
+        if device {
+            args.extend(["--device".to_string(), "0".to_string()]);
+        }
+        args
+    };
+    if crkernels::gpu::device_count().unwrap_or(0) == 0 {
+        let out = dir.join("gpu");
+        let refused = run_args(&args(&out, "exact", true));
+        assert_eq!(refused.status.code(), Some(5), "{}", text(&refused.stderr));
+        let stderr = text(&refused.stderr);
+        assert!(stderr.contains("--device 0") && stderr.contains("error"), "{stderr}");
+        assert!(!out.exists(), "the refused run made {}", out.display());
+        return;
+    }
+    let cpu = dir.join("cpu");
+    assert!(run_args(&args(&cpu, "exact", false)).status.success());
+    for (precision, tolerance) in [("exact", 1e-11f32), ("f32", 1e-5)] {
+        let gpu = dir.join(&format!("gpu_{precision}"));
+        let output = run_args(&args(&gpu, precision, true));
+        assert!(output.status.success(), "{}", text(&output.stderr));
+        for i in 0..points.len() {
+            let on_gpu = Npy::read(&gpu.join(format!("psi_{i}.npy"))).f32s();
+            let on_cpu = Npy::read(&cpu.join(format!("psi_{i}.npy"))).f32s();
+            assert_eq!(on_gpu.len(), on_cpu.len());
+            for (a, b) in on_gpu.iter().zip(&on_cpu) {
+                assert!(
+                    (a - b).abs() <= tolerance + 2.0 * f32::EPSILON * b.abs(),
+                    "{precision}, point {i}: {a} vs {b}"
+                );
+            }
+        }
+    }
+}
+
 /// Visible shard files (psi_<i>.npy) in `dir`.
 fn visible_shards(dir: &Path) -> usize {
     std::fs::read_dir(dir)
