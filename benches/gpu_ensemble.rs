@@ -1,6 +1,6 @@
-//! The ensemble on a GPU (issue 7): throughput of the SECRET single-point setup and of the
-//! SECRET grid's energies, in realisations and source-energy evaluations per second, with the
-//! floor. Prints "no CUDA device: skipped" where there is none.
+//! The ensemble on a GPU (issues 7 and 19): throughput of the SECRET single-point setup and of
+//! the SECRET grid's energies, exact and f32 tiers, in realisations and source-energy
+//! evaluations per second, with the floor. Prints "no CUDA device: skipped" where there is none.
 //!
 //! cargo bench --features cuda --bench gpu_ensemble
 //!
@@ -16,7 +16,7 @@ use std::time::Instant;
 
 use criterion::Criterion;
 use crkernels::gpu::ensemble::GpuEnsemble;
-use crkernels::physics::ensemble::{Ensemble, EnsembleParams};
+use crkernels::physics::ensemble::{Ensemble, EnsembleParams, Precision};
 use crkernels::physics::green::SourceSpectrum;
 use crkernels::physics::losses::{EnergyLosses, LossModel};
 use crkernels::physics::photon_field::PhotonField;
@@ -25,11 +25,15 @@ use crkernels::physics::transport::Transport;
 
 /// FP64 operations per contributing source-energy pair (see the module documentation).
 const OPERATIONS_PER_TERM: f64 = 40.0;
+/// The f32 tier's cost of a pair in FP64-instruction time: two binary32 Estrin polynomials,
+/// the exponent and the SFU's exp (about 25 FP32 instructions at twice the FP64 rate), plus
+/// the cell coordinate and the scaled binary64 sum (about 4 FP64).
+const OPERATIONS_PER_TERM_F32: f64 = 25.0 / 2.0 + 4.0;
 /// FP64 instructions per second of an H100 SXM without tensor cores (an FMA counted once): 64
 /// FP64 lanes x 132 multiprocessors x 1.98 GHz.
 const H100_FP64_OPERATIONS: f64 = 16.7e12;
 
-fn secret(energies: Vec<f64>) -> (Ensemble, Vec<f64>) {
+fn secret(energies: Vec<f64>, precision: Precision) -> (Ensemble, Vec<f64>) {
     let losses = EnergyLosses::new(LossModel::KleinNishina, &PhotonField::default_field());
     let transport = Transport::new(&losses, 3e28, 0.6, 4.0, 10.0, 1e7).unwrap();
     let params = EnsembleParams {
@@ -40,7 +44,7 @@ fn secret(energies: Vec<f64>) -> (Ensemble, Vec<f64>) {
         poisson_count: false,
         spectrum: SourceSpectrum::from_energy_erg(1e48, 1.0, 2.2, 1e4).unwrap(),
     };
-    (Ensemble::new(&transport, &params, &energies).unwrap(), energies)
+    (Ensemble::new_with_precision(&transport, &params, &energies, precision).unwrap(), energies)
 }
 
 /// Mean number of contributing source-energy pairs per realisation (from its sources).
@@ -66,7 +70,7 @@ fn main() {
     }
     let info = crkernels::gpu::device_info(0).unwrap();
     println!("device: {} ({} multiprocessors)", info.name, info.multiprocessors);
-    let setups = [
+    let setups: [(&str, Vec<f64>); 2] = [
         (
             "SECRET single point, 19 energies 10^2.4..10^4.2 GeV",
             (0..19).map(|i| 10f64.powf(2.4 + 0.1 * i as f64)).collect(),
@@ -80,8 +84,12 @@ fn main() {
         "{:<52} {:>12} {:>14} {:>16} {:>12} {:>10}",
         "setup", "realisations", "realisations/s", "terms/s", "floor [s]", "time/floor"
     );
-    for (name, energies) in setups {
-        let (ensemble, energies) = secret(energies);
+    let tiers = [(Precision::Exact, "exact"), (Precision::F32, "f32")];
+    for ((name, energies), (precision, tier)) in
+        setups.iter().flat_map(|setup| tiers.iter().map(move |tier| (setup, tier)))
+    {
+        let name = format!("{name}, {tier}");
+        let (ensemble, energies) = secret(energies.clone(), *precision);
         let terms = terms_per_realisation(&ensemble);
         let gpu = GpuEnsemble::new(ensemble);
         let n = 1_000_000;
@@ -91,7 +99,11 @@ fn main() {
         let start = Instant::now();
         let run = gpu.generate(0, 3, 0, n, &mut flux).unwrap();
         let seconds = start.elapsed().as_secs_f64();
-        let floor = n as f64 * terms * OPERATIONS_PER_TERM / H100_FP64_OPERATIONS;
+        let per_term = match precision {
+            Precision::Exact => OPERATIONS_PER_TERM,
+            Precision::F32 => OPERATIONS_PER_TERM_F32,
+        };
+        let floor = n as f64 * terms * per_term / H100_FP64_OPERATIONS;
         println!(
             "{name:<52} {n:>12} {:>14.3e} {:>16.3e} {floor:>12.4} {:>10.1}   ({} on the host, {terms:.0} terms per realisation)",
             n as f64 / seconds,
@@ -101,7 +113,8 @@ fn main() {
         );
     }
     grid_sample();
-    let (ensemble, energies) = secret((0..19).map(|i| 10f64.powf(2.4 + 0.1 * i as f64)).collect());
+    let (ensemble, energies) =
+        secret((0..19).map(|i| 10f64.powf(2.4 + 0.1 * i as f64)).collect(), Precision::Exact);
     let gpu = GpuEnsemble::new(ensemble);
     let n = 65_536;
     let mut flux = vec![0.0; n * energies.len()];
