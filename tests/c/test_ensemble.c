@@ -183,6 +183,22 @@ int main(void) {
                 CHECK(fabs(gpu[i] / flux[i] - 1.0) < 1e-12, "GPU value %zu: %.17g vs %.17g", i, gpu[i], flux[i]);
         }
         expect_error(crk_ensemble_run_gpu(ensemble, count + 5, 42, 10, 4, gpu), CRK_ERR_NO_DEVICE, "missing device");
+        /* The f32 tier on the GPU: within its 1e-5 of the exact realisations, or no device. */
+        {
+            crk_ensemble *single = NULL;
+            CHECK(crk_ensemble_new_with_precision(tr, &params, energy, N_E, CRK_PRECISION_F32, &single) == CRK_OK,
+                  "f32 ensemble: %s", crk_last_error_message());
+            if (count == 0) {
+                expect_error(crk_ensemble_run_gpu(single, 0, 42, 10, 4, gpu), CRK_ERR_NO_DEVICE,
+                             "f32 GPU run without a device");
+            } else {
+                CHECK(crk_ensemble_run_gpu(single, 0, 42, 10, 4, gpu) == CRK_OK, "f32 GPU run: %s",
+                      crk_last_error_message());
+                for (i = 0; i < 4 * N_E; ++i)
+                    CHECK(fabs(gpu[i] / flux[i] - 1.0) < 1e-5, "f32 GPU value %zu: %.17g vs %.17g", i, gpu[i], flux[i]);
+            }
+            crk_ensemble_free(single);
+        }
     }
 
     free(distance);
