@@ -160,16 +160,21 @@ __device__ double distance_at(const Tables& t, double u) {
     return fmin(fmax(s, 0.0), t.s_max);
 }
 
-// A degree-8 polynomial by Estrin's scheme with fused multiply-adds (ensemble.rs, `estrin`);
-// the coefficients are read through the read-only cache.
-__device__ __forceinline__ double estrin(const double* __restrict__ coefficients, double x) {
-    double c[CELL_POINTS];
+// A product rounded once, never contracted into a fused multiply-add.
+__device__ __forceinline__ double mul_rn(double a, double b) { return __dmul_rn(a, b); }
+__device__ __forceinline__ float mul_rn(float a, float b) { return __fmul_rn(a, b); }
+
+// A degree-8 polynomial by Estrin's scheme with fused multiply-adds, in binary64 (ensemble.rs,
+// `estrin`) or binary32 (`estrin_f32`); the coefficients are read through the read-only cache.
+template <typename T>
+__device__ __forceinline__ T estrin(const T* __restrict__ coefficients, T x) {
+    T c[CELL_POINTS];
 #pragma unroll
     for (int i = 0; i < CELL_POINTS; ++i) c[i] = __ldg(coefficients + i);
-    const double x2 = __dmul_rn(x, x);
-    const double x4 = __dmul_rn(x2, x2);
-    const double low = fma(fma(c[3], x, c[2]), x2, fma(c[1], x, c[0]));
-    const double high = fma(c[8], x4, fma(fma(c[7], x, c[6]), x2, fma(c[5], x, c[4])));
+    const T x2 = mul_rn(x, x);
+    const T x4 = mul_rn(x2, x2);
+    const T low = fma(fma(c[3], x, c[2]), x2, fma(c[1], x, c[0]));
+    const T high = fma(c[8], x4, fma(fma(c[7], x, c[6]), x2, fma(c[5], x, c[4])));
     return fma(high, x4, low);
 }
 
@@ -219,18 +224,6 @@ __device__ __forceinline__ double term(const Cell* cells, unsigned first, double
     return exp_branchless(exponent);
 }
 
-// Estrin's scheme in binary32 with fused multiply-adds (ensemble.rs, `estrin_f32`).
-__device__ __forceinline__ float estrin_f32(const float* __restrict__ coefficients, float x) {
-    float c[CELL_POINTS];
-#pragma unroll
-    for (int i = 0; i < CELL_POINTS; ++i) c[i] = __ldg(coefficients + i);
-    const float x2 = __fmul_rn(x, x);
-    const float x4 = __fmul_rn(x2, x2);
-    const float low = fmaf(fmaf(c[3], x, c[2]), x2, fmaf(c[1], x, c[0]));
-    const float high = fmaf(c[8], x4, fmaf(fmaf(c[7], x, c[6]), x2, fmaf(c[5], x, c[4])));
-    return fmaf(high, x4, low);
-}
-
 // The f32 tier's term (DeviceTables::term_f32): binary32 polynomials and the SFU's exp
 // (__expf: 2^(y log2 e), 2 ulp plus the rounding of the product) for a plain cell, scaled in
 // binary64; a term whose exponent is below F32_EXPONENT_FLOOR is flushed and its bound added to
@@ -244,7 +237,7 @@ __device__ __forceinline__ double term_f32(const Tables& t, unsigned first, doub
     if (scale == 0.0) return term(t.cells, i, age, distance2, needs_host);
     const Cell* cell = t.cells + i;
     const float x = __double2float_rn(__dsub_rn(__dmul_rn(2.0, fma(age, cell->inverse_width, -cell->index)), 1.0));
-    const float y = fmaf(-__double2float_rn(distance2), estrin_f32(single->h, x), estrin_f32(single->da, x));
+    const float y = fmaf(-__double2float_rn(distance2), estrin(single->h, x), estrin(single->da, x));
     if (y < F32_EXPONENT_FLOOR) {
         flushed += __ldg(&single->underflow_bound);
         return 0.0;
