@@ -13,6 +13,8 @@ cd "$(dirname "$0")/.."
 
 TESTS="ensemble_gpu gpu_made gpu_conv"
 BENCHES="gpu_ensemble gpu_made gpu_conv"
+# crk's tests of `crk grid --device` (the crk tool built with its `cuda` feature beside them).
+CRK_TESTS="grid"
 
 build() {
     mkdir -p target/gpu
@@ -26,6 +28,13 @@ build() {
             | grep -o '"executable":"[^"]*"' | tail -n1 | cut -d'"' -f4)
         strip -o "target/gpu/bench_$b" "$exe"
     done
+    for t in $CRK_TESTS; do
+        exe=$(cargo test --release -p crk --features cuda --test "$t" --no-run --message-format=json 2>/dev/null \
+            | grep -o '"executable":"[^"]*"' | tail -n1 | cut -d'"' -f4)
+        strip -o "target/gpu/test_crk_$t" "$exe"
+    done
+    cargo build --release -p crk --features cuda
+    strip -o target/gpu/crk target/release/crk
     ls -l target/gpu
 }
 
@@ -36,6 +45,12 @@ run() {
         echo; echo "=== test $t"
         if "target/gpu/test_$t" --test-threads=1 --nocapture; then summary+="test $t: passed"$'\n'
         else summary+="test $t: FAILED"$'\n'; status=1; fi
+    done
+    for t in $CRK_TESTS; do
+        echo; echo "=== test crk $t (--device)"
+        if CRK_BIN=target/gpu/crk "target/gpu/test_crk_$t" --test-threads=1 --nocapture device; then
+            summary+="test crk $t: passed"$'\n'
+        else summary+="test crk $t: FAILED"$'\n'; status=1; fi
     done
     for b in $BENCHES; do
         echo; echo "=== bench $b"

@@ -12,9 +12,10 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 /// The contract's CSV header, spelled out here (not taken from the library).
 pub const HEADER: &str = "sn_rate_1e4_per_Myr,log10_ecut_GeV,gamma,delta,kappa0_1e28_cm2_per_s";
 
-/// The `crk` binary.
+/// The `crk` binary: Cargo's build of it, or `CRK_BIN` where set (scripts/gpu-check.sh runs
+/// these tests on another machine, where Cargo's absolute path does not exist).
 pub fn crk() -> Command {
-    Command::new(env!("CARGO_BIN_EXE_crk"))
+    Command::new(std::env::var_os("CRK_BIN").unwrap_or_else(|| env!("CARGO_BIN_EXE_crk").into()))
 }
 
 /// A fresh directory under the system's temporary directory, removed when dropped.
