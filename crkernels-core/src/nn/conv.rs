@@ -985,6 +985,9 @@ mod tests {
         assert_eq!(out, [-2.0, -2.0, -2.0, 3.0]);
     }
 
+    /// Every algorithm on every variant this CPU runs matches the definition, and every
+    /// variant gives the bits of the first (the baseline): one chain of fused multiply-adds per
+    /// value whatever the tile.
     #[test]
     fn every_algorithm_and_variant_matches_the_definition() {
         let cases: [(usize, usize, usize, usize, usize, usize, ConvParams); 9] = [
@@ -1024,6 +1027,7 @@ mod tests {
             let n = 3;
             let input = values(n * c_in * h * w, 3);
             let expect = reference(&input, (c_in, h, w), &weight, &bias, (c_out, kh, kw), &params);
+            let mut first: Option<Vec<u32>> = None;
             for isa in VectorIsa::available() {
                 let layer =
                     Conv2d::with_isa(c_in, [h, w], c_out, [kh, kw], params, &weight, Some(&bias), isa)
@@ -1038,6 +1042,15 @@ mod tests {
                         "{:?} {isa:?} case {c_in} {h}x{w} {c_out} {kh}x{kw} {params:?} [{i}]: {got} vs {want}",
                         layer.algorithm()
                     );
+                }
+                let bits: Vec<u32> = out.iter().map(|v| v.to_bits()).collect();
+                match &first {
+                    Some(first) => assert!(
+                        *first == bits,
+                        "{:?} {isa:?} case {c_in} {h}x{w} {c_out} {kh}x{kw} {params:?}: other bits than the baseline",
+                        layer.algorithm()
+                    ),
+                    None => first = Some(bits),
                 }
             }
         }
