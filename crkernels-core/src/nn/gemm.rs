@@ -363,9 +363,9 @@ unsafe fn tile_neon<B: BRows>(
     }
 }
 
-/// [`tile_neon`] on the first R rows of the 8-row A panel (R >= rows): per k, two q-register
-/// loads of the B row and 2 R `fmla v.4s` by the scalar a[k][r] (`vfmaq_n_f32`, one rounding:
-/// the fused multiply-add of the other variants).
+/// [`tile_neon`] on the first R rows of the 8-row A panel (R >= rows): per k, the B row and
+/// the panel's 8 values of A in four q registers, and 2 R `fmla v.4s` by element
+/// (`vfmaq_laneq_f32`, one rounding: the fused multiply-add of the other variants).
 #[cfg(target_arch = "aarch64")]
 #[allow(clippy::too_many_arguments)]
 #[inline]
@@ -384,27 +384,41 @@ unsafe fn tile_neon_rows<const R: usize, B: BRows>(
     const MR: usize = 8;
     const NR: usize = 8;
     // SAFETY (whole body): NEON is part of the aarch64 base architecture; the caller's
-    // promises on a, b, init and out (see Kernel::tile).
+    // promises on a (a whole panel: 8 values per k, whatever R), b, init and out (see
+    // Kernel::tile).
     unsafe {
-        let mut acc: [[float32x4_t; 2]; R] = match init {
-            Init::Rows(bias) => core::array::from_fn(|r| [vdupq_n_f32(bias[r]); 2]),
+        // All 8 rows declared, rows R.. never touched (the compiler drops them).
+        let mut acc: [[float32x4_t; 2]; MR] = match init {
+            Init::Rows(bias) => core::array::from_fn(|r| [vdupq_n_f32(if r < R { bias[r] } else { 0.0 }); 2]),
             Init::Columns(bias) => {
                 let (c0, c1) = (vld1q_f32(bias.as_ptr()), vld1q_f32(bias.as_ptr().add(4)));
-                [[c0, c1]; R]
+                [[c0, c1]; MR]
             }
         };
         for kk in 0..k {
             let row = b.add(b_rows.offset(kk));
             let (b0, b1) = (vld1q_f32(row), vld1q_f32(row.add(4)));
-            let ak = a.add(kk * MR);
-            for (r, acc) in acc.iter_mut().enumerate() {
-                let av = *ak.add(r);
-                acc[0] = vfmaq_n_f32(acc[0], b0, av);
-                acc[1] = vfmaq_n_f32(acc[1], b1, av);
+            let (a0, a1) = (vld1q_f32(a.add(kk * MR)), vld1q_f32(a.add(kk * MR + 4)));
+            // Row r: lane r % 4 of a0 or a1 (the lane must be a constant).
+            macro_rules! row {
+                ($r:literal, $a:ident, $lane:literal) => {
+                    if $r < R {
+                        acc[$r][0] = vfmaq_laneq_f32::<$lane>(acc[$r][0], b0, $a);
+                        acc[$r][1] = vfmaq_laneq_f32::<$lane>(acc[$r][1], b1, $a);
+                    }
+                };
             }
+            row!(0, a0, 0);
+            row!(1, a0, 1);
+            row!(2, a0, 2);
+            row!(3, a0, 3);
+            row!(4, a1, 0);
+            row!(5, a1, 1);
+            row!(6, a1, 2);
+            row!(7, a1, 3);
         }
         if rows == R && cols == NR {
-            for (r, acc) in acc.iter().enumerate() {
+            for (r, acc) in acc.iter().take(R).enumerate() {
                 vst1q_f32(out.add(r * ldc), acc[0]);
                 vst1q_f32(out.add(r * ldc + 4), acc[1]);
             }
