@@ -257,6 +257,30 @@ fn samples_do_not_depend_on_threads_or_batch_split() {
     assert_eq!(lp_one, lp_three);
 }
 
+/// Log-densities and samples of every reference model, as digests of their bits (for
+/// [`made_bits_agree_under_every_instruction_set`]).
+#[test]
+fn made_bits() {
+    for (name, path, expected, meta) in cases() {
+        let made = load_made(&path, &options_for(&meta)).unwrap();
+        let x = as_f32(&expected["x"]);
+        let context = expected.get("context").map(as_f32).unwrap_or_default();
+        let n = expected["log_prob"].values.len();
+        let mut log_prob = vec![0.0f32; n];
+        made.log_prob_parallel(&context, &x, 2, &mut log_prob).unwrap();
+        let mut samples = vec![0.0f32; n * made.n_dims()];
+        made.sample_parallel(&context, 11, 0, 2, &mut samples).unwrap();
+        isa_support::print_digest(&name, log_prob.iter().chain(&samples).map(|v| v.to_bits()));
+    }
+}
+
+/// MADE log-densities and samples are bit-identical on every instruction set this CPU has
+/// (every set computes the masked products as the same chain of fused multiply-adds).
+#[test]
+fn made_bits_agree_under_every_instruction_set() {
+    isa_support::bits_agree_under_every_isa("made_bits");
+}
+
 /// The equivalence and accuracy tests above, again under every instruction set this CPU has
 /// (`CRKERNELS_ISA`, one child process each).
 #[test]

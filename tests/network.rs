@@ -239,6 +239,32 @@ fn nan_weights_are_rejected_at_load() {
     assert!(err.contains("layer 0 (dense): layers.0.weight: value 0 is NaN"), "{err}");
 }
 
+/// The outputs of the reference networks and of the example network, as digests of their
+/// bits (for [`network_bits_agree_under_every_instruction_set`]).
+#[test]
+fn network_bits() {
+    for name in ["sd_two_branch", "sd_two_branch_keras", "small_mixed", "small_f16"] {
+        let net = load_network(&data(&format!("net_{name}.safetensors"))).unwrap();
+        let (expected, _) = support::read_all(&data(&format!("net_{name}.expected.safetensors")));
+        let (inputs, batch) = reference_inputs(&net, &expected);
+        let views: Vec<&[f32]> = inputs.iter().map(Vec::as_slice).collect();
+        let mut out = vec![f32::NAN; batch * net.output_size()];
+        net.run_parallel(&views, batch, 2, &mut out).unwrap();
+        isa_support::print_digest(name, out.iter().map(|v| v.to_bits()));
+    }
+    let net = Network::from_safetensors(&sd_network::network_file(3)).unwrap();
+    let (traces, grid, features) = sd_network::synthetic_events(50, 4);
+    let mut out = vec![f32::NAN; 50 * net.output_size()];
+    net.run_parallel(&[&traces, &grid, &features], 50, 2, &mut out).unwrap();
+    isa_support::print_digest("example", out.iter().map(|v| v.to_bits()));
+}
+
+/// Network outputs are bit-identical on every instruction set this CPU has.
+#[test]
+fn network_bits_agree_under_every_instruction_set() {
+    isa_support::bits_agree_under_every_isa("network_bits");
+}
+
 /// The accuracy and batch tests above, again under every instruction set this CPU has
 /// (`CRKERNELS_ISA`, one child process each): every layer kernel follows the process-wide
 /// choice.

@@ -2,6 +2,7 @@
 //! rounded once, so each result is within 1 ulp of the true value).
 
 use crate::error::{Result, invalid};
+#[cfg(target_arch = "x86_64")]
 use crate::math::simd::VectorIsa;
 use crate::math::{exp, exp_branchless_f32, tanh_f32};
 

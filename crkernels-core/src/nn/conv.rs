@@ -19,7 +19,7 @@
 //! Each group is a matrix product: A = the weights (C_out/G rows, K = C_in/G kH kW columns,
 //! packed once when the layer is built) times B = the input patches (K rows, one column per
 //! output position), on the register-blocked micro-kernels of [`super::gemm`] (AVX-512,
-//! AVX2 + FMA or portable, picked at run time). Every sample is first copied into a zero-padded
+//! AVX2 + FMA, NEON or portable, picked at run time; the same fused multiply-adds on each). Every sample is first copied into a zero-padded
 //! buffer so that no loop tests bounds. Then, by shape ([`Algorithm`]):
 //!
 //! - output height 1 and horizontal stride 1 (every stride-1 conv1d): implicit GEMM, row k of
@@ -37,7 +37,10 @@
 //!   product with 1 to 3 rows would waste most of a register tile.
 //!
 //! A sample's result is computed by the same operations whatever its position in a batch, so
-//! results do not depend on how a batch is split across calls or threads.
+//! results do not depend on how a batch is split across calls or threads; nor on the
+//! instruction set: the GEMM algorithms give the same bits (bias, then a fused multiply-add
+//! per k in increasing order, on every micro-kernel), and the direct sweep is the same
+//! separate multiply and add, in the same order, on every set.
 
 use alloc::vec;
 use alloc::vec::Vec;
@@ -985,6 +988,9 @@ mod tests {
         assert_eq!(out, [-2.0, -2.0, -2.0, 3.0]);
     }
 
+    /// Every algorithm on every variant this CPU runs matches the definition, and every
+    /// variant gives the bits of the first (the baseline): one chain of fused multiply-adds per
+    /// value whatever the tile.
     #[test]
     fn every_algorithm_and_variant_matches_the_definition() {
         let cases: [(usize, usize, usize, usize, usize, usize, ConvParams); 9] = [
@@ -1024,6 +1030,7 @@ mod tests {
             let n = 3;
             let input = values(n * c_in * h * w, 3);
             let expect = reference(&input, (c_in, h, w), &weight, &bias, (c_out, kh, kw), &params);
+            let mut first: Option<Vec<u32>> = None;
             for isa in VectorIsa::available() {
                 let layer =
                     Conv2d::with_isa(c_in, [h, w], c_out, [kh, kw], params, &weight, Some(&bias), isa)
@@ -1038,6 +1045,15 @@ mod tests {
                         "{:?} {isa:?} case {c_in} {h}x{w} {c_out} {kh}x{kw} {params:?} [{i}]: {got} vs {want}",
                         layer.algorithm()
                     );
+                }
+                let bits: Vec<u32> = out.iter().map(|v| v.to_bits()).collect();
+                match &first {
+                    Some(first) => assert!(
+                        *first == bits,
+                        "{:?} {isa:?} case {c_in} {h}x{w} {c_out} {kh}x{kw} {params:?}: other bits than the baseline",
+                        layer.algorithm()
+                    ),
+                    None => first = Some(bits),
                 }
             }
         }

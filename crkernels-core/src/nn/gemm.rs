@@ -11,23 +11,32 @@
 //! acc[r][j] = init[r][j];   for k in 0..K: acc[r][j] = fma(a[k][r], b[k][j], acc[r][j])
 //! ```
 //!
-//! Three variants, picked at run time from [`VectorIsa`]: AVX-512F (8 x 32: 16 zmm
+//! Four variants, picked at run time from [`VectorIsa`]: AVX-512F (8 x 32: 16 zmm
 //! accumulators, two B loads and eight broadcasts per k), AVX2 + FMA (6 x 16: 12 ymm
 //! accumulators, two B loads and six broadcasts per k, which leaves 4 of the 16 ymm registers
-//! free; a partial panel of R < 6 rows runs an R-row copy of the loop) and a portable loop
-//! (4 x 8, a multiply then an add) for other CPUs and no_std builds. Convolutions also read B
+//! free; a partial panel of R < 6 rows runs an R-row copy of the loop), NEON on aarch64 (8 x 8:
+//! 16 of the 32 q registers, `fmla v.4s` by element, R-row copies as on AVX2) and a portable
+//! loop (4 x 8) for x86-64 without AVX2, aarch64's `baseline` set and no_std builds. Every
+//! variant computes each output value as the same chain of fused multiply-adds, from its bias
+//! over k in increasing order (the portable loop with [`mul_add_f32`]: the FMA instruction on
+//! aarch64, the C library's or `libm`'s correctly rounded `fmaf` on the x86-64 baseline, slower
+//! but the same bits); the tile shape only decides which values are computed together. So
+//! results are bit-identical on every instruction set, on x86-64 and aarch64 alike, and never
+//! depend on how a batch is split across tiles, panels or threads. Convolutions also read B
 //! rows in place: as runs of 8 input values ([`Kernel::tile_segments`]) or at per-row offsets
-//! swept across an output row ([`Kernel::tile_span`]). Each output value is a sum over k in increasing order with the same operations
-//! whatever tile, panel or thread it lands in, so results never depend on how a batch is split;
-//! they differ in the last bits between the portable and the fused (FMA) variants.
+//! swept across an output row ([`Kernel::tile_span`]).
 
+use crate::math::mul_add_f32;
 use crate::math::simd::VectorIsa;
 
 /// One of the micro-kernel variants, with its tile shape.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum Kernel {
-    /// Plain Rust, a multiply and an add (4 x 8).
+    /// Plain Rust, [`mul_add_f32`] (4 x 8).
     Portable,
+    /// aarch64 NEON intrinsics, `fmla v.4s` (8 x 8).
+    #[cfg(target_arch = "aarch64")]
+    Neon,
     /// AVX2 + FMA intrinsics (6 x 16).
     #[cfg(all(feature = "std", target_arch = "x86_64"))]
     Avx2,
@@ -74,13 +83,18 @@ impl BRows for Offsets<'_> {
 }
 
 impl Kernel {
-    /// The variant for an instruction set (std builds on x86-64 only use intrinsics).
+    /// The variant for an instruction set (on x86-64 only std builds use intrinsics; aarch64's
+    /// `neon` set runs the NEON tile, its `baseline` the portable one).
     pub(crate) fn for_isa(isa: VectorIsa) -> Self {
         #[cfg(all(feature = "std", target_arch = "x86_64"))]
         match isa {
             VectorIsa::Avx512 => return Kernel::Avx512,
             VectorIsa::Avx2 => return Kernel::Avx2,
             VectorIsa::Baseline | VectorIsa::Neon => {}
+        }
+        #[cfg(target_arch = "aarch64")]
+        if isa == VectorIsa::Neon {
+            return Kernel::Neon;
         }
         let _ = isa;
         Kernel::Portable
@@ -99,6 +113,8 @@ impl Kernel {
     pub(crate) const fn mr(self) -> usize {
         match self {
             Kernel::Portable => 4,
+            #[cfg(target_arch = "aarch64")]
+            Kernel::Neon => 8,
             #[cfg(all(feature = "std", target_arch = "x86_64"))]
             Kernel::Avx2 => 6,
             #[cfg(all(feature = "std", target_arch = "x86_64"))]
@@ -110,6 +126,8 @@ impl Kernel {
     pub(crate) const fn nr(self) -> usize {
         match self {
             Kernel::Portable => 8,
+            #[cfg(target_arch = "aarch64")]
+            Kernel::Neon => 8,
             #[cfg(all(feature = "std", target_arch = "x86_64"))]
             Kernel::Avx2 => 16,
             #[cfg(all(feature = "std", target_arch = "x86_64"))]
@@ -145,6 +163,8 @@ impl Kernel {
         unsafe {
             match self {
                 Kernel::Portable => tile_portable::<4, 8, B>(k, a, b, b_rows, init, o, ldc, rows, cols),
+                #[cfg(target_arch = "aarch64")]
+                Kernel::Neon => tile_neon(k, a, b, b_rows, init, o, ldc, rows, cols),
                 #[cfg(all(feature = "std", target_arch = "x86_64"))]
                 Kernel::Avx2 => tile_avx2(k, a, b, b_rows, init, o, ldc, rows, cols),
                 #[cfg(all(feature = "std", target_arch = "x86_64"))]
@@ -235,9 +255,9 @@ impl Kernel {
             Kernel::Avx2 => unsafe {
                 tile_avx2_segments(offsets, a, b, [segments[0], segments[1]], bias, out, ldc, rows_cols)
             },
-            Kernel::Portable => {
+            _ => {
                 let _ = (offsets, a, b, segments, bias, out, ldc, rows_cols);
-                unreachable!("the portable kernel has no segment tile")
+                unreachable!("{self:?} has no segment tile")
             }
         }
     }
@@ -274,7 +294,8 @@ unsafe fn store_corner(tmp: *const f32, nr: usize, out: *mut f32, ldc: usize, ro
     }
 }
 
-/// The portable tile (see [`Kernel::tile`]).
+/// The portable tile (see [`Kernel::tile`]): acc = fma(a, b, acc) through [`mul_add_f32`], the
+/// operation of every other variant.
 #[allow(clippy::too_many_arguments)]
 #[inline(always)]
 unsafe fn tile_portable<const MR: usize, const NR: usize, B: BRows>(
@@ -303,12 +324,113 @@ unsafe fn tile_portable<const MR: usize, const NR: usize, B: BRows>(
         };
         for r in 0..MR {
             for j in 0..NR {
-                acc[r][j] += av[r] * bv[j];
+                acc[r][j] = mul_add_f32(av[r], bv[j], acc[r][j]);
             }
         }
     }
     // SAFETY: acc is MR x NR contiguous; the output range is the caller's promise.
     unsafe { store_corner(acc.as_ptr() as *const f32, NR, out, ldc, rows, cols) };
+}
+
+/// The NEON tile: 8 x 8 (see [`Kernel::tile`]), on as many rows as the tile has (a partial
+/// panel runs only its rows' multiply-adds, as on AVX2).
+#[cfg(target_arch = "aarch64")]
+#[allow(clippy::too_many_arguments)]
+#[inline]
+unsafe fn tile_neon<B: BRows>(
+    k: usize,
+    a: *const f32,
+    b: *const f32,
+    b_rows: B,
+    init: Init<'_>,
+    out: *mut f32,
+    ldc: usize,
+    rows: usize,
+    cols: usize,
+) {
+    // SAFETY: forwarded from the caller; R >= rows in every arm.
+    unsafe {
+        match rows {
+            8 => tile_neon_rows::<8, B>(k, a, b, b_rows, init, out, ldc, rows, cols),
+            7 => tile_neon_rows::<7, B>(k, a, b, b_rows, init, out, ldc, rows, cols),
+            6 => tile_neon_rows::<6, B>(k, a, b, b_rows, init, out, ldc, rows, cols),
+            5 => tile_neon_rows::<5, B>(k, a, b, b_rows, init, out, ldc, rows, cols),
+            4 => tile_neon_rows::<4, B>(k, a, b, b_rows, init, out, ldc, rows, cols),
+            3 => tile_neon_rows::<3, B>(k, a, b, b_rows, init, out, ldc, rows, cols),
+            2 => tile_neon_rows::<2, B>(k, a, b, b_rows, init, out, ldc, rows, cols),
+            _ => tile_neon_rows::<1, B>(k, a, b, b_rows, init, out, ldc, rows, cols),
+        }
+    }
+}
+
+/// [`tile_neon`] on the first R rows of the 8-row A panel (R >= rows): per k, the B row and
+/// the panel's 8 values of A in four q registers, and 2 R `fmla v.4s` by element
+/// (`vfmaq_laneq_f32`, one rounding: the fused multiply-add of the other variants).
+#[cfg(target_arch = "aarch64")]
+#[allow(clippy::too_many_arguments)]
+#[inline]
+unsafe fn tile_neon_rows<const R: usize, B: BRows>(
+    k: usize,
+    a: *const f32,
+    b: *const f32,
+    b_rows: B,
+    init: Init<'_>,
+    out: *mut f32,
+    ldc: usize,
+    rows: usize,
+    cols: usize,
+) {
+    use core::arch::aarch64::*;
+    const MR: usize = 8;
+    const NR: usize = 8;
+    // SAFETY (whole body): NEON is part of the aarch64 base architecture; the caller's
+    // promises on a (a whole panel: 8 values per k, whatever R), b, init and out (see
+    // Kernel::tile).
+    unsafe {
+        // All 8 rows declared, rows R.. never touched (the compiler drops them).
+        let mut acc: [[float32x4_t; 2]; MR] = match init {
+            Init::Rows(bias) => core::array::from_fn(|r| [vdupq_n_f32(if r < R { bias[r] } else { 0.0 }); 2]),
+            Init::Columns(bias) => {
+                let (c0, c1) = (vld1q_f32(bias.as_ptr()), vld1q_f32(bias.as_ptr().add(4)));
+                [[c0, c1]; MR]
+            }
+        };
+        for kk in 0..k {
+            let row = b.add(b_rows.offset(kk));
+            let (b0, b1) = (vld1q_f32(row), vld1q_f32(row.add(4)));
+            let (a0, a1) = (vld1q_f32(a.add(kk * MR)), vld1q_f32(a.add(kk * MR + 4)));
+            // Row r: lane r % 4 of a0 or a1 (the lane must be a constant).
+            macro_rules! row {
+                ($r:literal, $a:ident, $lane:literal) => {
+                    if $r < R {
+                        acc[$r][0] = vfmaq_laneq_f32::<$lane>(acc[$r][0], b0, $a);
+                        acc[$r][1] = vfmaq_laneq_f32::<$lane>(acc[$r][1], b1, $a);
+                    }
+                };
+            }
+            row!(0, a0, 0);
+            row!(1, a0, 1);
+            row!(2, a0, 2);
+            row!(3, a0, 3);
+            row!(4, a1, 0);
+            row!(5, a1, 1);
+            row!(6, a1, 2);
+            row!(7, a1, 3);
+        }
+        if rows == R && cols == NR {
+            for (r, acc) in acc.iter().take(R).enumerate() {
+                vst1q_f32(out.add(r * ldc), acc[0]);
+                vst1q_f32(out.add(r * ldc + 4), acc[1]);
+            }
+        } else {
+            let mut tmp = [[0.0f32; NR]; R];
+            for (t, acc) in tmp.iter_mut().zip(&acc) {
+                vst1q_f32(t.as_mut_ptr(), acc[0]);
+                vst1q_f32(t.as_mut_ptr().add(4), acc[1]);
+            }
+            store_corner(tmp.as_ptr() as *const f32, NR, out, ldc, rows, cols);
+        }
+    }
 }
 
 /// The AVX2 + FMA tile: 6 x 16 (see [`Kernel::tile`]), on as many rows as the tile has: a
@@ -717,7 +839,7 @@ mod tests {
     }
     /// Reads B in place (runs of 8 values, or per-row offsets swept across a row) and a
     /// partial panel of any row count give the bits of the packed tile, on every variant; and
-    /// the fused variants (AVX2, AVX-512) give the same bits as each other.
+    /// every variant (the portable one included) gives the same bits as every other.
     #[test]
     fn in_place_tiles_and_partial_panels_give_the_bits_of_packed_tiles() {
         // A padded plane of 3 channels, 6 x 10 each (an 8-wide output, 3 x 3 taps): row k of
@@ -731,7 +853,7 @@ mod tests {
             (0..channels * hp * wp + 32).map(|i| ((i * 37 % 101) as f32 - 50.0) / 31.0).collect();
         let positions = h_out * w_out;
         let start = |q: usize| (q / w_out) * wp + q % w_out;
-        let mut fused: Vec<Vec<u32>> = Vec::new();
+        let mut variants: Vec<(Kernel, Vec<u32>)> = Vec::new();
         for kernel in available() {
             let (mr, nr) = (kernel.mr(), kernel.nr());
             let a: Vec<f32> = (0..mr * k).map(|i| ((i * 7 % 11) as f32 - 5.0) / 4.0).collect();
@@ -835,15 +957,14 @@ mod tests {
                     }
                 }
             }
-            if kernel != Kernel::Portable {
-                fused.push(all);
-            }
+            variants.push((kernel, all));
         }
         // Different tile shapes, the same fused multiply-adds in the same order per value: the
-        // AVX2 and AVX-512 results agree bit for bit on the rows both compute (6 here).
-        for other in fused.iter().skip(1) {
-            let rows = 6 * positions;
-            assert_eq!(fused[0][..rows], other[..rows], "AVX2 and AVX-512 tiles differ");
+        // variants agree bit for bit on the rows both compute (the smaller MR).
+        let (first, first_bits) = &variants[0];
+        for (kernel, bits) in &variants[1..] {
+            let rows = first.mr().min(kernel.mr()) * positions;
+            assert_eq!(first_bits[..rows], bits[..rows], "{first:?} and {kernel:?} tiles differ");
         }
     }
 }

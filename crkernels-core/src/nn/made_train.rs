@@ -487,6 +487,9 @@ impl TrainModel {
             // SAFETY: as above.
             #[cfg(all(feature = "std", target_arch = "x86_64"))]
             Kernel::Avx2 => unsafe { self.forward_backward_avx2(rows, loss, inv_batch, scratch) },
+            // NEON: the intrinsics tile inside the baseline-compiled body (NEON is aarch64's base).
+            #[cfg(target_arch = "aarch64")]
+            Kernel::Neon => self.forward_backward_body(rows, loss, inv_batch, scratch),
             Kernel::Portable => self.forward_backward_body(rows, loss, inv_batch, scratch),
         }
     }
@@ -998,6 +1001,8 @@ impl<'a> SharedModel<'a> {
                 Kernel::Avx512 => self.update_panels_avx512(range, rows, adam, scratch),
                 #[cfg(all(feature = "std", target_arch = "x86_64"))]
                 Kernel::Avx2 => self.update_panels_avx2(range, rows, adam, scratch),
+                #[cfg(target_arch = "aarch64")]
+                Kernel::Neon => self.update_panels_body(range, rows, adam, scratch),
                 Kernel::Portable => self.update_panels_body(range, rows, adam, scratch),
             }
         }
