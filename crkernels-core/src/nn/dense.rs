@@ -27,15 +27,20 @@
 //! The variants, picked at run time from [`VectorIsa`](crate::math::simd::VectorIsa): AVX-512
 //! and AVX2 + FMA intrinsics on x86-64 with std, NEON intrinsics (`fmla v.4s`) on aarch64, and a
 //! portable loop elsewhere (the x86-64 baseline, aarch64's `baseline` set, no_std builds) whose
-//! fma is [`mul_add_f32`]: the FMA instruction where the target has it, the correctly rounded
-//! `fmaf` of the C library or `libm` on the x86-64 baseline. Every fma rounds once, so every
+//! fma is [`portable_fma`]: the FMA instruction on aarch64, binary64 arithmetic rounded to odd
+//! on the x86-64 baseline ([`crate::math::mul_add_f32_by_f64`]). Every fma rounds once, so every
 //! variant gives the same bits, on x86-64 and aarch64 alike.
 
 use alloc::vec::Vec;
 use core::ops::Range;
 
 use crate::error::{Error, Result};
-use crate::math::mul_add_f32;
+/// The portable kernel's fused multiply-add (see `portable_fma` in gemm.rs: binary64 rounded to
+/// odd on x86-64's baseline set, the FMA instruction on aarch64).
+#[cfg(not(target_arch = "x86_64"))]
+use crate::math::mul_add_f32 as portable_fma;
+#[cfg(target_arch = "x86_64")]
+use crate::math::mul_add_f32_by_f64 as portable_fma;
 
 /// Samples per tile of the batched kernels (two AVX registers of f32).
 pub const TILE: usize = 16;
@@ -491,7 +496,7 @@ fn rows_neon_n<const R: usize>(
     }
 }
 
-/// The portable kernel: acc = fma(w, x, acc) through [`mul_add_f32`] (one rounding, as the
+/// The portable kernel: acc = fma(w, x, acc) through [`portable_fma`] (one rounding, as the
 /// vector kernels).
 #[inline(always)]
 fn rows_baseline(weight: &[f32], stride: usize, prefix: usize, bias: &[f32], input: &[f32], out: &mut [f32]) {
@@ -522,7 +527,7 @@ fn rows_n<const R: usize>(
         for r in 0..R {
             let w = rows[r][j];
             for lane in 0..TILE {
-                acc[r][lane] = mul_add_f32(w, x[lane], acc[r][lane]);
+                acc[r][lane] = portable_fma(w, x[lane], acc[r][lane]);
             }
         }
     }

@@ -18,21 +18,27 @@
 //! 16 of the 32 q registers, `fmla v.4s` by element, R-row copies as on AVX2) and a portable
 //! loop (4 x 8) for x86-64 without AVX2, aarch64's `baseline` set and no_std builds. Every
 //! variant computes each output value as the same chain of fused multiply-adds, from its bias
-//! over k in increasing order (the portable loop with [`mul_add_f32`]: the FMA instruction on
-//! aarch64, the C library's or `libm`'s correctly rounded `fmaf` on the x86-64 baseline, slower
-//! but the same bits); the tile shape only decides which values are computed together. So
+//! over k in increasing order (the portable loop with [`portable_fma`]: the FMA instruction on
+//! aarch64, binary64 arithmetic rounded to odd on the x86-64 baseline, slower but the same
+//! bits); the tile shape only decides which values are computed together. So
 //! results are bit-identical on every instruction set, on x86-64 and aarch64 alike, and never
 //! depend on how a batch is split across tiles, panels or threads. Convolutions also read B
 //! rows in place: as runs of 8 input values ([`Kernel::tile_segments`]) or at per-row offsets
 //! swept across an output row ([`Kernel::tile_span`]).
 
-use crate::math::mul_add_f32;
+/// The portable tile's fused multiply-add: the FMA instruction on aarch64; on x86-64, where the
+/// portable tile runs only on the baseline set (no FMA instruction), binary64 arithmetic
+/// rounded to odd (the same bits, without a library call per product).
+#[cfg(not(target_arch = "x86_64"))]
+use crate::math::mul_add_f32 as portable_fma;
+#[cfg(target_arch = "x86_64")]
+use crate::math::mul_add_f32_by_f64 as portable_fma;
 use crate::math::simd::VectorIsa;
 
 /// One of the micro-kernel variants, with its tile shape.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum Kernel {
-    /// Plain Rust, [`mul_add_f32`] (4 x 8).
+    /// Plain Rust, [`portable_fma`] (4 x 8).
     Portable,
     /// aarch64 NEON intrinsics, `fmla v.4s` (8 x 8).
     #[cfg(target_arch = "aarch64")]
@@ -294,7 +300,7 @@ unsafe fn store_corner(tmp: *const f32, nr: usize, out: *mut f32, ldc: usize, ro
     }
 }
 
-/// The portable tile (see [`Kernel::tile`]): acc = fma(a, b, acc) through [`mul_add_f32`], the
+/// The portable tile (see [`Kernel::tile`]): acc = fma(a, b, acc) through [`portable_fma`], the
 /// operation of every other variant.
 #[allow(clippy::too_many_arguments)]
 #[inline(always)]
@@ -324,7 +330,7 @@ unsafe fn tile_portable<const MR: usize, const NR: usize, B: BRows>(
         };
         for r in 0..MR {
             for j in 0..NR {
-                acc[r][j] = mul_add_f32(av[r], bv[j], acc[r][j]);
+                acc[r][j] = portable_fma(av[r], bv[j], acc[r][j]);
             }
         }
     }

@@ -80,7 +80,7 @@ pub struct DeviceCell {
 /// The f32 tier of a [`DeviceCell`] (the CPU's [`Precision::F32`](super::Precision) form of a
 /// plain cell): the term is scale e^y with y = da(x) - s^2 h(x) in binary32, da = a - ref and
 /// scale = e^ref (ref the largest a on the cell, so y <= ~0), x the cell's coordinate rounded to
-/// binary32. Terms with y < [`F32_EXPONENT_FLOOR`] are flushed to zero, each bounded by
+/// binary32. Terms with y < -87 (`F32_EXPONENT_FLOOR`) are flushed to zero, each bounded by
 /// `underflow_bound`. `scale` = 0 marks a cell the f32 tier evaluates in binary64 (log-age and
 /// host cells, and e^ref beyond binary64). 88 bytes, C layout.
 #[repr(C)]
