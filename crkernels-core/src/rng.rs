@@ -68,6 +68,10 @@
 //!   acceptance tests: a last-bit difference changes a draw only if a comparison falls within
 //!   that last bit, with probability ~1e-16 per draw.
 
+#[cfg(any(
+    target_arch = "x86_64",
+    all(target_arch = "aarch64", target_feature = "neon", target_endian = "little")
+))]
 use crate::math::simd::VectorIsa;
 use crate::math::{exp, ln, ln_1p, sqrt};
 
@@ -83,6 +87,8 @@ const PHILOX_ROUNDS: usize = 10;
 /// word, so that four independent multiply chains hide each other's latency (8 blocks, one
 /// register, ran at 1.08 ns a uniform, latency-bound; 32 blocks at 0.62 ns).
 const BATCH_BLOCKS: usize = 32;
+/// Words of one batch of [`BATCH_BLOCKS`] blocks.
+const BATCH_WORDS: usize = 4 * BATCH_BLOCKS;
 /// Blocks that go through Philox's rounds together where the vector registers are 16 x 256
 /// (AVX2) or 128 bits wide: 8 blocks are 8 AVX2 registers of state, two independent chains.
 const SMALL_GROUP: usize = 8;
@@ -170,11 +176,175 @@ impl Philox4x32 {
     }
 }
 
+/// The two kernels of the batch paths ([`Stream::fill_words`], [`Stream::fill_uniform`]),
+/// chosen by type so that they inline into the callers compiled for AVX2 and AVX-512 (a
+/// closure or a function passed as a value was left out of line, compiled for the baseline
+/// set: 4.5 times the instructions).
+trait BatchKernels {
+    /// The words of the blocks of counters [first_block + j, stream], j < [`BATCH_BLOCKS`],
+    /// word-major: `out[w][j]` is word w of block j (the caller puts them in stream order, as
+    /// before this trait: writing stream order here changed the AVX2 code, +0.8% instructions).
+    fn blocks(generator: &Philox4x32, first_block: u64, stream: u64) -> [[u32; BATCH_BLOCKS]; 4];
+
+    /// `out[i]` = m 2^-53 with m = (w0 | w1 << 32) >> 11 for the pair (w0, w1) =
+    /// `words[2i..2i + 2]` (the mapping of [`Stream::uniform`]); true where some m is 0 (its
+    /// `out[i]` is then 0).
+    fn uniforms(words: &[u32], out: &mut [f64]) -> bool;
+}
+
+/// The plain-Rust lane loops, Philox's rounds over `GROUP` blocks at a time: the reference on
+/// every instruction set.
+struct Lanes<const GROUP: usize>;
+
+impl<const GROUP: usize> BatchKernels for Lanes<GROUP> {
+    #[inline(always)]
+    fn blocks(generator: &Philox4x32, first_block: u64, stream: u64) -> [[u32; BATCH_BLOCKS]; 4] {
+        generator.blocks::<GROUP>(first_block, stream)
+    }
+
+    #[inline(always)]
+    fn uniforms(words: &[u32], out: &mut [f64]) -> bool {
+        uniforms_from_words(words, out)
+    }
+}
+
 /// The high and low 32 bits of the 64-bit product a * b.
 #[inline(always)]
 fn mul_hi_lo(a: u32, b: u32) -> (u32, u32) {
     let product = u64::from(a) * u64::from(b);
     ((product >> 32) as u32, product as u32)
+}
+
+/// Philox's batch and the uniforms' conversion in NEON intrinsics (aarch64's Advanced SIMD, in
+/// its base architecture): the same bits as the lane loops ([`Lanes`]).
+/// LLVM turns the lane loops' 32 x 32 -> 64-bit products into scalar multiplies on aarch64;
+/// here each word of 4 blocks is one register of 32-bit lanes, and a product is `umull`
+/// (lanes 0-1) and `umull2` (lanes 2-3). Little-endian only: the high and low halves of the
+/// 64-bit products are taken as the odd and even 32-bit lanes, and a pair of words as one
+/// 64-bit lane.
+#[cfg(all(target_arch = "aarch64", target_feature = "neon", target_endian = "little"))]
+mod neon {
+    use super::{
+        BATCH_BLOCKS, BatchKernels, PHILOX_M0, PHILOX_M1, PHILOX_ROUNDS, PHILOX_W0, PHILOX_W1, Philox4x32,
+    };
+    use core::arch::aarch64::*;
+
+    /// The NEON kernels.
+    pub(super) struct Neon;
+
+    impl BatchKernels for Neon {
+        #[inline]
+        fn blocks(generator: &Philox4x32, first_block: u64, stream: u64) -> [[u32; BATCH_BLOCKS]; 4] {
+            // SAFETY: this build's target has NEON (the module's cfg).
+            unsafe { blocks(generator.key, first_block, stream) }
+        }
+
+        #[inline]
+        fn uniforms(words: &[u32], out: &mut [f64]) -> bool {
+            // SAFETY: as above.
+            unsafe { uniforms_from_words(words, out) }
+        }
+    }
+
+    /// Registers of 4 blocks each that go through the rounds together: two independent
+    /// multiply chains. With 4, their state (16 of the 32 vector registers), products and the
+    /// round keys that LLVM precomputes spilled: 1.5 times the instructions.
+    const REGISTERS: usize = 2;
+    /// Blocks that go through the rounds together.
+    const GROUP_BLOCKS: usize = 4 * REGISTERS;
+
+    /// [`BatchKernels::blocks`] under `key`: 4 blocks a register, [`REGISTERS`] registers at a
+    /// time.
+    ///
+    /// # Safety
+    /// NEON must be available (it is wherever the target enables it).
+    #[inline]
+    #[target_feature(enable = "neon")]
+    unsafe fn blocks(key: [u32; 2], first_block: u64, stream: u64) -> [[u32; BATCH_BLOCKS]; 4] {
+        let mut words = [[0; BATCH_BLOCKS]; 4];
+        for group in (0..BATCH_BLOCKS).step_by(GROUP_BLOCKS) {
+            let first = first_block.wrapping_add(group as u64);
+            // Register r holds blocks first + 4 r + (0, 1, 2, 3): their 64-bit numbers in two
+            // registers, split into low and high words (the even and odd 32-bit lanes).
+            let counters: [(uint32x4_t, uint32x4_t); REGISTERS] = core::array::from_fn(|r| {
+                let number = |j: u64| first.wrapping_add(4 * r as u64 + j);
+                let (blocks_0_1, blocks_2_3) =
+                    (pair_u64(number(0), number(1)), pair_u64(number(2), number(3)));
+                let (a, b) = (vreinterpretq_u32_u64(blocks_0_1), vreinterpretq_u32_u64(blocks_2_3));
+                (vuzp1q_u32(a, b), vuzp2q_u32(a, b))
+            });
+            let mut x0 = counters.map(|(low, _)| low);
+            let mut x1 = counters.map(|(_, high)| high);
+            let mut x2 = [vdupq_n_u32(stream as u32); REGISTERS];
+            let mut x3 = [vdupq_n_u32((stream >> 32) as u32); REGISTERS];
+            let (mut key0, mut key1) = (vdupq_n_u32(key[0]), vdupq_n_u32(key[1]));
+            for _ in 0..PHILOX_ROUNDS {
+                for r in 0..REGISTERS {
+                    let (hi0, lo0) = mul_hi_lo(PHILOX_M0, x0[r]);
+                    let (hi1, lo1) = mul_hi_lo(PHILOX_M1, x2[r]);
+                    // x1 ^ k0 and x3 ^ k1 do not wait for the products.
+                    x0[r] = veorq_u32(hi1, veorq_u32(x1[r], key0));
+                    x1[r] = lo1;
+                    x2[r] = veorq_u32(hi0, veorq_u32(x3[r], key1));
+                    x3[r] = lo0;
+                }
+                key0 = vaddq_u32(key0, vdupq_n_u32(PHILOX_W0));
+                key1 = vaddq_u32(key1, vdupq_n_u32(PHILOX_W1));
+            }
+            for (word, x) in words.iter_mut().zip([x0, x1, x2, x3]) {
+                for (blocks, x) in word[group..group + GROUP_BLOCKS].as_chunks_mut::<4>().0.iter_mut().zip(x)
+                {
+                    // SAFETY: `blocks` holds the 4 words written.
+                    unsafe { vst1q_u32(blocks.as_mut_ptr(), x) };
+                }
+            }
+        }
+        words
+    }
+
+    /// The register of 64-bit lanes (a, b).
+    #[inline]
+    #[target_feature(enable = "neon")]
+    fn pair_u64(a: u64, b: u64) -> uint64x2_t {
+        vcombine_u64(vcreate_u64(a), vcreate_u64(b))
+    }
+
+    /// The high and low 32 bits of the products m * x (lanes of 32 x 32 -> 64 bits).
+    #[inline]
+    #[target_feature(enable = "neon")]
+    fn mul_hi_lo(m: u32, x: uint32x4_t) -> (uint32x4_t, uint32x4_t) {
+        let m = vdupq_n_u32(m);
+        let products_0_1 = vreinterpretq_u32_u64(vmull_u32(vget_low_u32(m), vget_low_u32(x)));
+        let products_2_3 = vreinterpretq_u32_u64(vmull_high_u32(m, x));
+        (vuzp2q_u32(products_0_1, products_2_3), vuzp1q_u32(products_0_1, products_2_3))
+    }
+
+    /// [`BatchKernels::uniforms`], two uniforms a register: the pair read as a 64-bit lane,
+    /// shifted, and converted with `ucvtf #53` (m 2^-53 as a fixed-point number with 53
+    /// fraction bits: exact, since m < 2^53). Pairs past the last whole register go through
+    /// `uniforms_from_words`.
+    ///
+    /// # Safety
+    /// NEON must be available (it is wherever the target enables it).
+    #[inline]
+    #[target_feature(enable = "neon")]
+    unsafe fn uniforms_from_words(words: &[u32], out: &mut [f64]) -> bool {
+        let (pairs, words_rest) = words.as_chunks::<4>();
+        let (uniforms, out_rest) = out.as_chunks_mut::<2>();
+        // The smallest uniform so far: 0 exactly where some m is 0.
+        let mut smallest = vdupq_n_f64(1.0);
+        for (u, w) in uniforms.iter_mut().zip(pairs) {
+            // SAFETY: `w` holds the 4 words read, `u` the 2 uniforms written.
+            let words = unsafe { vld1q_u32(w.as_ptr()) };
+            let m = vshrq_n_u64::<11>(vreinterpretq_u64_u32(words));
+            let uniform = vcvtq_n_f64_u64::<53>(m);
+            smallest = vminq_f64(smallest, uniform);
+            // SAFETY: as above.
+            unsafe { vst1q_f64(u.as_mut_ptr(), uniform) };
+        }
+        let any_zero = vminvq_f64(smallest) == 0.0;
+        super::uniforms_from_words(words_rest, out_rest) | any_zero
+    }
 }
 
 /// The sequence of random numbers of one (seed, stream) pair; see the module documentation for
@@ -205,6 +375,19 @@ fn exact_below_2_pow_53(m: u64) -> f64 {
     let high = f64::from_bits(TWO_POW_84.to_bits() | (m >> 32)) - TWO_POW_84;
     let low = f64::from_bits(TWO_POW_52.to_bits() | (m & 0xffff_ffff)) - TWO_POW_52;
     high + low
+}
+
+/// [`BatchKernels::uniforms`] in plain Rust (its lanes vectorise where the set has a 64-bit
+/// shift, see [`exact_below_2_pow_53`]).
+#[inline(always)]
+fn uniforms_from_words(words: &[u32], out: &mut [f64]) -> bool {
+    let mut any_zero = false;
+    for (u, pair) in out.iter_mut().zip(words.chunks_exact(2)) {
+        let m = (u64::from(pair[0]) | (u64::from(pair[1]) << 32)) >> 11;
+        any_zero |= m == 0;
+        *u = exact_below_2_pow_53(m) * TWO_POW_MINUS_53;
+    }
+    any_zero
 }
 
 impl Stream {
@@ -297,32 +480,36 @@ impl Stream {
             VectorIsa::Avx2 => return unsafe { self.fill_words_avx2(out) },
             VectorIsa::Baseline | VectorIsa::Neon => {}
         }
-        self.fill_words_lanes::<SMALL_GROUP>(out)
+        #[cfg(all(target_arch = "aarch64", target_feature = "neon", target_endian = "little"))]
+        if VectorIsa::detect() == VectorIsa::Neon {
+            return self.fill_words_by::<neon::Neon>(out);
+        }
+        self.fill_words_by::<Lanes<SMALL_GROUP>>(out)
     }
 
     #[cfg(target_arch = "x86_64")]
     #[target_feature(enable = "avx512f,fma")]
     unsafe fn fill_words_avx512(&mut self, out: &mut [u32]) {
-        self.fill_words_lanes::<BATCH_BLOCKS>(out)
+        self.fill_words_by::<Lanes<BATCH_BLOCKS>>(out)
     }
 
     #[cfg(target_arch = "x86_64")]
     #[target_feature(enable = "avx2,fma")]
     unsafe fn fill_words_avx2(&mut self, out: &mut [u32]) {
-        self.fill_words_lanes::<SMALL_GROUP>(out)
+        self.fill_words_by::<Lanes<SMALL_GROUP>>(out)
     }
 
+    /// [`fill_words`](Self::fill_words) with the kernels `K`: the rest of the current block,
+    /// then [`BATCH_BLOCKS`] blocks at a time, then word by word.
     #[inline(always)]
-    fn fill_words_lanes<const GROUP: usize>(&mut self, out: &mut [u32]) {
-        // The rest of the current block, then BATCH_BLOCKS blocks at a time, then word by word.
+    fn fill_words_by<K: BatchKernels>(&mut self, out: &mut [u32]) {
         let mut filled = 0;
         while self.used < 4 && filled < out.len() {
             out[filled] = self.next_u32();
             filled += 1;
         }
-        const BATCH_WORDS: usize = 4 * BATCH_BLOCKS;
         while out.len() - filled >= BATCH_WORDS {
-            let words = self.generator.blocks::<GROUP>(self.next_block, self.stream);
+            let words = K::blocks(&self.generator, self.next_block, self.stream);
             for (j, block) in out[filled..filled + BATCH_WORDS].chunks_exact_mut(4).enumerate() {
                 for (w, word) in block.iter_mut().enumerate() {
                     *word = words[w][j];
@@ -347,36 +534,37 @@ impl Stream {
             VectorIsa::Avx2 => return unsafe { self.fill_uniform_avx2(out) },
             VectorIsa::Baseline | VectorIsa::Neon => {}
         }
-        self.fill_uniform_lanes::<SMALL_GROUP>(out)
+        #[cfg(all(target_arch = "aarch64", target_feature = "neon", target_endian = "little"))]
+        if VectorIsa::detect() == VectorIsa::Neon {
+            return self.fill_uniform_by::<neon::Neon>(out);
+        }
+        self.fill_uniform_by::<Lanes<SMALL_GROUP>>(out)
     }
 
     #[cfg(target_arch = "x86_64")]
     #[target_feature(enable = "avx512f,avx512dq,fma")]
     unsafe fn fill_uniform_avx512(&mut self, out: &mut [f64]) {
-        self.fill_uniform_lanes::<BATCH_BLOCKS>(out)
+        self.fill_uniform_by::<Lanes<BATCH_BLOCKS>>(out)
     }
 
     #[cfg(target_arch = "x86_64")]
     #[target_feature(enable = "avx2,fma")]
     unsafe fn fill_uniform_avx2(&mut self, out: &mut [f64]) {
-        self.fill_uniform_lanes::<SMALL_GROUP>(out)
+        self.fill_uniform_by::<Lanes<SMALL_GROUP>>(out)
     }
 
+    /// [`fill_uniform`](Self::fill_uniform) with the kernels `K`, up to [`UNIFORM_BATCH`]
+    /// uniforms at a time.
     #[inline(always)]
-    fn fill_uniform_lanes<const GROUP: usize>(&mut self, out: &mut [f64]) {
+    fn fill_uniform_by<K: BatchKernels>(&mut self, out: &mut [f64]) {
         let mut done = 0;
         let mut words = [0u32; 2 * UNIFORM_BATCH];
         while done < out.len() {
             let n = (out.len() - done).min(UNIFORM_BATCH);
             let start = (self.next_block, self.used);
-            self.fill_words_lanes::<GROUP>(&mut words[..2 * n]);
+            self.fill_words_by::<K>(&mut words[..2 * n]);
             // Branch-free conversion; a zero (uniform() would draw again) is found afterwards.
-            let mut any_zero = false;
-            for (u, pair) in out[done..done + n].iter_mut().zip(words[..2 * n].chunks_exact(2)) {
-                let m = (u64::from(pair[0]) | (u64::from(pair[1]) << 32)) >> 11;
-                any_zero |= m == 0;
-                *u = exact_below_2_pow_53(m) * TWO_POW_MINUS_53;
-            }
+            let any_zero = K::uniforms(&words[..2 * n], &mut out[done..done + n]);
             if !any_zero {
                 done += n;
                 continue;
@@ -877,6 +1065,81 @@ mod tests {
                 let tolerance = 1e-14 * terms.iter().map(|t| t.abs()).sum::<f64>() + 1e-14;
                 let got = ln_binomial_pmf(k, n, p, q);
                 assert!((got - direct).abs() < tolerance, "{n} {p} {k}: {got} {direct}");
+            }
+        }
+    }
+
+    /// The NEON batch gives the lane loops' words and uniforms bit for bit: from every offset
+    /// in a block, for lengths around the batch sizes, across the carry into the high half of
+    /// the block counter and the wrap at 2^64 blocks.
+    #[cfg(all(target_arch = "aarch64", target_feature = "neon", target_endian = "little"))]
+    #[test]
+    fn neon_batch_matches_the_lane_loops() {
+        for first_block in [0u64, 0xffff_fff0, u64::MAX - 40] {
+            for offset in 0..4 {
+                for len in [0usize, 1, 2, 3, 5, 63, 64, 65, 127, 128, 129, 255, 256, 257, 300, 1001] {
+                    let mut neon = Stream::new(0x0123_4567_89ab_cdef, 0xdead_beef_0000_0009);
+                    neon.skip_to_block(first_block);
+                    (0..offset).for_each(|_| {
+                        neon.next_u32();
+                    });
+                    let mut lanes = neon.clone();
+                    let (mut neon_words, mut lane_words) = (vec![0; len], vec![1; len]);
+                    neon.fill_words_by::<neon::Neon>(&mut neon_words);
+                    lanes.fill_words_by::<Lanes<SMALL_GROUP>>(&mut lane_words);
+                    assert_eq!(
+                        neon_words, lane_words,
+                        "words: block {first_block} offset {offset} len {len}"
+                    );
+                    let (mut neon_uniforms, mut lane_uniforms) = (vec![0.0; len], vec![1.0; len]);
+                    neon.fill_uniform_by::<neon::Neon>(&mut neon_uniforms);
+                    lanes.fill_uniform_by::<Lanes<SMALL_GROUP>>(&mut lane_uniforms);
+                    let bits = |u: &[f64]| u.iter().map(|u| u.to_bits()).collect::<Vec<_>>();
+                    assert_eq!(
+                        bits(&neon_uniforms),
+                        bits(&lane_uniforms),
+                        "block {first_block} offset {offset}"
+                    );
+                    assert_eq!(neon.next_u32(), lanes.next_u32());
+                }
+            }
+        }
+    }
+
+    /// The NEON conversion of word pairs to uniforms equals the lanes' on every length and
+    /// finds a zero (a pair whose top 53 bits are 0) wherever it is, the last odd pair included.
+    #[cfg(all(target_arch = "aarch64", target_feature = "neon", target_endian = "little"))]
+    #[test]
+    fn neon_conversion_matches_the_lane_loop() {
+        let mut x = 0x9e37_79b9_7f4a_7c15u64;
+        let words: Vec<u32> = (0..2 * 37)
+            .map(|_| {
+                x = x.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1_442_695_040_888_963_407);
+                (x >> 32) as u32
+            })
+            .collect();
+        // The extremes of the lattice: m = 1 and m = 2^53 - 1.
+        let edges = [[1 << 11, 0], [u32::MAX, u32::MAX]];
+        for len in 0..=37 {
+            for zero_at in (0..len).map(Some).chain([None]) {
+                let mut words = words[..2 * len].to_vec();
+                for (pair, edge) in words.chunks_exact_mut(2).zip(edges) {
+                    pair.copy_from_slice(&edge);
+                }
+                if let Some(i) = zero_at {
+                    // The low 11 bits of the first word are dropped: still m = 0.
+                    words[2 * i..2 * i + 2].copy_from_slice(&[0x7ff, 0]);
+                }
+                let (mut neon, mut lanes) = (vec![0.5; len], vec![0.25; len]);
+                let neon_zero = neon::Neon::uniforms(&words, &mut neon);
+                let lane_zero = Lanes::<SMALL_GROUP>::uniforms(&words, &mut lanes);
+                assert_eq!(
+                    (neon_zero, lane_zero),
+                    (zero_at.is_some(), zero_at.is_some()),
+                    "{len} {zero_at:?}"
+                );
+                let bits = |u: &[f64]| u.iter().map(|u| u.to_bits()).collect::<Vec<_>>();
+                assert_eq!(bits(&neon), bits(&lanes), "{len} {zero_at:?}");
             }
         }
     }

@@ -45,7 +45,9 @@
 //! polynomial by Estrin's scheme; no root finding: about 10 to 15 ns a draw in a loop (3 to 6
 //! ns for the uniform disc). `sample_each` does a batch branch-free with the same bits:
 //! vectorised with gathers on AVX2; on AVX-512 the coefficient rows of 8 draws are loaded and
-//! transposed in registers, in two passes over blocks of draws (about 2.2 ns a draw of the spiral model, 8 with gathers). Construction takes 1 to 25 ms (most for s_max near 24 kpc).
+//! transposed in registers, in two passes over blocks of draws (about 2.2 ns a draw of the spiral model, 8 with gathers);
+//! on NEON likewise, 2 lanes a register (scalar loads of the guide entries, rows paired with
+//! zips). Construction takes 1 to 25 ms (most for s_max near 24 kpc).
 
 use alloc::vec;
 use alloc::vec::Vec;
@@ -54,6 +56,7 @@ use core::f64::consts::PI;
 use crate::batch::check_lengths;
 use crate::error::{Result, invalid};
 use crate::math::quadrature::gauss_legendre;
+#[cfg(any(target_arch = "x86_64", all(target_arch = "aarch64", target_feature = "neon")))]
 use crate::math::simd::VectorIsa;
 use crate::math::{chebyshev, cos, exp, sqrt};
 
@@ -245,6 +248,15 @@ impl SpatialDistribution {
             VectorIsa::Avx512 => return unsafe { self.sample_each_avx512(uniforms, distances_kpc) },
             VectorIsa::Avx2 => return unsafe { self.sample_each_avx2(uniforms, distances_kpc) },
             VectorIsa::Baseline | VectorIsa::Neon => {}
+        }
+        #[cfg(all(target_arch = "aarch64", target_feature = "neon"))]
+        if let (VectorIsa::Neon, Some(inverse)) = (VectorIsa::detect(), &self.inverse) {
+            // The same length (sample_each checked it): the same whole steps and rest.
+            let (uniforms, uniforms_rest) = uniforms.as_chunks::<{ neon::STEP }>();
+            let (distances, distances_rest) = distances_kpc.as_chunks_mut::<{ neon::STEP }>();
+            // SAFETY: this build's target has NEON (the cfg above).
+            unsafe { neon::sample_each(inverse, self.s_max, uniforms, distances) };
+            return self.sample_each_branch_free(uniforms_rest, distances_rest);
         }
         self.sample_each_branch_free(uniforms, distances_kpc)
     }
@@ -720,6 +732,154 @@ mod avx2 {
                 _mm256_permute2f128_pd::<0x31>(t1, t3),
             ]
         }
+    }
+}
+
+/// The batch draw on NEON (aarch64's Advanced SIMD, in its base architecture), 2 lanes a
+/// register and two registers a step: the same operations as `Table::piece_one_step` and
+/// `Piece::eval_estrin` (the same bits), in two passes over blocks of draws as on AVX2. NEON
+/// has no gather: each lane's guide entry is a scalar load, and each lane's centre,
+/// 1 / half-width and coefficients (80 contiguous bytes of its piece) are loaded as rows and
+/// paired across the two lanes with `zip1`/`zip2`.
+#[cfg(all(target_arch = "aarch64", target_feature = "neon"))]
+mod neon {
+    use super::{GUIDE_PIECE_MASK, INV_N, Piece, Table};
+    use core::arch::aarch64::*;
+    use core::mem::offset_of;
+
+    /// Draws a step: two registers of 2 lanes.
+    pub(super) const STEP: usize = 4;
+    /// Steps a block: each pass goes over 256 draws.
+    const BLOCK_STEPS: usize = 64;
+
+    /// `s[i]` = the draw at `u[i]` for a table with `single_step` (`piece_one_step`, then
+    /// `eval_estrin` clamped to [0, s_max]).
+    ///
+    /// # Safety
+    /// NEON must be available (it is wherever the target enables it).
+    #[target_feature(enable = "neon")]
+    pub(super) unsafe fn sample_each(
+        table: &Table<INV_N>,
+        s_max: f64,
+        u: &[[f64; STEP]],
+        s: &mut [[f64; STEP]],
+    ) {
+        // First every draw's w and piece, then the polynomials: each pass is a short chain of
+        // dependent steps, so that the core overlaps many draws.
+        let (mut w, mut piece) = ([[0.0; STEP]; BLOCK_STEPS], [[0u64; STEP]; BLOCK_STEPS]);
+        for (u, s) in u.chunks(BLOCK_STEPS).zip(s.chunks_mut(BLOCK_STEPS)) {
+            for ((u, w), piece) in u.iter().zip(&mut w).zip(&mut piece) {
+                locate(table, u, w, piece);
+            }
+            for ((s, w), piece) in s.iter_mut().zip(&w).zip(&piece) {
+                // SAFETY: locate gave the pieces, indices of table.pieces.
+                unsafe { evaluate(table, s_max, w, piece, s) };
+            }
+        }
+    }
+
+    /// `w[l]` = sqrt(clamp(u[l], 0, 1)) and `piece[l]` = the index of the piece holding it
+    /// (`piece_one_step`: at most one past the guide entry's, at most the last).
+    #[inline]
+    #[target_feature(enable = "neon")]
+    fn locate(table: &Table<INV_N>, u: &[f64; STEP], w_out: &mut [f64; STEP], piece_out: &mut [u64; STEP]) {
+        let last_cell = vdupq_n_f64((table.guide.len() - 1) as f64);
+        let mask = vdupq_n_u64(GUIDE_PIECE_MASK);
+        let last_piece = vdupq_n_u64(table.pieces.len() as u64 - 1);
+        for half in 0..STEP / 2 {
+            // SAFETY: `u` holds the lanes 2 half, 2 half + 1 read.
+            let u = unsafe { vld1q_f64(u[2 * half..].as_ptr()) };
+            let w = vsqrtq_f64(clamp(u, 1.0));
+            // The guide cell: the truncated position, 0 below lo or for NaN, at most cells - 1
+            // (clamped before the truncation, which commutes with it at an integer bound;
+            // fcvtzu truncates and gives 0 for NaN and negative numbers, as `as usize`).
+            let position = vmulq_f64(vsubq_f64(w, vdupq_n_f64(table.lo)), vdupq_n_f64(table.guide_scale));
+            let cell = vcvtq_u64_f64(vminq_f64(position, last_cell));
+            // SAFETY: cell <= cells - 1 (the clamp above; fmin keeps a NaN, which fcvtzu
+            // turns into 0), an index of the guide.
+            let entry = unsafe {
+                let entry = |cell: u64| vcreate_u64(*table.guide.get_unchecked(cell as usize));
+                vcombine_u64(entry(vgetq_lane_u64::<0>(cell)), entry(vgetq_lane_u64::<1>(cell)))
+            };
+            // The piece: the cell's guide entry, one further where w is beyond its right end
+            // (both from one packed word, see unpack_guide_entry), at most the last one.
+            let first = vandq_u64(entry, mask);
+            let guide_right = vreinterpretq_f64_u64(vbicq_u64(entry, mask));
+            // All ones (-1) where beyond: subtracting it adds one.
+            let piece = vsubq_u64(first, vcgtq_f64(w, guide_right));
+            let piece = vbslq_u64(vcgtq_u64(piece, last_piece), last_piece, piece);
+            // SAFETY: the outputs hold the lanes 2 half, 2 half + 1 written.
+            unsafe {
+                vst1q_f64(w_out[2 * half..].as_mut_ptr(), w);
+                vst1q_u64(piece_out[2 * half..].as_mut_ptr(), piece);
+            }
+        }
+    }
+
+    /// `s[l]` = the draw at w[l] on piece `piece[l]`: t = (w - center) inv_half_width, then
+    /// Estrin's scheme with every product rounded separately (as `Piece::eval_estrin`), clamped
+    /// to [0, s_max].
+    ///
+    /// # Safety
+    /// The pieces are indices of `table.pieces`.
+    #[inline]
+    #[target_feature(enable = "neon")]
+    unsafe fn evaluate(
+        table: &Table<INV_N>,
+        s_max: f64,
+        w: &[f64; STEP],
+        piece: &[u64; STEP],
+        s: &mut [f64; STEP],
+    ) {
+        // From the centre on, a piece is 10 contiguous binary64 values.
+        const CENTER: usize = offset_of!(Piece<INV_N>, center);
+        const _: () = assert!(
+            offset_of!(Piece<INV_N>, inv_half_width) == CENTER + 8
+                && offset_of!(Piece<INV_N>, coefficients) == CENTER + 16
+        );
+        // Lane l's (center, inv_half_width), (c0, c1), ..., (c6, c7).
+        let rows = |lane: usize| -> [float64x2_t; 5] {
+            // SAFETY: piece[lane] is in table.pieces (the caller's promise); the 80 bytes
+            // read from the centre on lie in that piece (the layout assertion above), and the
+            // pointer comes from a reference to the whole piece.
+            unsafe {
+                let piece = table.pieces.get_unchecked(piece[lane] as usize);
+                let center = core::ptr::from_ref(piece).cast::<u8>().add(CENTER).cast::<f64>();
+                let float64x2x4_t(a, b, c, d) = vld1q_f64_x4(center);
+                [a, b, c, d, vld1q_f64(center.add(8))]
+            }
+        };
+        for half in 0..STEP / 2 {
+            let (a, b) = (rows(2 * half), rows(2 * half + 1));
+            // Element k of both lanes: (a[k], b[k]).
+            let lanes = |k: usize| {
+                let (row, second) = (k / 2, k % 2 == 1);
+                if second { vzip2q_f64(a[row], b[row]) } else { vzip1q_f64(a[row], b[row]) }
+            };
+            let (center, inv_half_width) = (lanes(0), lanes(1));
+            let c = |k: usize| lanes(k + 2);
+            // SAFETY: `w` holds the lanes 2 half, 2 half + 1 read.
+            let w = unsafe { vld1q_f64(w[2 * half..].as_ptr()) };
+            let t = vmulq_f64(vsubq_f64(w, center), inv_half_width);
+            let t2 = vmulq_f64(t, t);
+            let t4 = vmulq_f64(t2, t2);
+            let pair = |a: float64x2_t, b: float64x2_t| vaddq_f64(a, vmulq_f64(b, t));
+            let low = vaddq_f64(pair(c(0), c(1)), vmulq_f64(pair(c(2), c(3)), t2));
+            let high = vaddq_f64(pair(c(4), c(5)), vmulq_f64(pair(c(6), c(7)), t2));
+            let value = vaddq_f64(low, vmulq_f64(high, t4));
+            // SAFETY: `s` holds the lanes 2 half, 2 half + 1 written.
+            unsafe { vst1q_f64(s[2 * half..].as_mut_ptr(), clamp(value, s_max)) };
+        }
+    }
+
+    /// clamp(x, 0, upper) for upper > 0 as `f64::clamp` (NaN kept, -0 kept): zero where x < 0,
+    /// then fmin (which keeps a NaN, and meets no tie of signed zeros as upper > 0). `fmax`
+    /// would turn -0 into +0.
+    #[inline]
+    #[target_feature(enable = "neon")]
+    fn clamp(x: float64x2_t, upper: f64) -> float64x2_t {
+        let x = vbslq_f64(vcltzq_f64(x), vdupq_n_f64(0.0), x);
+        vminq_f64(vdupq_n_f64(upper), x)
     }
 }
 
@@ -1585,6 +1745,46 @@ const SPIRAL_G_TABLE: [f64; SPIRAL_TABLE_PIECES * (FWD_N - 1) + 1] = [
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The NEON batch draw gives the lane loop's bits for both galactic models, on every
+    /// length around its step and block, at the ends of the unit interval, at -0, outside it
+    /// and at NaN, and just either side of the joins of the guide's pieces.
+    #[cfg(all(target_arch = "aarch64", target_feature = "neon"))]
+    #[test]
+    fn neon_draws_match_the_lane_loop() {
+        for (model, s_max) in [(SpatialModel::SpiralArms, 10.0), (SpatialModel::RadialCaseBhattacharya, 24.0)]
+        {
+            let distribution = SpatialDistribution::new(model, s_max).unwrap();
+            let inverse = distribution.inverse.as_ref().unwrap();
+            assert!(inverse.single_step);
+            let joins = inverse.guide.iter().flat_map(|&entry| {
+                let right = unpack_guide_entry(entry).1;
+                [right.next_down(), right, right.next_up()].map(|w| w * w)
+            });
+            let specials = [0.0, -0.0, 1.0, 1e-300, 1e-17, 1.0 - 1e-16, -0.5, 1.5, f64::NAN, f64::INFINITY];
+            let uniforms: Vec<f64> = specials
+                .into_iter()
+                .chain(joins)
+                .chain((0..1000).map(|i| (i as f64 + 0.5) / 1000.0))
+                .collect();
+            for len in (0..=9).chain([255, 256, 257, 260, uniforms.len()]) {
+                for start in [0, 1, 3] {
+                    let Some(uniforms) = uniforms.get(start..start + len) else { continue };
+                    let (u, u_rest) = uniforms.as_chunks::<{ neon::STEP }>();
+                    let mut neon_draws = vec![0.5; len];
+                    let (s, _) = neon_draws.as_chunks_mut::<{ neon::STEP }>();
+                    // SAFETY: this build's target has NEON (the cfg above).
+                    unsafe { neon::sample_each(inverse, s_max, u, s) };
+                    let mut lane_draws = vec![0.25; len];
+                    distribution.sample_each_branch_free(uniforms, &mut lane_draws);
+                    let whole = len - u_rest.len();
+                    for (i, (a, b)) in neon_draws[..whole].iter().zip(&lane_draws).enumerate() {
+                        assert_eq!(a.to_bits(), b.to_bits(), "{model:?}: u = {:e}", uniforms[i]);
+                    }
+                }
+            }
+        }
+    }
 
     #[test]
     fn gauss_legendre_integrates_polynomials() {
