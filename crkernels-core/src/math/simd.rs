@@ -20,8 +20,9 @@
 //! On aarch64, NEON (Advanced SIMD, 2 f64 or 4 f32 lanes) is part of the base architecture:
 //! the `baseline` set runs the lane loops (compiled with NEON by LLVM where it can), and the
 //! `neon` set runs them too, except in the kernels that have hand-written NEON intrinsics:
-//! Philox's batch (`Stream::fill_words`, `fill_uniform`; little-endian aarch64) and the source
-//! draws (`SpatialDistribution::sample_each`), the same bits as the lane loops. So
+//! Philox's batch (`Stream::fill_words`, `fill_uniform`; little-endian aarch64), the source
+//! draws (`SpatialDistribution::sample_each`), the f32 GEMM tile (convolutions, dense layers,
+//! the MADE trainer) and MADE's masked dense kernel, the same bits as the lane loops. So
 //! `CRKERNELS_ISA=baseline` compares the two on one aarch64 machine.
 
 use crate::error::{Error, Result};
@@ -35,8 +36,9 @@ use alloc::vec::Vec;
 pub enum VectorIsa {
     /// The target's baseline (SSE2 on x86-64; NEON on aarch64; any other architecture).
     Baseline,
-    /// aarch64 Advanced SIMD (NEON; 2 f64 lanes): hand-written intrinsics in Philox's batch
-    /// and the source draws, elsewhere the same lane loops as the aarch64 baseline.
+    /// aarch64 Advanced SIMD (NEON; 2 f64 lanes): hand-written intrinsics in Philox's batch,
+    /// the source draws and the f32 GEMM and masked dense kernels, elsewhere the same lane loops
+    /// as the aarch64 baseline.
     Neon,
     /// x86-64 AVX2 with FMA (4 f64 lanes).
     Avx2,
