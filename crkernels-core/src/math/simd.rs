@@ -75,12 +75,14 @@ impl VectorIsa {
         #[cfg(all(feature = "std", target_arch = "x86_64"))]
         {
             let fma = std::arch::is_x86_feature_detected!("fma");
+            let avx2 = std::arch::is_x86_feature_detected!("avx2");
             let avx512 = std::arch::is_x86_feature_detected!("avx512f")
                 && std::arch::is_x86_feature_detected!("avx512dq");
-            if fma && avx512 {
+            // Every CPU with AVX-512 has AVX2 (the AVX-512 paths call some AVX2 kernels).
+            if fma && avx2 && avx512 {
                 return Self::Avx512;
             }
-            if fma && std::arch::is_x86_feature_detected!("avx2") {
+            if fma && avx2 {
                 return Self::Avx2;
             }
         }
