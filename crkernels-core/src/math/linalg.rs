@@ -8,14 +8,15 @@
 //! P (k rows x m columns): every element of C is accumulated as acc = 0, acc = fma(P[k][i],
 //! P[k][j], acc) for k in order, then c = fma(s, acc, c), whatever the instruction set, the
 //! register tile or the thread that computes it, so the results are bit-identical on every
-//! path and every thread count. The baseline and AVX-512 paths use an 8 x 8 register tile
-//! (math/simd.rs compiles the same loops for each set). AVX2 has 16 vector registers, too few
-//! for the 16 accumulators of an 8 x 8 tile: its path is a 6 x 8 tile (12 accumulators, two
-//! loads and six broadcasts per step, as BLIS's Haswell kernel) over a second packing of P in
-//! panels of 6 columns, blocked so that a block of those panels stays in the L2 cache while an
-//! 8-column panel sits in L1. The Gram matrix is a sum of such updates over blocks of rows;
-//! the right-looking blocked Cholesky (Golub & Van Loan, Matrix Computations 4th ed.,
-//! algorithm 4.2.4) spends almost all its time in them too.
+//! path and every thread count. The baseline path uses an 8 x 8 register tile, the AVX-512
+//! path an 8 x 16 one (two 8-column panels side by side: 16 accumulators, enough chains for
+//! two FMA pipes) over blocks of row panels kept in the L2 cache. AVX2 has 16 vector
+//! registers, too few for the 16 accumulators of an 8 x 8 tile: its path is a 6 x 8 tile (12
+//! accumulators, two loads and six broadcasts per step, as BLIS's Haswell kernel) over a
+//! second packing of P in panels of 6 columns, blocked so that a block of those panels stays
+//! in the L2 cache while an 8-column panel sits in L1. The Gram matrix is a sum of such
+//! updates over blocks of rows; the right-looking blocked Cholesky (Golub & Van Loan, Matrix
+//! Computations 4th ed., algorithm 4.2.4) spends almost all its time in them too.
 //!
 //! Threads (std builds; [`Exec::threads`]): a rank-k update is split into bands of rows of C
 //! of equal area, handed to the threads as they finish their previous band (the calling thread
@@ -23,8 +24,8 @@
 //! same way. Each element is computed by one thread with the same operations, so the thread
 //! count changes nothing in the results. Without std everything runs on the calling thread.
 //! The Cholesky panel (the rows of a block column, each a chain of dot products) solves 8 rows
-//! at once so that their latencies overlap; on AVX2 four rows' sums are reduced and divided in
-//! one vector, in the same order of operations.
+//! at once so that their latencies overlap; on AVX2 (and AVX-512, which runs the same kernel)
+//! four rows' sums are reduced and divided in one vector, in the same order of operations.
 
 use alloc::vec;
 use alloc::vec::Vec;
@@ -36,7 +37,7 @@ use super::simd::VectorIsa;
 use super::{mul_add, sqrt};
 use crate::error::{Result, out_of_domain};
 
-/// Columns per register tile of the baseline and AVX-512 paths (and per packed panel).
+/// Columns per packed panel (and per register tile of the baseline path).
 pub const TILE: usize = 8;
 /// Rows of data packed per rank-k update of the Gram matrix.
 const GRAM_ROWS: usize = 256;
