@@ -134,6 +134,21 @@ pub fn mul_add_f32_by_f64(a: f32, b: f32, c: f32) -> f32 {
     f64::from_bits(odd) as f32
 }
 
+/// [`mul_add_f32`] for the portable neural kernels (loops compiled without an FMA instruction
+/// on x86-64): the FMA instruction on aarch64, whose base set has one; on x86-64
+/// [`mul_add_f32_by_f64`] (the same bits without a library call per product).
+#[inline(always)]
+pub fn mul_add_f32_portable(a: f32, b: f32, c: f32) -> f32 {
+    #[cfg(target_arch = "x86_64")]
+    {
+        mul_add_f32_by_f64(a, b, c)
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    {
+        mul_add_f32(a, b, c)
+    }
+}
+
 /// cos(x) (libm, bit-identical on every platform).
 #[inline(always)]
 pub fn cos(x: f64) -> f64 {

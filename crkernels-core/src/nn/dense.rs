@@ -35,12 +35,9 @@ use alloc::vec::Vec;
 use core::ops::Range;
 
 use crate::error::{Error, Result};
-/// The portable kernel's fused multiply-add (see `portable_fma` in gemm.rs: binary64 rounded to
-/// odd on x86-64's baseline set, the FMA instruction on aarch64).
-#[cfg(not(target_arch = "x86_64"))]
-use crate::math::mul_add_f32 as portable_fma;
-#[cfg(target_arch = "x86_64")]
-use crate::math::mul_add_f32_by_f64 as portable_fma;
+/// The portable kernel's fused multiply-add (binary64 rounded to odd on x86-64's baseline set,
+/// the FMA instruction on aarch64).
+use crate::math::mul_add_f32_portable as portable_fma;
 
 /// Samples per tile of the batched kernels (two AVX registers of f32).
 pub const TILE: usize = 16;

@@ -29,10 +29,7 @@
 /// The portable tile's fused multiply-add: the FMA instruction on aarch64; on x86-64, where the
 /// portable tile runs only on the baseline set (no FMA instruction), binary64 arithmetic
 /// rounded to odd (the same bits, without a library call per product).
-#[cfg(not(target_arch = "x86_64"))]
-use crate::math::mul_add_f32 as portable_fma;
-#[cfg(target_arch = "x86_64")]
-use crate::math::mul_add_f32_by_f64 as portable_fma;
+use crate::math::mul_add_f32_portable as portable_fma;
 use crate::math::simd::VectorIsa;
 
 /// One of the micro-kernel variants, with its tile shape.
