@@ -34,10 +34,10 @@
 //! Memory. The age tables take at most 8192 segments of about 220 bytes per energy (typically
 //! 10 to 50 KB); their total is limited to [`MAX_TABLE_BYTES`] and the grid to
 //! [`MAX_ENERGIES`] energies. A realisation's workspace ([`Workspace`], one per thread) holds
-//! at most 76 bytes per young source of the largest realisation it has drawn (up to twice that
-//! while its vectors grow) plus 64 KiB; [`Ensemble::sources`] 40 bytes per young source. The
+//! at most 52 bytes per young source of the largest realisation it has drawn (up to twice that
+//! while its vectors grow) plus 64 KiB; [`Ensemble::sources`] 16 bytes per young source. The
 //! expected number of young sources N_young = R_SN t_max P(s < s_max) T_young / t_max is
-//! limited so that N_young + 8 sqrt(N_young) + 8 <= [`MAX_YOUNG_SOURCES`] (2^27: about 10 GiB
+//! limited so that N_young + 8 sqrt(N_young) + 8 <= [`MAX_YOUNG_SOURCES`] (2^27: about 7 GiB
 //! a workspace); a Poisson draw beyond that bound has probability below 1e-15. The checks run
 //! in [`Ensemble::new`] before the tables are built.
 
@@ -115,6 +115,9 @@ const LOG_AGE_BINS: usize = 64;
 const TWO_POW_52: f64 = 4_503_599_627_370_496.0;
 /// Sources per vector chunk: 8 f64 lanes (one AVX-512 register, two AVX2 registers).
 const LANES: usize = 8;
+/// Sources per block of the draw: the block's uniforms, ages and distances (10 KiB) stay in
+/// the L1 cache between the steps of the draw.
+const DRAW_BLOCK: usize = 256;
 /// Sources per chunk of the f32 tier: 8 binary32 lanes (one AVX2 register; their binary64 sums
 /// two). 16 and 32 lanes measured 5% to 10% slower on AVX2 (their sums spill).
 const F32_LANES: usize = 8;
@@ -125,12 +128,12 @@ pub const MAX_ENERGIES: usize = 1 << 14;
 /// an error once the tables built so far pass it.
 pub const MAX_TABLE_BYTES: usize = u32::MAX as usize;
 /// The limit of N_young + 8 sqrt(N_young) + 8, N_young the expected number of young sources of
-/// a realisation (2^27: a workspace of about 10 GiB, 76 bytes a source, and seconds per
+/// a realisation (2^27: a workspace of about 7 GiB, 52 bytes a source, and seconds per
 /// realisation and energy).
 pub const MAX_YOUNG_SOURCES: usize = 1 << 27;
-/// Bytes of a workspace per young source: the draw's uniforms (24), the drawn sources (16),
-/// the bin (4), the sorted columns (32).
-pub const WORKSPACE_BYTES_PER_SOURCE: usize = 76;
+/// Bytes of a workspace per young source: the drawn sources (t and s^2, 16), the bin (4), the
+/// sorted columns (32). The draw's uniforms take a fixed block ([`DRAW_BLOCK`]) on the stack.
+pub const WORKSPACE_BYTES_PER_SOURCE: usize = 52;
 /// The extra bytes per young source of a [`Precision::F32`] workspace: the binary32 columns
 /// (bin, position in the bin, s^2).
 pub const WORKSPACE_BYTES_PER_SOURCE_F32: usize = 12;
@@ -554,6 +557,53 @@ pub struct Sources {
     pub age_myr: Vec<f64>,
 }
 
+/// A realisation's young sources drawn in blocks of [`DRAW_BLOCK`], in draw order (a block's
+/// uniforms, ages and distances stay in the L1 cache). Per source an age uniform, then a
+/// distance uniform: t = T_young u1, s = inverse CDF(u2).
+struct BlockDraw {
+    stream: Stream,
+    remaining: usize,
+    uniforms: [f64; 2 * DRAW_BLOCK],
+    ages: [f64; DRAW_BLOCK],
+    distance_uniforms: [f64; DRAW_BLOCK],
+    distances: [f64; DRAW_BLOCK],
+}
+
+impl BlockDraw {
+    /// The draw of `count` sources from `stream`.
+    fn new(stream: Stream, count: usize) -> Self {
+        BlockDraw {
+            stream,
+            remaining: count,
+            uniforms: [0.0; 2 * DRAW_BLOCK],
+            ages: [0.0; DRAW_BLOCK],
+            distance_uniforms: [0.0; DRAW_BLOCK],
+            distances: [0.0; DRAW_BLOCK],
+        }
+    }
+
+    /// The next block's ages [Myr] and distances [kpc]; None after the last.
+    #[inline(always)]
+    fn next_block(&mut self, ensemble: &Ensemble) -> Option<(&[f64], &[f64])> {
+        let n = self.remaining.min(DRAW_BLOCK);
+        if n == 0 {
+            return None;
+        }
+        self.remaining -= n;
+        self.stream.fill_uniform(&mut self.uniforms[..2 * n]);
+        for ((age, u), pair) in self.ages[..n]
+            .iter_mut()
+            .zip(&mut self.distance_uniforms[..n])
+            .zip(self.uniforms[..2 * n].chunks_exact(2))
+        {
+            (*age, *u) = (ensemble.young_age_myr * pair[0], pair[1]);
+        }
+        // Equal lengths: cannot fail.
+        let _ = ensemble.spatial.sample_each(&self.distance_uniforms[..n], &mut self.distances[..n]);
+        Some((&self.ages[..n], &self.distances[..n]))
+    }
+}
+
 /// An ensemble for one parameter set and energy grid: the population and the age tables,
 /// built once; realisations are then drawn and summed on demand. Immutable and shareable.
 #[derive(Clone, Debug)]
@@ -578,22 +628,13 @@ pub struct Ensemble {
     precision: Precision,
 }
 
-/// The uniforms of a realisation's draw.
-#[derive(Clone, Debug, Default)]
-struct DrawScratch {
-    /// Two per source (age, distance), in draw order.
-    uniforms: Vec<f64>,
-    /// The distance uniforms alone.
-    distance_uniforms: Vec<f64>,
-}
-
 /// The sources of one realisation sorted into the age bins, with what the evaluation needs;
 /// reused from one realisation to the next (no allocation once grown).
 #[derive(Clone, Debug, Default)]
 pub struct Workspace {
-    scratch: DrawScratch,
-    /// Drawn ages [Myr] and distances [kpc], in draw order.
-    drawn: Sources,
+    /// Drawn ages [Myr] and squared distances [kpc^2], in draw order.
+    drawn_age: Vec<f64>,
+    drawn_distance2: Vec<f64>,
     /// The age bin of each drawn source (AGE_BINS for a source the causal cut drops).
     bin: Vec<u32>,
     /// Per bin b, its sources are at bin_start[b]..bin_start[b + 1] of the columns below (ln
@@ -726,9 +767,9 @@ impl Ensemble {
         self.young_age_myr
     }
 
-    /// A bound of the memory of one realisation's [`Workspace`] [bytes]: 76 bytes (88 for the
+    /// A bound of the memory of one realisation's [`Workspace`] [bytes]: 52 bytes (64 for the
     /// f32 tier) for each of N_young + 8 sqrt(N_young) + 8 sources (N_young the expected number
-    /// of young sources), plus 64 KiB. At most about 10 GiB ([`MAX_YOUNG_SOURCES`]).
+    /// of young sources), plus 64 KiB. At most about 7 GiB ([`MAX_YOUNG_SOURCES`]).
     pub fn workspace_bytes_bound(&self) -> usize {
         let (_, bound) = young_sources(&self.params, self.mean_sources, self.young_age_myr);
         let per_source = match self.precision {
@@ -748,36 +789,25 @@ impl Ensemble {
         }) as usize
     }
 
-    /// Draws the young sources of realisation k into `drawn` (in draw order), with `uniforms`
-    /// as scratch.
-    #[inline(always)]
-    fn draw(&self, seed: u64, realisation: u64, scratch: &mut DrawScratch, drawn: &mut Sources) {
-        let DrawScratch { uniforms, distance_uniforms } = scratch;
+    /// The stream of realisation k, positioned after its first draw, and the number of young
+    /// sources it draws.
+    fn draw_start(&self, seed: u64, realisation: u64) -> (Stream, usize) {
         let mut stream = Stream::new(seed, realisation);
         let count = self.draw_count(&mut stream);
-        // Per source an age uniform, then a distance uniform. (Resized without clearing: only
-        // growth is zeroed, and every value is overwritten.)
-        uniforms.resize(2 * count, 0.0);
-        stream.fill_uniform(uniforms);
-        let Sources { distance_kpc, age_myr } = drawn;
-        // The ages and the distance uniforms in one pass.
-        age_myr.resize(count, 0.0);
-        distance_uniforms.resize(count, 0.0);
-        for ((age, u), pair) in
-            age_myr.iter_mut().zip(distance_uniforms.iter_mut()).zip(uniforms.chunks_exact(2))
-        {
-            (*age, *u) = (self.young_age_myr * pair[0], pair[1]);
-        }
-        distance_kpc.resize(count, 0.0);
-        // Equal lengths: cannot fail.
-        let _ = self.spatial.sample_each(distance_uniforms, distance_kpc);
+        (stream, count)
     }
 
     /// The young sources of realisation k (the ones that can contribute on this grid), in
     /// draw order.
     pub fn sources(&self, seed: u64, realisation: u64) -> Sources {
-        let mut sources = Sources::default();
-        self.draw(seed, realisation, &mut DrawScratch::default(), &mut sources);
+        let (stream, count) = self.draw_start(seed, realisation);
+        let mut sources =
+            Sources { distance_kpc: Vec::with_capacity(count), age_myr: Vec::with_capacity(count) };
+        let mut draw = BlockDraw::new(stream, count);
+        while let Some((ages, distances)) = draw.next_block(self) {
+            sources.age_myr.extend_from_slice(ages);
+            sources.distance_kpc.extend_from_slice(distances);
+        }
         sources
     }
 
@@ -814,7 +844,7 @@ impl Ensemble {
     /// Draw, sort and sum, compiled for the vector instruction set of the caller.
     #[inline(always)]
     fn realisation_lanes(&self, work: &mut Workspace, seed: u64, realisation: u64, flux: &mut [f64]) {
-        self.draw(seed, realisation, &mut work.scratch, &mut work.drawn);
+        self.draw_into_bins(work, seed, realisation);
         self.sort_into_bins(work);
         match self.precision {
             Precision::Exact => {
@@ -831,32 +861,70 @@ impl Ensemble {
         }
     }
 
-    /// Counting sort of the drawn sources by age bin; the causal cut (c t < s) drops sources
-    /// here, and t = 0 (a burst not yet spread) too.
+    /// Draws the young sources of realisation k, with each one's age bin and s^2, and counts
+    /// the sources per bin (into `bin_start[b + 1]`), in one pass over blocks of the draw. The
+    /// causal cut (c t < s) drops sources here, and t = 0 (a burst not yet spread) too: their
+    /// bin is AGE_BINS, past the last.
+    #[inline(always)]
+    fn draw_into_bins(&self, work: &mut Workspace, seed: u64, realisation: u64) {
+        let Workspace { drawn_age, drawn_distance2, bin, bin_start, .. } = work;
+        let (stream, count) = self.draw_start(seed, realisation);
+        // Resized without clearing: only growth is zeroed, and every value is overwritten.
+        drawn_age.resize(count, 0.0);
+        drawn_distance2.resize(count, 0.0);
+        bin.resize(count, 0);
+        bin_start.clear();
+        bin_start.resize(AGE_BINS + 2, 0);
+        let counts = &mut bin_start[..AGE_BINS + 2];
+        let inverse_width = 1.0 / self.bin_width_myr;
+        let mut first = 0;
+        let mut draw = BlockDraw::new(stream, count);
+        while let Some((ages, distances)) = draw.next_block(self) {
+            let range = first..first + ages.len();
+            first = range.end;
+            let (block_age, block_distance2, block_bin) =
+                (&mut drawn_age[range.clone()], &mut drawn_distance2[range.clone()], &mut bin[range]);
+            // Branch-free: indexed slices, `&` and the integer part read from the bits of
+            // floor(v) + 2^52 (v in [0, AGE_BINS]) vectorise (`&&` and `as u32`, which
+            // saturates, keep the loop scalar).
+            for ((((b, age), distance2), &t), &s) in block_bin
+                .iter_mut()
+                .zip(block_age.iter_mut())
+                .zip(block_distance2.iter_mut())
+                .zip(ages)
+                .zip(distances)
+            {
+                let inside_horizon = (t > 0.0) & (s <= SPEED_OF_LIGHT_KPC_PER_MYR * t);
+                let last = (AGE_BINS - 1) as f64;
+                let v = if inside_horizon { (t * inverse_width).min(last) } else { AGE_BINS as f64 };
+                *b = (floor(v) + TWO_POW_52).to_bits() as u32;
+                (*age, *distance2) = (t, s * s);
+            }
+            for &b in block_bin.iter() {
+                counts[b as usize + 1] += 1;
+            }
+        }
+    }
+
+    /// Counting sort of the drawn sources by age bin (stable: draw order within a bin), after
+    /// [`Self::draw_into_bins`]; ln t and 1/t for the sources of the log-age bins.
     #[inline(always)]
     fn sort_into_bins(&self, work: &mut Workspace) {
         // Each column borrowed on its own: the compiler then keeps their addresses in registers
         // instead of reloading them after every store (which it must assume could alias).
-        let Workspace { drawn, bin, bin_start, cursor, age, ln_age, inverse_age, distance2, .. } = work;
-        let Sources { distance_kpc, age_myr } = &*drawn;
-        let inverse_width = 1.0 / self.bin_width_myr;
-        // The bin of each source, AGE_BINS (past the last) for a dropped one: branch-free.
-        // Indexed slices, `&` and the integer part read from the bits of floor(v) + 2^52 (v in
-        // [0, AGE_BINS]): the loop vectorises (`extend`, `&&` and `as u32`, which saturates,
-        // keep it scalar).
-        bin.resize(age_myr.len(), 0);
-        for ((b, &t), &s) in bin.iter_mut().zip(age_myr).zip(distance_kpc) {
-            let inside_horizon = (t > 0.0) & (s <= SPEED_OF_LIGHT_KPC_PER_MYR * t);
-            let last = (AGE_BINS - 1) as f64;
-            let v = if inside_horizon { (t * inverse_width).min(last) } else { AGE_BINS as f64 };
-            *b = (floor(v) + TWO_POW_52).to_bits() as u32;
-        }
-        bin_start.clear();
-        bin_start.resize(AGE_BINS + 2, 0);
+        let Workspace {
+            drawn_age,
+            drawn_distance2,
+            bin,
+            bin_start,
+            cursor,
+            age,
+            ln_age,
+            inverse_age,
+            distance2,
+            ..
+        } = work;
         let counts = &mut bin_start[..AGE_BINS + 2];
-        for &b in bin.iter() {
-            counts[b as usize + 1] += 1;
-        }
         // The running total in a register (a chain through memory costs a store-to-load
         // forwarding per bin).
         let mut total = 0;
@@ -867,19 +935,19 @@ impl Ensemble {
         // The sorted columns, with room for the dropped sources past n and LANES entries of
         // padding after them: a chunk may always load LANES sources. Their old contents are
         // overwritten or never used unmasked.
-        let len = age_myr.len() + LANES;
+        let len = drawn_age.len() + LANES;
         age.resize(len, 0.0);
         distance2.resize(len, 0.0);
         cursor.clear();
         cursor.extend_from_slice(&bin_start[..=AGE_BINS]);
         let (sorted_age, sorted_distance2, next_slot) =
             (&mut age[..len], &mut distance2[..len], &mut cursor[..]);
-        for ((&b, &t), &s) in bin.iter().zip(age_myr).zip(distance_kpc) {
+        for ((&b, &t), &s2) in bin.iter().zip(drawn_age.iter()).zip(drawn_distance2.iter()) {
             // The slot read into a register once (not reloaded after each store).
             let slot = next_slot[b as usize];
             next_slot[b as usize] = slot + 1;
             sorted_age[slot as usize] = t;
-            sorted_distance2[slot as usize] = s * s;
+            sorted_distance2[slot as usize] = s2;
         }
         // ln t and 1/t for the sources of the log-age bins, a prefix of the sorted columns.
         let n_log_age = bin_start[self.log_age_bins] as usize;
