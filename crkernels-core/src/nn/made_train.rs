@@ -222,6 +222,11 @@ pub struct TrainScratch {
     grad_rows: Vec<f32>,
     /// One MR x NR tile of a later row chunk.
     tile: Vec<f32>,
+    /// A row chunk's deltas of the outputs being updated, packed as the micro-kernel's A
+    /// panels ([output block][row][MR]), and its inputs as B blocks ([column block][row][NR]):
+    /// the tiles then read contiguous memory instead of one record (a page apart) per row.
+    delta_panels: Vec<f32>,
+    input_blocks: Vec<f32>,
     /// 12 arrays of D K values: one row's mixture, component-major within each dimension.
     mixture: Vec<f32>,
 }
@@ -438,6 +443,16 @@ impl TrainModel {
                     .unwrap_or(PAD)
             ],
             tile: vec![0.0; mr * self.kernel.nr()],
+            delta_panels: vec![
+                0.0;
+                self.layers.iter().map(|l| l.n_out.div_ceil(mr) * mr).max().unwrap_or(0)
+                    * GRADIENT_CHUNK.min(max_batch)
+            ],
+            input_blocks: vec![
+                0.0;
+                self.layers.iter().map(|l| l.in_stride).max().unwrap_or(0)
+                    * GRADIENT_CHUNK.min(max_batch)
+            ],
             mixture: vec![0.0; 12 * self.arch.n_dims * self.arch.n_components],
         }
     }
@@ -782,19 +797,31 @@ impl TrainModel {
         // while they are in the cache; the first chunk's tile is stored, later ones added (a
         // minibatch of at most one chunk is one sum over its rows in order).
         let accumulator = &mut scratch.grad_rows[..outputs.len().div_ceil(mr) * mr * width];
+        let widest_depth = layer.prefix[outputs.end - 1].next_multiple_of(nr);
         for (chunk_index, chunk) in rows.chunks(GRADIENT_CHUNK * self.row_stride).enumerate() {
             let chunk_rows = chunk.len() / self.row_stride;
-            for o0 in outputs.clone().step_by(mr) {
+            let panels = &mut scratch.delta_panels[..outputs.len().div_ceil(mr) * mr * chunk_rows];
+            let blocks = &mut scratch.input_blocks[..widest_depth * chunk_rows];
+            // One pass over the chunk's records: A panels, panel o0 / MR holding delta[r][o0 +
+            // j] at r MR + j (zeros past the last output), and B blocks, block i0 / NR holding
+            // in[r][i0 + j] at r NR + j (whole blocks: input rows are padded to NR).
+            for (r, record) in chunk.chunks_exact(self.row_stride).enumerate() {
+                let deltas = &record[layer.delta_at + outputs.start..layer.delta_at + outputs.end];
+                let inputs = &record[layer.input_at..layer.input_at + widest_depth];
+                match mr {
+                    8 => scatter_row::<8>(deltas, panels, r, chunk_rows),
+                    6 => scatter_row::<6>(deltas, panels, r, chunk_rows),
+                    _ => scatter_row::<4>(deltas, panels, r, chunk_rows),
+                }
+                match nr {
+                    32 => scatter_row::<32>(inputs, blocks, r, chunk_rows),
+                    16 => scatter_row::<16>(inputs, blocks, r, chunk_rows),
+                    _ => scatter_row::<8>(inputs, blocks, r, chunk_rows),
+                }
+            }
+            for (b, o0) in outputs.clone().step_by(mr).enumerate() {
                 let m = mr.min(outputs.end - o0);
-                // A panel: delta[r][o0 + j] at k = r, row j.
-                pack_a_panel(
-                    &chunk[layer.delta_at + o0..],
-                    (m, chunk_rows),
-                    (1, self.row_stride),
-                    0,
-                    mr,
-                    &mut scratch.panel,
-                );
+                let panel = &panels[b * mr * chunk_rows..(b + 1) * mr * chunk_rows];
                 let depth = layer.prefix[o0 + m - 1];
                 let block = &mut accumulator[(o0 - outputs.start) * width..(o0 - outputs.start + mr) * width];
                 for i0 in (0..depth).step_by(nr) {
@@ -804,15 +831,15 @@ impl TrainModel {
                     } else {
                         (&mut scratch.tile[..], nr)
                     };
-                    // SAFETY: the panel holds chunk_rows * MR values; input rows have in_stride
-                    // >= i0 + NR floats inside each record; the accumulator block holds MR rows
-                    // of in_stride >= i0 + cols, the tile MR x NR.
+                    // SAFETY: the panel holds chunk_rows * MR values, the B block chunk_rows *
+                    // NR; the accumulator block holds MR rows of in_stride >= i0 + cols, the
+                    // tile MR x NR.
                     unsafe {
                         self.kernel.tile(
                             chunk_rows,
-                            &scratch.panel,
-                            &chunk[layer.input_at + i0..],
-                            Packed(self.row_stride),
+                            panel,
+                            &blocks[i0 * chunk_rows..],
+                            Packed(nr),
                             Init::Columns(&ZEROS[..nr]),
                             out,
                             ldc,
@@ -1225,6 +1252,25 @@ enum Target {
     Weights { output: usize, column: usize },
     /// Biases of consecutive outputs from `first`.
     Biases { first: usize },
+}
+
+/// Writes row `r` of a `rows`-row matrix into its column blocks of N: block b (N columns,
+/// `rows` x N values, row-major) gets `row[b N..(b + 1) N]` at `r N`, zeros past the row's end.
+/// The whole blocks copy N values of a length known here (vector moves, no library call).
+#[inline(always)]
+fn scatter_row<const N: usize>(row: &[f32], blocks: &mut [f32], r: usize, rows: usize) {
+    let (whole, rest) = row.as_chunks::<N>();
+    let mut blocks = blocks.chunks_exact_mut(N * rows);
+    // (`whole` first: a zip stops at its first side's end without taking from the second.)
+    for (source, block) in whole.iter().zip(blocks.by_ref()) {
+        let target: &mut [f32; N] = (&mut block[r * N..(r + 1) * N]).try_into().expect("N values");
+        *target = *source;
+    }
+    if let Some(block) = blocks.next() {
+        let target = &mut block[r * N..(r + 1) * N];
+        target[..rest.len()].copy_from_slice(rest);
+        target[rest.len()..].fill(0.0);
+    }
 }
 
 /// delta *= act'(pre-activation), written with the output y = act(pre-activation).
