@@ -438,7 +438,7 @@ impl TrainModel {
         let mr = self.kernel.mr();
         let widest = self.layers.iter().map(|l| l.in_stride.max(l.out_stride)).max().unwrap_or(PAD);
         TrainScratch {
-            panel: vec![0.0; mr * (ROW_GROUP_TILES * widest).max(max_batch).max(1)],
+            panel: vec![0.0; mr * ROW_GROUP_TILES * widest],
             sums: vec![0.0; self.layers.iter().map(|l| l.n_out).max().unwrap_or(0)],
             grad_rows: vec![
                 0.0;
