@@ -1254,9 +1254,9 @@ crk_status crk_ensemble_new_with_precision(const struct crk_transport *tr,
  Errors: CRK_ERR_NULL_POINTER; CRK_ERR_CANCELLED (progress asked to stop: finished rows are
  valid, unfinished rows are NaN).
 
- Memory: per thread, a workspace of 52 bytes per young source of the largest realisation it
- draws (N_young on average; up to twice that while it grows) + 64 KiB, whatever
- n_realisations: about 52 (N_young + 8 sqrt(N_young)) x threads bytes. At most 1024 threads
+ Memory: per thread, a workspace of 32 bytes (44 in the f32 tier) per young source of the
+ largest realisation it draws (N_young on average; up to twice that while it grows) + 32 KiB,
+ whatever n_realisations: about 32 (N_young + 8 sqrt(N_young)) x threads bytes. At most 1024 threads
  run, fewer where their workspaces would pass 64 GiB together (the results do not depend on
  it). Time: about N_young x n_energies x 10 ns per realisation.
 
@@ -1307,7 +1307,8 @@ crk_status crk_ensemble_generate(const struct crk_transport *tr,
  Errors: CRK_ERR_NULL_POINTER; CRK_ERR_INVALID_ARGUMENT (capacity too small: n_sources
  still tells the size needed).
 
- Memory: 16 bytes per young source drawn (N_young on average, bounded by crk_ensemble_new).
+ Memory: 16 bytes per young source drawn (N_young on average, bounded by crk_ensemble_new)
+ plus 32 KiB.
 
  # Safety
  `ensemble` a live handle; arrays with room for `capacity` values; `n_sources` writable.

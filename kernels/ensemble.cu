@@ -2,14 +2,19 @@
 // ensemble"). One block computes one realisation: it draws the realisation's young sources
 // from the same Philox4x32-10 stream as the CPU (Stream::new(seed, k)) and sums their
 // contributions at every energy of the pass. The algorithm is DeviceTables::realisation in
-// crkernels-core/src/physics/ensemble/device_tables.rs; the tables come from DeviceTables.
-// Floating-point operations that the CPU does unfused are written with __dmul_rn/__dadd_rn so
-// that nvcc cannot contract them: the sources (ages and distances) are the CPU's bit for bit.
+// crkernels-core/src/physics/ensemble/device_tables.rs (for_each_source is the stream layout);
+// the tables come from DeviceTables. Floating-point operations that the CPU does unfused are
+// written with __dmul_rn/__dadd_rn so that nvcc cannot contract them: the sources (ages and
+// distances) are the CPU's bit for bit.
 //
-// As on the CPU, the sources are sorted by age bin before they are summed: a counting sort over
-// the shared age bins (a histogram in shared memory, then a stable scatter by every warp: each
-// bin's sources in draw order, as on the CPU). In bin order the threads of a warp share their
-// cells (broadcast loads), and an energy's contributing sources, those younger than its last
+// The sources are drawn in age-bin order, so nothing is sorted. From word p of the stream (a
+// block start), one 32-bit word per source gives its age bin (its top log2(bins) bits): the
+// block histograms them in shared memory and scans the counts into each bin's first slot. Then
+// sorted slot j (bin 0's sources first, then bin 1's, ...) finds its bin by a binary search of
+// those starts and takes words q + 2j and q + 2j + 1 (q the first block start after the bin
+// words): its position u1 in the bin and its distance uniform u2, each u = (word + 1/2) 2^-32,
+// so one Philox block serves two slots. In bin order the threads of a warp share their cells
+// (broadcast loads), and an energy's contributing sources, those younger than its last
 // contributing age, are a prefix.
 //
 // Sum order: per energy, thread i sums sorted sources i, i + BLOCK_THREADS, ...; then lanes and
@@ -23,6 +28,7 @@
 
 #define BLOCK_THREADS 256
 #define WARPS (BLOCK_THREADS / 32)
+// Age bins of the shared histogram: a power of two (the bin search halves it).
 #define MAX_BINS 8192
 #define SOURCES_IN_FLIGHT 4
 #define BINS_PER_THREAD (MAX_BINS / BLOCK_THREADS)
@@ -62,7 +68,7 @@ struct SingleCell {
 
 // DeviceTables, with device pointers (crkernels::gpu::ensemble::KernelTables).
 struct Tables {
-    double young_age_myr;
+    double bin_width_myr;
     double inverse_bin_width;
     double light_speed;
     double s_max;
@@ -103,33 +109,19 @@ __device__ __forceinline__ void philox(uint32_t x[4], uint32_t key0, uint32_t ke
     }
 }
 
-// Words w .. w + 3 of stream `stream` under `seed` (word w is word w % 4 of block w / 4).
-__device__ __forceinline__ void stream_words(uint64_t seed, uint64_t stream, uint64_t w, uint32_t out[4]) {
-    const uint32_t key0 = (uint32_t)seed, key1 = (uint32_t)(seed >> 32);
-    const uint64_t block = w >> 2;
-    const unsigned offset = (unsigned)(w & 3);
-    uint32_t first[4] = {(uint32_t)block, (uint32_t)(block >> 32), (uint32_t)stream, (uint32_t)(stream >> 32)};
-    philox(first, key0, key1);
-    if (offset == 0) {
-        out[0] = first[0]; out[1] = first[1]; out[2] = first[2]; out[3] = first[3];
-        return;
-    }
-    const uint64_t next = block + 1;
-    uint32_t second[4] = {(uint32_t)next, (uint32_t)(next >> 32), (uint32_t)stream, (uint32_t)(stream >> 32)};
-    philox(second, key0, key1);
-    // Constant indices only (a run-time index would put the words in local memory).
-    if (offset == 1) {
-        out[0] = first[1]; out[1] = first[2]; out[2] = first[3]; out[3] = second[0];
-    } else if (offset == 2) {
-        out[0] = first[2]; out[1] = first[3]; out[2] = second[0]; out[3] = second[1];
-    } else {
-        out[0] = first[3]; out[1] = second[0]; out[2] = second[1]; out[3] = second[2];
-    }
+// Block `block` of stream `stream` under `seed`: words 4 block .. 4 block + 3 (the kernel reads
+// whole blocks: one Philox call gives four words).
+__device__ __forceinline__ void stream_block(uint64_t seed, uint64_t stream, uint64_t block, uint32_t out[4]) {
+    out[0] = (uint32_t)block;
+    out[1] = (uint32_t)(block >> 32);
+    out[2] = (uint32_t)stream;
+    out[3] = (uint32_t)(stream >> 32);
+    philox(out, (uint32_t)seed, (uint32_t)(seed >> 32));
 }
 
-// The top 53 bits of two words (low first); 0 where the CPU would draw again.
-__device__ __forceinline__ uint64_t mantissa(uint32_t low, uint32_t high) {
-    return (((uint64_t)high << 32) | low) >> 11;
+// The uniform (word + 1/2) 2^-32 in (0, 1), exact (crkernels_core::rng::uniform_from_word).
+__device__ __forceinline__ double uniform_from_word(uint32_t word) {
+    return __dmul_rn(__dadd_rn((double)word, 0.5), 0x1p-32);
 }
 
 // SpatialDistribution::sample through SamplerTables, operation for operation.
@@ -245,31 +237,38 @@ __device__ __forceinline__ double term_f32(const Tables& t, unsigned first, doub
     return scale * (double)__expf(y);
 }
 
-// Source j of realisation k: age [Myr], squared distance [kpc^2] and age bin; false where it
-// adds nothing (outside the causal horizon). Sets needs_host where the CPU would draw again.
-__device__ __forceinline__ bool draw_source(const Tables& t, uint64_t seed, uint64_t k, uint64_t position,
-                                            uint64_t j, double& age, double& distance2, unsigned& bin,
-                                            bool& needs_host) {
-    uint32_t words[4];
-    stream_words(seed, k, position + 4 * j, words);
-    const uint64_t m_age = mantissa(words[0], words[1]);
-    const uint64_t m_distance = mantissa(words[2], words[3]);
-    if (m_age == 0 || m_distance == 0) needs_host = true;
-    const double a = __dmul_rn(t.young_age_myr, __dmul_rn((double)m_age, 0x1p-53));
-    const double s = distance_at(t, __dmul_rn((double)m_distance, 0x1p-53));
+// A source of age bin `bin` from its two words, u1 (its position in the bin) and u2 (its
+// distance uniform): its age t = (bin + u1) width [Myr] and squared distance [kpc^2]; false
+// where it adds nothing (outside the causal horizon).
+__device__ __forceinline__ bool draw_source(const Tables& t, unsigned bin, uint32_t word_u1, uint32_t word_u2,
+                                            double& age, double& distance2) {
+    const double a = __dmul_rn(__dadd_rn((double)bin, uniform_from_word(word_u1)), t.bin_width_myr);
+    const double s = distance_at(t, uniform_from_word(word_u2));
     if (!(a > 0.0 && s <= __dmul_rn(t.light_speed, a))) return false;
     age = a;
     distance2 = __dmul_rn(s, s);
-    const uint64_t b = (uint64_t)__dmul_rn(a, t.inverse_bin_width);
-    bin = (unsigned)(b < t.bins - 1 ? b : t.bins - 1);
     return true;
+}
+
+// The bin of sorted slot j < count, given each bin's first slot (MAX_BINS entries, the bins
+// past the last one starting at count): the last bin that starts at or before j (bin 0 starts
+// at 0; an empty bin starts where the next one does, so the last such bin holds j).
+__device__ __forceinline__ unsigned bin_of_slot(const unsigned* bin_start, unsigned j) {
+    unsigned bin = 0;
+#pragma unroll
+    for (unsigned step = MAX_BINS / 2; step > 0; step >>= 1) {
+        if (bin_start[bin + step] <= j) bin += step;
+    }
+    return bin;
 }
 
 // Realisations first .. first + n of seed `seed`: young_sources[r] and word_position[r] from
 // Ensemble::realisation_start. Writes flux[r * flux_stride + first_energy + e] for the pass's
-// energies e < n_energies, and needs_host[r] = 1 where the host must compute realisation r.
-// Block b works in scratch + 4 b scratch_capacity (4 scratch_capacity values), and
-// scratch_capacity >= max_r young_sources[r]. t.bins <= MAX_BINS.
+// energies e < n_energies, and needs_host[r] = 1 where the host must compute realisation r (a
+// source in a host cell).
+// Block b works in scratch + 2 b scratch_capacity (2 scratch_capacity values: the sources'
+// ages and squared distances in bin order), and scratch_capacity >= max_r young_sources[r].
+// t.bins <= MAX_BINS, a power of two.
 // The first pass of a launch sequence (first_energy 0) sets needs_host[r], later passes only add
 // to it. SINGLE: the f32 tier (term_f32), which also leaves a realisation to the host where the
 // flushed terms could move an energy by F32_UNDERFLOW_FRACTION (the CPU's f32 tier sums that
@@ -281,36 +280,49 @@ __device__ __forceinline__ void realisations(const Tables& t, uint64_t seed, uin
                                              unsigned int first_energy, unsigned int n_energies, double* flux,
                                              unsigned long long flux_stride, unsigned int* needs_host,
                                              double* scratch, unsigned long long scratch_capacity) {
-    // Per bin: its count, then (after the scan) its first slot, then (after the scatter) its end.
-    __shared__ unsigned int bin_end[MAX_BINS];
+    // Per bin: its count, then (after the scan) its first slot; bin_start[MAX_BINS] is the
+    // number of sources (bins from t.bins on are empty: their starts are that number too).
+    __shared__ unsigned int bin_start[MAX_BINS + 1];
     __shared__ unsigned int warp_totals[WARPS];
     __shared__ double warp_sums[WARPS][ENERGIES_PER_PASS];
     __shared__ double warp_flushed[SINGLE ? WARPS : 1][ENERGIES_PER_PASS];
     __shared__ int host_flag;
 
     const unsigned lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
-    // Four arrays of scratch_capacity values per block: drawn (in draw order) and sorted.
-    double* drawn_age = scratch + 4 * blockIdx.x * scratch_capacity;
-    double* drawn_distance2 = drawn_age + scratch_capacity;
-    double* sorted_age = drawn_distance2 + scratch_capacity;
+    // Two arrays of scratch_capacity values per block: the sources in bin order. A source that
+    // the causal cut drops keeps its slot with age +infinity, which no energy's sum takes (it is
+    // not below any last contributing age).
+    double* sorted_age = scratch + 2 * blockIdx.x * scratch_capacity;
     double* sorted_distance2 = sorted_age + scratch_capacity;
     const unsigned bins = (unsigned)t.bins;
     for (unsigned r = blockIdx.x; r < n_realisations; r += gridDim.x) {
         const uint64_t k = first_realisation + r;
-        const uint64_t count = young_sources[r];
-        const uint64_t position = word_position[r];
+        const unsigned count = (unsigned)young_sources[r];
+        // The bin words from word p, a block start; the uniforms from the next block start
+        // after them, q = 4 ceil((p + count) / 4), two words a source.
+        const uint64_t bin_block = word_position[r] >> 2;
+        const unsigned bin_blocks = (count + 3) / 4;
+        const uint64_t uniform_block = bin_block + bin_blocks;
+        const unsigned uniform_blocks = (count + 1) / 2;
         bool needs_host_here = false;
 
-        // 1. Histogram of the contributing sources over the age bins.
-        for (unsigned b = threadIdx.x; b < MAX_BINS; b += BLOCK_THREADS) bin_end[b] = 0;
-        if (threadIdx.x == 0) host_flag = 0;
+        // 1. Histogram of the sources' age bins: thread i takes blocks i, i + BLOCK_THREADS, ...
+        // of the bin words, four bins per Philox call (the last block may hold fewer).
+        for (unsigned b = threadIdx.x; b < MAX_BINS; b += BLOCK_THREADS) bin_start[b] = 0;
+        if (threadIdx.x == 0) {
+            bin_start[MAX_BINS] = count;
+            host_flag = 0;
+        }
         __syncthreads();
-        for (uint64_t j = threadIdx.x; j < count; j += BLOCK_THREADS) {
-            double age = -1.0, distance2 = 0.0;  // age -1: adds nothing
-            unsigned bin;
-            if (draw_source(t, seed, k, position, j, age, distance2, bin, needs_host_here)) atomicAdd(&bin_end[bin], 1u);
-            drawn_age[j] = age;
-            drawn_distance2[j] = distance2;
+        for (unsigned c = threadIdx.x; c < bin_blocks; c += BLOCK_THREADS) {
+            uint32_t words[4];
+            stream_block(seed, k, bin_block + c, words);
+            const unsigned in_block = count - 4 * c;
+#pragma unroll
+            for (unsigned w = 0; w < 4; ++w) {
+                // The word's top log2(bins) bits: word * bins / 2^32.
+                if (w < in_block) atomicAdd(&bin_start[__umulhi(words[w], bins)], 1u);
+            }
         }
         __syncthreads();
 
@@ -319,7 +331,7 @@ __device__ __forceinline__ void realisations(const Tables& t, uint64_t seed, uin
             const unsigned first_bin = threadIdx.x * BINS_PER_THREAD;
             unsigned local = 0;
 #pragma unroll 8
-            for (int i = 0; i < BINS_PER_THREAD; ++i) local += bin_end[first_bin + i];
+            for (int i = 0; i < BINS_PER_THREAD; ++i) local += bin_start[first_bin + i];
             unsigned inclusive = local;
 #pragma unroll
             for (int offset = 1; offset < 32; offset <<= 1) {
@@ -332,54 +344,43 @@ __device__ __forceinline__ void realisations(const Tables& t, uint64_t seed, uin
             for (unsigned w = 0; w < warp; ++w) before += warp_totals[w];
 #pragma unroll 8
             for (int i = 0; i < BINS_PER_THREAD; ++i) {
-                const unsigned c = bin_end[first_bin + i];
-                bin_end[first_bin + i] = before;
+                const unsigned c = bin_start[first_bin + i];
+                bin_start[first_bin + i] = before;
                 before += c;
             }
         }
         __syncthreads();
 
-        // 3. Stable scatter, BLOCK_THREADS sources a round (thread i takes source base + i): each
-        // warp ranks its sources within their bins (__match_any_sync), then the warps take their
-        // bins' slots in warp order, one barrier each, so that every bin keeps its sources in
-        // draw order, as the CPU's counting sort does (the sum's order, and its bits, do not
-        // depend on the scheduling). Afterwards bin_end[b] is the end of bin b.
-        for (uint64_t base = 0; base < count; base += BLOCK_THREADS) {
-            const uint64_t j = base + threadIdx.x;
-            const double age = j < count ? drawn_age[j] : -1.0;
-            const bool valid = age > 0.0;
-            const uint64_t b = valid ? (uint64_t)__dmul_rn(age, t.inverse_bin_width) : 0;
-            const unsigned bin = (unsigned)(b < t.bins - 1 ? b : t.bins - 1);
-            const unsigned peers = __match_any_sync(0xffffffffu, valid ? bin : 0xffffffffu);
-            const unsigned leader = __ffs(peers) - 1;
-            unsigned start = 0;
-            for (unsigned w = 0; w < WARPS; ++w) {
-                if (warp == w && valid && lane == leader) {
-                    start = bin_end[bin];
-                    bin_end[bin] = start + __popc(peers);
-                }
-                __syncthreads();
-            }
-            start = __shfl_sync(0xffffffffu, start, leader);
-            if (valid) {
-                const unsigned slot = start + __popc(peers & ((1u << lane) - 1));
-                sorted_age[slot] = age;
-                sorted_distance2[slot] = drawn_distance2[j];
+        // 3. The draw in bin order: slots 2c and 2c + 1 take the four words of uniform block c;
+        // thread i takes blocks c = i, i + BLOCK_THREADS, ...
+        for (unsigned c = threadIdx.x; c < uniform_blocks; c += BLOCK_THREADS) {
+            uint32_t words[4];
+            stream_block(seed, k, uniform_block + c, words);
+#pragma unroll
+            for (unsigned half = 0; half < 2; ++half) {
+                const unsigned j = 2 * c + half;
+                if (j >= count) break;
+                // A source the causal cut drops keeps its slot with age +infinity (see above).
+                double age = __longlong_as_double(0x7ff0000000000000LL), distance2 = 0.0;
+                draw_source(t, bin_of_slot(bin_start, j), words[2 * half], words[2 * half + 1], age, distance2);
+                sorted_age[j] = age;
+                sorted_distance2[j] = distance2;
             }
         }
         __syncthreads();
 
-        // 4. The sum, energy by energy, in age order: an energy's contributing sources are a
-        // prefix of the sorted ones (those below its last contributing age), so each thread
-        // keeps one accumulator and no lane waits on a source that adds nothing.
-        const unsigned n_sorted = bin_end[bins - 1];
+        // 4. The sum, energy by energy, in age order: an energy's contributing sources are in a
+        // prefix of the sorted ones (those below its last contributing age; the dropped sources
+        // among them fail that test too), so each thread keeps one accumulator and few lanes wait
+        // on a source that adds nothing. A source's first cell is looked up from the bin of its
+        // age: its drawn bin up to rounding at a bin edge, where either bin's cell serves.
         for (unsigned e = 0; e < n_energies; ++e) {
             const unsigned energy = first_energy + e;
             const double limit = t.max_age[energy];
             const unsigned* first_cell_of_bin = t.cell_of_bin + (uint64_t)energy * t.bins;
             // Sources in the bins up to the one holding the limit (its own are checked below).
             const uint64_t limit_bin = (uint64_t)__dmul_rn(limit, t.inverse_bin_width);
-            const unsigned n_candidates = limit_bin < t.bins ? bin_end[limit_bin] : n_sorted;
+            const unsigned n_candidates = limit_bin < t.bins ? bin_start[limit_bin + 1] : count;
             // SOURCES_IN_FLIGHT sources per thread and step: their loads are issued together
             // (each term is a chain of dependent loads: age, cell index, cell).
             double sum = 0.0, flushed = 0.0;

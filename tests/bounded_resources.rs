@@ -517,8 +517,8 @@ fn the_fit_takes_the_documented_memory() {
     assert!(peak <= formula, "{peak} bytes, documented {formula}");
 }
 
-/// The documented memory of a realisation (52 bytes per young source + 64 KiB, per thread),
-/// of crk_ensemble_sources (16 bytes per young source) and of the age tables (at most 1.8 MB
+/// The documented memory of a realisation (32 bytes per young source + 32 KiB, per thread),
+/// of crk_ensemble_sources (16 bytes per young source + 32 KiB) and of the age tables (at most 1.8 MB
 /// an energy, typically 10 to 50 KB).
 #[test]
 fn an_ensemble_takes_the_documented_memory() {
@@ -542,15 +542,15 @@ fn an_ensemble_takes_the_documented_memory() {
     let n = sources.age_myr.len();
     eprintln!("{n} sources: workspace {workspace} bytes, sources {drawn} bytes");
     assert!(n > 10_000, "{n} sources");
-    assert!(workspace <= 52 * n + 65 * 1024, "{workspace} bytes for {n} sources");
+    assert!(workspace <= 32 * n + 33 * 1024, "{workspace} bytes for {n} sources");
     // The bound a run uses to lower its thread count where the workspaces would not fit.
     assert!(
         workspace <= ensemble.workspace_bytes_bound(),
         "{workspace} > {}",
         ensemble.workspace_bytes_bound()
     );
-    assert!(ensemble.workspace_bytes_bound() < 2 * 52 * n, "{}", ensemble.workspace_bytes_bound());
-    assert!(drawn <= 16 * n + 1024, "{drawn} bytes for {n} sources");
+    assert!(ensemble.workspace_bytes_bound() < 2 * 32 * n, "{}", ensemble.workspace_bytes_bound());
+    assert!(drawn <= 16 * n + 33 * 1024, "{drawn} bytes for {n} sources");
 }
 
 #[test]

@@ -223,8 +223,11 @@ impl Manifest {
             points: points.iter().map(|p| p.to_array()).collect(),
             realisations_per_point: realisations,
             seed,
+            // The draw is named, so that a run started by a library that drew its sources
+            // another way is not resumed by this one (the manifests differ in this field).
             stream: "realisation r of point p is realisation p * 2^32 + r of the ensemble with this seed \
-                     (Philox4x32-10 stream (seed, p * 2^32 + r))"
+                     (Philox4x32-10 stream (seed, p * 2^32 + r); young sources drawn in age-bin order, \
+                     32-bit uniforms)"
                 .into(),
             data: "psi_<p>.npy: float32 [realisations][energies], psi = ln(E^3 phi), E in GeV, \
                    phi in GeV^-1 m^-2 s^-1 sr^-1; realisations in order"

@@ -97,6 +97,17 @@ const UNIFORM_BATCH: usize = 128;
 
 /// 2^-53, the spacing of the uniform lattice.
 pub(crate) const TWO_POW_MINUS_53: f64 = 1.0 / 9_007_199_254_740_992.0;
+/// 2^-32.
+const TWO_POW_MINUS_32: f64 = 1.0 / 4_294_967_296.0;
+
+/// The uniform number (w + 1/2) 2^-32 of one 32-bit word w: in the open interval (0, 1) (never
+/// 0 or 1), on the 2^32 midpoints of its lattice, mean exactly 1/2, exact in binary64. For
+/// draws that 32 bits resolve beyond what the model needs (ages within an age bin, distances:
+/// see the ensemble); [`Stream::uniform`] gives 53 bits.
+#[inline(always)]
+pub fn uniform_from_word(word: u32) -> f64 {
+    (f64::from(word) + 0.5) * TWO_POW_MINUS_32
+}
 /// 2 pi.
 const TWO_PI: f64 = core::f64::consts::TAU;
 /// 2^63: Poisson means at or above it could give counts beyond u64.
@@ -407,6 +418,12 @@ impl Stream {
     /// Useful to split one stream between workers: worker j can start at block j * 2^40.
     pub fn skip_to_block(&mut self, block: u64) {
         self.next_block = block;
+        self.used = 4;
+    }
+
+    /// Moves to the start of the next block, skipping the words left in the current one (none
+    /// at the start of a block): the batch fills that follow then run on whole batches only.
+    pub fn skip_to_block_start(&mut self) {
         self.used = 4;
     }
 

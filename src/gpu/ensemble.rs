@@ -8,11 +8,13 @@
 //!
 //! The host draws each realisation's number of young sources (one Poisson or binomial draw,
 //! [`Ensemble::realisation_start`]) while the GPU sums the previous chunk; the GPU draws the
-//! sources and sums them. A realisation the GPU cannot finish (a source in a
-//! [`crate::physics::ensemble::CellForm::Host`] cell, or a uniform that the CPU would draw
-//! again: together well under 1 in 200 realisations in the tests) is flagged and computed on
-//! the CPU. Realisations stream through the device in chunks, so the device memory needed
-//! does not grow with their number.
+//! sources and sums them. As on the CPU, the sources are drawn in age-bin order, so nothing is
+//! sorted: one word per source gives its age bin, a histogram of those and its scan give each
+//! bin's slots, and the source in slot j takes words 2j and 2j + 1 of those that follow, its
+//! position in its bin and its distance uniform. A realisation the GPU cannot finish (a source
+//! in a [`crate::physics::ensemble::CellForm::Host`] cell: well under 1 in 200 realisations in
+//! the tests) is flagged and computed on the CPU. Realisations stream through the device in
+//! chunks, so the device memory needed does not grow with their number.
 
 use std::sync::OnceLock;
 
@@ -167,7 +169,7 @@ mod cuda {
     #[repr(C)]
     #[derive(Clone, Copy, Debug)]
     struct KernelTables {
-        young_age_myr: f64,
+        bin_width_myr: f64,
         inverse_bin_width: f64,
         light_speed: f64,
         s_max: f64,
@@ -270,7 +272,10 @@ mod cuda {
         if n == 0 {
             return Ok(GpuRun::default());
         }
-        assert!(tables.bins <= MAX_BINS, "the kernel's histogram holds {MAX_BINS} age bins");
+        assert!(
+            tables.bins.is_power_of_two() && tables.bins <= MAX_BINS,
+            "the kernel's histogram holds a power of two of age bins, up to {MAX_BINS}"
+        );
         let name = match ensemble.precision() {
             Precision::Exact => "ensemble_realisations",
             Precision::F32 => "ensemble_realisations_f32",
@@ -279,7 +284,7 @@ mod cuda {
         let uploaded = upload_tables(state, tables)?;
         let stream = state.stream.clone();
         let kernel_tables = KernelTables {
-            young_age_myr: tables.young_age_myr,
+            bin_width_myr: tables.bin_width_myr,
             inverse_bin_width: tables.inverse_bin_width,
             light_speed: tables.light_speed_kpc_per_myr,
             s_max: tables.sampler.s_max_kpc,
@@ -313,7 +318,7 @@ mod cuda {
             stream.alloc_zeros::<u32>(chunk).map_err(device_error("allocating the host flags"))?;
         let mut needs_host = vec![0u32; chunk];
         let mut run = GpuRun::default();
-        // Each block sorts its realisation's sources in its own slice of the scratch arrays.
+        // Each block draws its realisation's sources into its own slice of the scratch arrays.
         let mut blocks = chunk.min(MAX_BLOCKS);
         let mut scratch_capacity = 0usize;
         let mut scratch = stream.alloc_zeros::<f64>(1).map_err(device_error("allocating scratch"))?;
@@ -334,14 +339,14 @@ mod cuda {
                 // A quarter more than needed, so that a slowly rising maximum does not
                 // reallocate every chunk.
                 scratch_capacity = most + most / 4 + 1;
-                // Drawn and sorted ages and squared distances: 4 arrays per block. The old
-                // scratch is freed before the free memory is read; where it is short, fewer
+                // The sources' ages and squared distances in bin order: 2 arrays per block. The
+                // old scratch is freed before the free memory is read; where it is short, fewer
                 // blocks run (each loops over more realisations), down to one.
                 drop(std::mem::replace(
                     &mut scratch,
                     stream.null().map_err(device_error("freeing scratch"))?,
                 ));
-                let per_block = 4 * scratch_capacity * std::mem::size_of::<f64>();
+                let per_block = 2 * scratch_capacity * std::mem::size_of::<f64>();
                 let free = state.free_bytes()?;
                 // Leave a quarter of the free memory to the driver and other allocations.
                 blocks = blocks.min(free / 4 * 3 / per_block);
@@ -351,7 +356,7 @@ mod cuda {
                          sources, and the device has {free} free"
                     )));
                 }
-                let values = 4 * scratch_capacity * blocks;
+                let values = 2 * scratch_capacity * blocks;
                 scratch = stream.alloc_zeros::<f64>(values).map_err(device_error("allocating scratch"))?;
             }
             let position_host: Vec<u64> = starts.iter().map(|s| s.word_position).collect();

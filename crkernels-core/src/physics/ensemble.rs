@@ -9,16 +9,22 @@
 //!    young fraction f = T_young / t_max is drawn: Binomial(N, f) for a fixed count N (the
 //!    paper) or Poisson(N f) for a Poisson count, N = R_SN t_max P(s < s_max). Both thinnings
 //!    leave the distribution of the young sources exactly as in the full draw;
-//! 2. per young source, its age t = T_young u1 and its distance s = inverse CDF(u2) of the
-//!    spatial model.
+//! 2. per young source, its age bin b among the AGE_BINS equal bins of [0, T_young): one 32-bit
+//!    word, b = word >> 19 (from the next block of the stream on);
+//! 3. bin after bin, per source of the bin, its position u1 in the bin and its distance
+//!    uniform u2, one word each, u = (word + 1/2) 2^-32 (from the block after the last bin word
+//!    on): age t = (b + u1) T_young /
+//!    AGE_BINS and distance s = inverse CDF(u2) of the spatial model. The ages are uniform on
+//!    (0, T_young) and independent of the distances, as in a plain draw t = T_young u, and
+//!    come out sorted into their bins: no sort is needed.
 //!
 //! The realisation is defined by (seed, k, parameters, transport, and the grid's T_young):
 //! the same on any thread count and in any split of the realisations into calls.
 //!
 //! Evaluation. At energy E_i everything but the distance depends on the age alone:
 //! n = A_i(t) exp(-s^2 / (4 l_i^2(t))) with A_i = Q(E0) b(E0)/b(E) (4 pi l^2)^(-3/2) Theta(l).
-//! The young ages [0, T_young) are cut into AGE_BINS equal bins shared by all energies, and a
-//! realisation sorts its sources into them (a counting sort). Per energy, the ages up to its
+//! The young ages [0, T_young) are cut into AGE_BINS equal bins shared by all energies, in
+//! which a realisation draws its sources. Per energy, the ages up to its
 //! last contributing one are covered by segments of the bins: cells of BINS_PER_CELL bins,
 //! halved where needed. On each segment a_i(t) = ln A_i(t) + (3/2) ln t and h_i(t) =
 //! t / (4 l_i^2(t)) (smooth down to t = 0) are interpolated by degree-8 polynomials, checked
@@ -34,10 +40,10 @@
 //! Memory. The age tables take at most 8192 segments of about 220 bytes per energy (typically
 //! 10 to 50 KB); their total is limited to [`MAX_TABLE_BYTES`] and the grid to
 //! [`MAX_ENERGIES`] energies. A realisation's workspace ([`Workspace`], one per thread) holds
-//! at most 52 bytes per young source of the largest realisation it has drawn (up to twice that
-//! while its vectors grow) plus 64 KiB; [`Ensemble::sources`] 16 bytes per young source. The
+//! at most 32 bytes per young source of the largest realisation it has drawn (up to twice that
+//! while its vectors grow) plus 32 KiB; [`Ensemble::sources`] 16 bytes per young source plus 32 KiB. The
 //! expected number of young sources N_young = R_SN t_max P(s < s_max) T_young / t_max is
-//! limited so that N_young + 8 sqrt(N_young) + 8 <= [`MAX_YOUNG_SOURCES`] (2^27: about 7 GiB
+//! limited so that N_young + 8 sqrt(N_young) + 8 <= [`MAX_YOUNG_SOURCES`] (2^27: about 4 GiB
 //! a workspace); a Poisson draw beyond that bound has probability below 1e-15. The checks run
 //! in [`Ensemble::new`] before the tables are built.
 
@@ -49,11 +55,11 @@ pub use device_tables::{CellForm, DeviceCell, DeviceSingleCell, DeviceTables, NO
 use crate::batch::check_each;
 use crate::error::{Result, invalid, require_positive};
 use crate::math::simd::VectorIsa;
-use crate::math::{chebyshev, exp, exp_branchless, floor, ln, mul_add, mul_add_f32};
+use crate::math::{chebyshev, exp, exp_branchless, ln, mul_add, mul_add_f32};
 use crate::physics::green::{FLUX_PER_DENSITY, SPEED_OF_LIGHT_KPC_PER_MYR, SourceSpectrum, halo_factor};
 use crate::physics::sources::{SpatialDistribution, SpatialModel};
 use crate::physics::transport::Transport;
-use crate::rng::Stream;
+use crate::rng::{Stream, uniform_from_word};
 
 /// Parameters of a source population (PHYSICS.md; SECRET table 1).
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -111,8 +117,6 @@ const LOOSE_FRACTION: f64 = 1e-16;
 /// Bins where a segment may use the log-age form (their sources need ln t and 1/t: only the
 /// first 1/128 of the ages, where ln A and l^2 are not smooth in t).
 const LOG_AGE_BINS: usize = 64;
-/// 2^52: adding it to an integer-valued v in [0, 2^52) puts v in the low mantissa bits.
-const TWO_POW_52: f64 = 4_503_599_627_370_496.0;
 /// Sources per vector chunk: 8 f64 lanes (one AVX-512 register, two AVX2 registers).
 const LANES: usize = 8;
 /// Sources per block of the draw: the block's uniforms, ages and distances (10 KiB) stay in
@@ -128,12 +132,12 @@ pub const MAX_ENERGIES: usize = 1 << 14;
 /// an error once the tables built so far pass it.
 pub const MAX_TABLE_BYTES: usize = u32::MAX as usize;
 /// The limit of N_young + 8 sqrt(N_young) + 8, N_young the expected number of young sources of
-/// a realisation (2^27: a workspace of about 7 GiB, 52 bytes a source, and seconds per
+/// a realisation (2^27: a workspace of about 4 GiB, 32 bytes a source, and seconds per
 /// realisation and energy).
 pub const MAX_YOUNG_SOURCES: usize = 1 << 27;
-/// Bytes of a workspace per young source: the drawn sources (t and s^2, 16), the bin (4), the
-/// sorted columns (32). The draw's uniforms take a fixed block ([`DRAW_BLOCK`]) on the stack.
-pub const WORKSPACE_BYTES_PER_SOURCE: usize = 52;
+/// Bytes of a workspace per young source: the columns t, ln t, 1/t and s^2 (32). The draw's
+/// uniforms take a fixed block ([`DRAW_BLOCK`]) on the stack.
+pub const WORKSPACE_BYTES_PER_SOURCE: usize = 32;
 /// The extra bytes per young source of a [`Precision::F32`] workspace: the binary32 columns
 /// (bin, position in the bin, s^2).
 pub const WORKSPACE_BYTES_PER_SOURCE_F32: usize = 12;
@@ -557,50 +561,132 @@ pub struct Sources {
     pub age_myr: Vec<f64>,
 }
 
-/// A realisation's young sources drawn in blocks of [`DRAW_BLOCK`], in draw order (a block's
-/// uniforms, ages and distances stay in the L1 cache). Per source an age uniform, then a
-/// distance uniform: t = T_young u1, s = inverse CDF(u2).
+/// log2 of [`AGE_BINS`]: a source's bin is the top bits of one 32-bit word.
+const AGE_BIN_BITS: u32 = AGE_BINS.trailing_zeros();
+const _: () = assert!(AGE_BINS == 1 << AGE_BIN_BITS, "the bin of a source is the top bits of a word");
+
+/// Slots of a block given their bin by one store (one AVX-512 register of 32-bit bins).
+const BIN_RUN: usize = 16;
+
+/// Bin words drawn at a time while counting (16 KiB on the stack).
+const WORD_BLOCK: usize = 4096;
+
+/// Draws the age bins of `count` sources, one 32-bit word each (bin = word >> (32 -
+/// AGE_BIN_BITS), uniform on the AGE_BINS bins), and adds them up per bin into `bin_counts`.
+/// The words start at the next block of the stream, and the sources' uniforms at the block
+/// after the last word (so that every fill runs on whole batches of blocks).
+#[inline(always)]
+fn count_bins(stream: &mut Stream, count: usize, bin_counts: &mut [u32; AGE_BINS]) {
+    stream.skip_to_block_start();
+    let mut words = [0u32; WORD_BLOCK];
+    let mut left = count;
+    while left > 0 {
+        let n = left.min(WORD_BLOCK);
+        stream.fill_words(&mut words[..n]);
+        for &word in &words[..n] {
+            bin_counts[(word >> (32 - AGE_BIN_BITS)) as usize] += 1;
+        }
+        left -= n;
+    }
+    stream.skip_to_block_start();
+}
+
+/// A realisation's young sources in age-bin order, drawn in blocks of [`DRAW_BLOCK`] (a
+/// block's words, ages and distances stay in the L1 cache), after [`count_bins`]: bin after
+/// bin, per source two words, its position u1 in its bin and its distance uniform u2 (each
+/// [`uniform_from_word`]); t = (bin + u1) T_young / AGE_BINS and s = inverse CDF(u2). Ages
+/// uniform on (0, T_young), as T_young u would be, and already sorted into their bins.
+///
+/// 32 bits a uniform: ages resolved to T_young 2^-45 and s^2 (the CDF near the observer goes
+/// as s^2) to s_max^2 2^-32, far below any scale of the Green's function (l^2 >> 1e-6 kpc^2);
+/// 53-bit uniforms would take twice the words.
 struct BlockDraw {
     stream: Stream,
-    remaining: usize,
-    uniforms: [f64; 2 * DRAW_BLOCK],
+    /// The next bin to open, and the sources of the open one not yet drawn.
+    next_bin: usize,
+    left_in_bin: u32,
+    /// Each slot's bin, with BIN_RUN slots of room past the block.
+    bins: [u32; DRAW_BLOCK + BIN_RUN],
+    words: [u32; 2 * DRAW_BLOCK],
+    positions: [f64; DRAW_BLOCK],
     ages: [f64; DRAW_BLOCK],
     distance_uniforms: [f64; DRAW_BLOCK],
     distances: [f64; DRAW_BLOCK],
 }
 
+/// One block of [`BlockDraw`]: per source its age bin, position in the bin, age [Myr] and
+/// distance [kpc].
+struct Block<'a> {
+    bins: &'a [u32],
+    positions: &'a [f64],
+    ages: &'a [f64],
+    distances: &'a [f64],
+}
+
 impl BlockDraw {
-    /// The draw of `count` sources from `stream`.
-    fn new(stream: Stream, count: usize) -> Self {
+    /// The draw from `stream`, positioned after the bin words.
+    fn new(stream: Stream) -> Self {
         BlockDraw {
             stream,
-            remaining: count,
-            uniforms: [0.0; 2 * DRAW_BLOCK],
+            next_bin: 0,
+            left_in_bin: 0,
+            bins: [0; DRAW_BLOCK + BIN_RUN],
+            words: [0; 2 * DRAW_BLOCK],
+            positions: [0.0; DRAW_BLOCK],
             ages: [0.0; DRAW_BLOCK],
             distance_uniforms: [0.0; DRAW_BLOCK],
             distances: [0.0; DRAW_BLOCK],
         }
     }
 
-    /// The next block's ages [Myr] and distances [kpc]; None after the last.
+    /// The next block of the sources counted in `bin_counts`; None after the last.
     #[inline(always)]
-    fn next_block(&mut self, ensemble: &Ensemble) -> Option<(&[f64], &[f64])> {
-        let n = self.remaining.min(DRAW_BLOCK);
+    fn next_block(&mut self, ensemble: &Ensemble, bin_counts: &[u32; AGE_BINS]) -> Option<Block<'_>> {
+        // The walk in registers (fields are reloaded after every store to `bins`).
+        let (mut next_bin, mut left_in_bin, mut n) = (self.next_bin, self.left_in_bin, 0);
+        while n < DRAW_BLOCK {
+            if left_in_bin == 0 {
+                if next_bin == AGE_BINS {
+                    break;
+                }
+                left_in_bin = bin_counts[next_bin];
+                next_bin += 1;
+                continue;
+            }
+            let take = (left_in_bin as usize).min(DRAW_BLOCK - n);
+            // Whole runs of BIN_RUN slots (one vector store; most bins hold fewer sources):
+            // the slots past this bin's are overwritten by the next bin's or never read.
+            let bin = [(next_bin - 1) as u32; BIN_RUN];
+            for first in (n..n + take).step_by(BIN_RUN) {
+                self.bins[first..first + BIN_RUN].copy_from_slice(&bin);
+            }
+            left_in_bin -= take as u32;
+            n += take;
+        }
+        (self.next_bin, self.left_in_bin) = (next_bin, left_in_bin);
         if n == 0 {
             return None;
         }
-        self.remaining -= n;
-        self.stream.fill_uniform(&mut self.uniforms[..2 * n]);
-        for ((age, u), pair) in self.ages[..n]
+        self.stream.fill_words(&mut self.words[..2 * n]);
+        let width = ensemble.bin_width_myr;
+        for ((((position, age), u), &bin), pair) in self.positions[..n]
             .iter_mut()
+            .zip(&mut self.ages[..n])
             .zip(&mut self.distance_uniforms[..n])
-            .zip(self.uniforms[..2 * n].chunks_exact(2))
+            .zip(&self.bins[..n])
+            .zip(self.words[..2 * n].chunks_exact(2))
         {
-            (*age, *u) = (ensemble.young_age_myr * pair[0], pair[1]);
+            let u1 = uniform_from_word(pair[0]);
+            (*position, *age, *u) = (u1, (f64::from(bin) + u1) * width, uniform_from_word(pair[1]));
         }
         // Equal lengths: cannot fail.
         let _ = ensemble.spatial.sample_each(&self.distance_uniforms[..n], &mut self.distances[..n]);
-        Some((&self.ages[..n], &self.distances[..n]))
+        Some(Block {
+            bins: &self.bins[..n],
+            positions: &self.positions[..n],
+            ages: &self.ages[..n],
+            distances: &self.distances[..n],
+        })
     }
 }
 
@@ -628,27 +714,21 @@ pub struct Ensemble {
     precision: Precision,
 }
 
-/// The sources of one realisation sorted into the age bins, with what the evaluation needs;
-/// reused from one realisation to the next (no allocation once grown).
+/// The sources of one realisation in age-bin order, with what the evaluation needs; reused
+/// from one realisation to the next (no allocation once grown).
 #[derive(Clone, Debug, Default)]
 pub struct Workspace {
-    /// Drawn ages [Myr] and squared distances [kpc^2], in draw order.
-    drawn_age: Vec<f64>,
-    drawn_distance2: Vec<f64>,
-    /// The age bin of each drawn source (AGE_BINS for a source the causal cut drops).
-    bin: Vec<u32>,
     /// Per bin b, its sources are at bin_start[b]..bin_start[b + 1] of the columns below (ln
-    /// t and 1/t only for the bins of the log-age segments, a prefix); the dropped sources
-    /// follow the last bin.
+    /// t and 1/t only for the bins of the log-age segments, a prefix); while drawing,
+    /// bin_start[b + 1] counts the sources of bin b.
     bin_start: Vec<u32>,
-    /// Next free slot per bin while sorting.
-    cursor: Vec<u32>,
+    /// Ages [Myr], ln t and 1/t, squared distances [kpc^2], each with LANES entries of padding.
     age: Vec<f64>,
     ln_age: Vec<f64>,
     inverse_age: Vec<f64>,
     distance2: Vec<f64>,
-    /// The f32 tier's columns (empty for the exact tier): each sorted source's age bin (an
-    /// integer, exact), its position in the bin, t / width - bin in [0, 1], and s^2 [kpc^2].
+    /// The f32 tier's columns (empty for the exact tier): each source's age bin (an integer,
+    /// exact), its position in the bin, in [0, 1], and s^2 [kpc^2].
     bin_f32: Vec<f32>,
     position_f32: Vec<f32>,
     distance2_f32: Vec<f32>,
@@ -767,16 +847,16 @@ impl Ensemble {
         self.young_age_myr
     }
 
-    /// A bound of the memory of one realisation's [`Workspace`] [bytes]: 52 bytes (64 for the
+    /// A bound of the memory of one realisation's [`Workspace`] [bytes]: 32 bytes (44 for the
     /// f32 tier) for each of N_young + 8 sqrt(N_young) + 8 sources (N_young the expected number
-    /// of young sources), plus 64 KiB. At most about 7 GiB ([`MAX_YOUNG_SOURCES`]).
+    /// of young sources), plus 32 KiB. At most about 4 GiB ([`MAX_YOUNG_SOURCES`]).
     pub fn workspace_bytes_bound(&self) -> usize {
         let (_, bound) = young_sources(&self.params, self.mean_sources, self.young_age_myr);
         let per_source = match self.precision {
             Precision::Exact => WORKSPACE_BYTES_PER_SOURCE,
             Precision::F32 => WORKSPACE_BYTES_PER_SOURCE + WORKSPACE_BYTES_PER_SOURCE_F32,
         };
-        (per_source as f64 * bound) as usize + 2 * (AGE_BINS + 2) * core::mem::size_of::<u32>()
+        (per_source as f64 * bound) as usize + (AGE_BINS + 1) * core::mem::size_of::<u32>()
     }
 
     /// The number of young sources: the first draw of a realisation's stream.
@@ -797,16 +877,18 @@ impl Ensemble {
         (stream, count)
     }
 
-    /// The young sources of realisation k (the ones that can contribute on this grid), in
-    /// draw order.
+    /// The young sources of realisation k (the ones that can contribute on this grid, before
+    /// the causal cut), in age-bin order.
     pub fn sources(&self, seed: u64, realisation: u64) -> Sources {
-        let (stream, count) = self.draw_start(seed, realisation);
+        let (mut stream, count) = self.draw_start(seed, realisation);
+        let mut bin_counts = alloc::boxed::Box::new([0u32; AGE_BINS]);
+        count_bins(&mut stream, count, &mut bin_counts);
         let mut sources =
             Sources { distance_kpc: Vec::with_capacity(count), age_myr: Vec::with_capacity(count) };
-        let mut draw = BlockDraw::new(stream, count);
-        while let Some((ages, distances)) = draw.next_block(self) {
-            sources.age_myr.extend_from_slice(ages);
-            sources.distance_kpc.extend_from_slice(distances);
+        let mut draw = BlockDraw::new(stream);
+        while let Some(block) = draw.next_block(self, &bin_counts) {
+            sources.age_myr.extend_from_slice(block.ages);
+            sources.distance_kpc.extend_from_slice(block.distances);
         }
         sources
     }
@@ -844,8 +926,7 @@ impl Ensemble {
     /// Draw, sort and sum, compiled for the vector instruction set of the caller.
     #[inline(always)]
     fn realisation_lanes(&self, work: &mut Workspace, seed: u64, realisation: u64, flux: &mut [f64]) {
-        self.draw_into_bins(work, seed, realisation);
-        self.sort_into_bins(work);
+        self.draw_sorted(work, seed, realisation);
         match self.precision {
             Precision::Exact => {
                 for (out, profile) in flux.iter_mut().zip(&self.profiles) {
@@ -853,7 +934,6 @@ impl Ensemble {
                 }
             }
             Precision::F32 => {
-                self.single_precision_columns(work);
                 for (out, profile) in flux.iter_mut().zip(&self.profiles) {
                     *out = self.energy_sum_f32(profile, work);
                 }
@@ -861,95 +941,93 @@ impl Ensemble {
         }
     }
 
-    /// Draws the young sources of realisation k, with each one's age bin and s^2, and counts
-    /// the sources per bin (into `bin_start[b + 1]`), in one pass over blocks of the draw. The
-    /// causal cut (c t < s) drops sources here, and t = 0 (a burst not yet spread) too: their
-    /// bin is AGE_BINS, past the last.
+    /// Draws the young sources of realisation k in age-bin order ([`BlockDraw`]) into the
+    /// columns of the workspace, with `bin_start`, and ln t and 1/t for the sources of the
+    /// log-age bins. The causal cut (c t < s) drops sources here.
     #[inline(always)]
-    fn draw_into_bins(&self, work: &mut Workspace, seed: u64, realisation: u64) {
-        let Workspace { drawn_age, drawn_distance2, bin, bin_start, .. } = work;
-        let (stream, count) = self.draw_start(seed, realisation);
-        // Resized without clearing: only growth is zeroed, and every value is overwritten.
-        drawn_age.resize(count, 0.0);
-        drawn_distance2.resize(count, 0.0);
-        bin.resize(count, 0);
-        bin_start.clear();
-        bin_start.resize(AGE_BINS + 2, 0);
-        let counts = &mut bin_start[..AGE_BINS + 2];
-        let inverse_width = 1.0 / self.bin_width_myr;
-        let mut first = 0;
-        let mut draw = BlockDraw::new(stream, count);
-        while let Some((ages, distances)) = draw.next_block(self) {
-            let range = first..first + ages.len();
-            first = range.end;
-            let (block_age, block_distance2, block_bin) =
-                (&mut drawn_age[range.clone()], &mut drawn_distance2[range.clone()], &mut bin[range]);
-            // Branch-free: indexed slices, `&` and the integer part read from the bits of
-            // floor(v) + 2^52 (v in [0, AGE_BINS]) vectorise (`&&` and `as u32`, which
-            // saturates, keep the loop scalar).
-            for ((((b, age), distance2), &t), &s) in block_bin
-                .iter_mut()
-                .zip(block_age.iter_mut())
-                .zip(block_distance2.iter_mut())
-                .zip(ages)
-                .zip(distances)
-            {
-                let inside_horizon = (t > 0.0) & (s <= SPEED_OF_LIGHT_KPC_PER_MYR * t);
-                let last = (AGE_BINS - 1) as f64;
-                let v = if inside_horizon { (t * inverse_width).min(last) } else { AGE_BINS as f64 };
-                *b = (floor(v) + TWO_POW_52).to_bits() as u32;
-                (*age, *distance2) = (t, s * s);
-            }
-            for &b in block_bin.iter() {
-                counts[b as usize + 1] += 1;
-            }
-        }
-    }
-
-    /// Counting sort of the drawn sources by age bin (stable: draw order within a bin), after
-    /// [`Self::draw_into_bins`]; ln t and 1/t for the sources of the log-age bins.
-    #[inline(always)]
-    fn sort_into_bins(&self, work: &mut Workspace) {
+    fn draw_sorted(&self, work: &mut Workspace, seed: u64, realisation: u64) {
         // Each column borrowed on its own: the compiler then keeps their addresses in registers
         // instead of reloading them after every store (which it must assume could alias).
         let Workspace {
-            drawn_age,
-            drawn_distance2,
-            bin,
             bin_start,
-            cursor,
             age,
             ln_age,
             inverse_age,
             distance2,
-            ..
+            bin_f32,
+            position_f32,
+            distance2_f32,
         } = work;
-        let counts = &mut bin_start[..AGE_BINS + 2];
-        // The running total in a register (a chain through memory costs a store-to-load
-        // forwarding per bin).
-        let mut total = 0;
-        for count in counts.iter_mut() {
-            total += *count;
-            *count = total;
-        }
-        // The sorted columns, with room for the dropped sources past n and LANES entries of
-        // padding after them: a chunk may always load LANES sources. Their old contents are
-        // overwritten or never used unmasked.
-        let len = drawn_age.len() + LANES;
+        let (mut stream, count) = self.draw_start(seed, realisation);
+        bin_start.clear();
+        bin_start.resize(AGE_BINS + 1, 0);
+        let bin_counts: &mut [u32; AGE_BINS] =
+            (&mut bin_start[1..]).try_into().expect("AGE_BINS + 1 entries");
+        count_bins(&mut stream, count, bin_counts);
+        // Room for every source and LANES entries of padding (2 F32_LANES for the f32 tier's):
+        // a chunk may always load LANES sources. Resized without clearing: every entry up to
+        // the number kept is overwritten, and the rest are never used unmasked.
+        let single = self.precision == Precision::F32;
+        let len = count + LANES;
         age.resize(len, 0.0);
         distance2.resize(len, 0.0);
-        cursor.clear();
-        cursor.extend_from_slice(&bin_start[..=AGE_BINS]);
-        let (sorted_age, sorted_distance2, next_slot) =
-            (&mut age[..len], &mut distance2[..len], &mut cursor[..]);
-        for ((&b, &t), &s2) in bin.iter().zip(drawn_age.iter()).zip(drawn_distance2.iter()) {
-            // The slot read into a register once (not reloaded after each store).
-            let slot = next_slot[b as usize];
-            next_slot[b as usize] = slot + 1;
-            sorted_age[slot as usize] = t;
-            sorted_distance2[slot as usize] = s2;
+        if single {
+            for column in [&mut *bin_f32, &mut *position_f32, &mut *distance2_f32] {
+                column.resize(count + 2 * F32_LANES, 0.0);
+            }
         }
-        // ln t and 1/t for the sources of the log-age bins, a prefix of the sorted columns.
+        let mut kept = 0;
+        let mut draw = BlockDraw::new(stream);
+        while let Some(block) = draw.next_block(self, bin_counts) {
+            let n = block.ages.len();
+            let inside_horizon = |t: f64, s: f64| (t > 0.0) & (s <= SPEED_OF_LIGHT_KPC_PER_MYR * t);
+            // Branch-free test of the block; only the youngest bins ever drop a source.
+            let all_inside =
+                block.ages.iter().zip(block.distances).fold(true, |all, (&t, &s)| all & inside_horizon(t, s));
+            if all_inside {
+                for ((out_t, out_s2), (&t, &s)) in age[kept..kept + n]
+                    .iter_mut()
+                    .zip(&mut distance2[kept..kept + n])
+                    .zip(block.ages.iter().zip(block.distances))
+                {
+                    (*out_t, *out_s2) = (t, s * s);
+                }
+                if single {
+                    for (((b, p), d), ((&bin, &u), &s)) in bin_f32[kept..kept + n]
+                        .iter_mut()
+                        .zip(&mut position_f32[kept..kept + n])
+                        .zip(&mut distance2_f32[kept..kept + n])
+                        .zip(block.bins.iter().zip(block.positions).zip(block.distances))
+                    {
+                        (*b, *p, *d) = (bin as f32, u as f32, (s * s) as f32);
+                    }
+                }
+                kept += n;
+                continue;
+            }
+            for (((&bin, &u), &t), &s) in
+                block.bins.iter().zip(block.positions).zip(block.ages).zip(block.distances)
+            {
+                if !inside_horizon(t, s) {
+                    bin_counts[bin as usize] -= 1;
+                    continue;
+                }
+                (age[kept], distance2[kept]) = (t, s * s);
+                if single {
+                    (bin_f32[kept], position_f32[kept], distance2_f32[kept]) =
+                        (bin as f32, u as f32, (s * s) as f32);
+                }
+                kept += 1;
+            }
+        }
+        // Counts to starts. The running total in a register (a chain through memory costs a
+        // store-to-load forwarding per bin).
+        let mut total = 0;
+        for start in bin_start.iter_mut() {
+            total += *start;
+            *start = total;
+        }
+        // ln t and 1/t for the sources of the log-age bins, a prefix of the columns.
         let n_log_age = bin_start[self.log_age_bins] as usize;
         ln_age.clear();
         ln_age.extend(age[..n_log_age].iter().map(|&t| ln(t)));
@@ -1007,31 +1085,6 @@ impl Ensemble {
             }
         }
         total
-    }
-
-    /// The f32 tier's columns of the sorted sources: bin, position in the bin and s^2 in
-    /// binary32 (the bin and position from the same t / width as the sort's), with LANES
-    /// entries of padding.
-    #[inline(always)]
-    fn single_precision_columns(&self, work: &mut Workspace) {
-        let Workspace { age, distance2, bin_start, bin_f32, position_f32, distance2_f32, .. } = work;
-        let n = bin_start[AGE_BINS] as usize;
-        let inverse_width = 1.0 / self.bin_width_myr;
-        let last = (AGE_BINS - 1) as f64;
-        for column in [&mut *bin_f32, &mut *position_f32, &mut *distance2_f32] {
-            column.resize(n + 2 * F32_LANES, 0.0);
-        }
-        let (bins, positions, squares) = (&mut bin_f32[..n], &mut position_f32[..n], &mut distance2_f32[..n]);
-        for (((b, p), d), (&t, &s2)) in bins
-            .iter_mut()
-            .zip(positions.iter_mut())
-            .zip(squares.iter_mut())
-            .zip(age.iter().zip(distance2.iter()))
-        {
-            let v = t * inverse_width;
-            let bin = floor(v.min(last));
-            (*b, *p, *d) = (bin as f32, (v - bin) as f32, s2 as f32);
-        }
     }
 
     /// [`Self::energy_sum`] with the plain fitted segments in binary32 ([`Precision::F32`]);

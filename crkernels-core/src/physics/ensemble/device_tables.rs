@@ -24,7 +24,7 @@ use super::{
 use crate::math::{chebyshev, exp, exp_branchless, ln, mul_add, mul_add_f32};
 use crate::physics::green::SPEED_OF_LIGHT_KPC_PER_MYR;
 use crate::physics::sources::SamplerTables;
-use crate::rng::{Stream, TWO_POW_MINUS_53};
+use crate::rng::{Stream, uniform_from_word};
 
 /// A bin the CPU evaluates by the direct formula is halved at most this many times.
 const MAX_REFINEMENT: u32 = 10;
@@ -121,16 +121,19 @@ impl DeviceSingleCell {
 pub struct RealisationStart {
     /// Number of young sources drawn.
     pub young_sources: u64,
-    /// Word of the stream where the sources' uniforms start: source j takes words p + 4j ..
-    /// p + 4j + 3, two per uniform (the first one low), age first, then distance.
+    /// Word p of the stream where the sources' draws start, at the start of a block (a
+    /// multiple of 4). Words p .. p + N - 1 are the N sources' age bins, bin = word >> (32 -
+    /// log2 bins); the uniforms start at the next block, q = 4 ceil((p + N) / 4): the j-th
+    /// source in bin order (bin after bin, each bin's sources in turn) takes words q + 2j (its
+    /// position u1 in the bin) and q + 2j + 1 (its distance uniform), u = (word + 1/2) 2^-32.
     pub word_position: u64,
 }
 
 /// An [`Ensemble`] as flat arrays (see the module documentation).
 #[derive(Clone, Debug, PartialEq)]
 pub struct DeviceTables {
-    /// T_young [Myr]: a source's age is T_young u.
-    pub young_age_myr: f64,
+    /// Width of an age bin [Myr]: a source in bin b at position u1 is (b + u1) width old.
+    pub bin_width_myr: f64,
     /// 1 / (width of an age bin) [1/Myr]: bin = min(trunc(t / width), bins - 1).
     pub inverse_bin_width: f64,
     /// Number of age bins.
@@ -156,6 +159,7 @@ impl Ensemble {
     pub fn realisation_start(&self, seed: u64, realisation: u64) -> RealisationStart {
         let mut stream = Stream::new(seed, realisation);
         let young_sources = self.draw_count(&mut stream) as u64;
+        stream.skip_to_block_start();
         RealisationStart { young_sources, word_position: stream.word_position() }
     }
 
@@ -214,7 +218,7 @@ impl Ensemble {
             }
         }
         DeviceTables {
-            young_age_myr: self.young_age_myr,
+            bin_width_myr: self.bin_width_myr,
             inverse_bin_width: 1.0 / self.bin_width_myr,
             bins,
             energies: self.profiles.len(),
@@ -440,8 +444,7 @@ impl DeviceTables {
 
     /// Realisation k of seed s from these tables in draw order (what the kernel computes, up
     /// to the order of the sum), into `flux` [energies]; false (flux unspecified) where it
-    /// needs the host: a source in a [`CellForm::Host`] cell, or a zero uniform (probability
-    /// 2^-53 each), which the CPU draws again.
+    /// needs the host: a source in a [`CellForm::Host`] cell.
     pub fn realisation(
         &self,
         seed: u64,
@@ -456,8 +459,7 @@ impl DeviceTables {
     }
 
     /// Draws the sources of realisation k and calls `add(energy, age, s^2, bin, flux[energy])`
-    /// for each contributing source and energy; false where `add` returns None or a uniform
-    /// is zero.
+    /// for each contributing source and energy; false where `add` returns None.
     fn for_each_source(
         &self,
         seed: u64,
@@ -469,24 +471,25 @@ impl DeviceTables {
         flux.fill(0.0);
         let mut stream = Stream::new(seed, realisation);
         stream.skip_to_block(start.word_position / 4);
-        for _ in 0..start.word_position % 4 {
-            stream.next_u32();
-        }
-        let mut uniform = || {
-            let m = stream.next_u64() >> 11;
-            (m != 0).then_some(m as f64 * TWO_POW_MINUS_53)
-        };
+        let bin_bits = self.bins.trailing_zeros();
+        let mut bin_counts = alloc::vec![0u64; self.bins];
         for _ in 0..start.young_sources {
-            let (Some(u_age), Some(u_distance)) = (uniform(), uniform()) else { return false };
-            let age = self.young_age_myr * u_age;
-            let distance = self.distance(u_distance);
-            if !(age > 0.0 && distance <= self.light_speed_kpc_per_myr * age) {
-                continue;
-            }
-            let bin = ((age * self.inverse_bin_width) as usize).min(self.bins - 1);
-            for (energy, out) in flux.iter_mut().enumerate() {
-                if add(energy, age, distance * distance, bin, out).is_none() {
-                    return false;
+            bin_counts[(stream.next_u32() >> (32 - bin_bits)) as usize] += 1;
+        }
+        stream.skip_to_block_start();
+        for (bin, &count) in bin_counts.iter().enumerate() {
+            for _ in 0..count {
+                let u_position = uniform_from_word(stream.next_u32());
+                let u_distance = uniform_from_word(stream.next_u32());
+                let age = (bin as f64 + u_position) * self.bin_width_myr;
+                let distance = self.distance(u_distance);
+                if !(age > 0.0 && distance <= self.light_speed_kpc_per_myr * age) {
+                    continue;
+                }
+                for (energy, out) in flux.iter_mut().enumerate() {
+                    if add(energy, age, distance * distance, bin, out).is_none() {
+                        return false;
+                    }
                 }
             }
         }
