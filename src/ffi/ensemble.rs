@@ -207,7 +207,7 @@ pub type crk_precision = i32;
 /// default, and what crk_ensemble_new builds).
 pub const CRK_PRECISION_EXACT: crk_precision = 0;
 /// The per-source terms of all but the youngest ages in binary32, accumulated in binary64:
-/// each flux within 1e-5 relative of the exact tier's for the same sources (1.5e-6 in the
+/// each flux within 1e-5 relative of the exact tier's for the same sources (1.9e-6 in the
 /// tests), for training sets and quantile bands, where realisations differ by 10% to 100%.
 /// The same sources as the exact tier, and the same bits on any thread count, split and
 /// instruction set. The GPU functions run it too (binary32 polynomials and the GPU's fast exp,
