@@ -6,7 +6,7 @@
 //! Every statistical test draws from fixed (seed, stream) pairs chosen once, so none is flaky;
 //! each asserts a p-value above 1e-3 or a moment within 5 standard errors.
 
-use crkernels::rng::{Philox4x32, Stream, standard_normal_quantile};
+use crkernels::rng::{Philox4x32, Stream, standard_normal_quantile, uniform_from_word};
 
 mod isa_support;
 
@@ -314,6 +314,20 @@ fn next_u64_and_uniform_follow_the_documented_mapping() {
         assert_eq!(wide.next_u64(), x);
         assert_ne!(x >> 11, 0, "a zero draw would be skipped: this test would need another stream");
         assert_eq!(uniforms.uniform(), (x >> 11) as f64 / 2f64.powi(53));
+    }
+}
+
+#[test]
+fn word_uniforms_are_the_midpoints_of_the_32_bit_lattice() {
+    // (w + 1/2) / 2^32, exact: the extremes are 2^-33 and 1 - 2^-33, never 0 or 1.
+    assert_eq!(uniform_from_word(0), 2f64.powi(-33));
+    assert_eq!(uniform_from_word(u32::MAX), 1.0 - 2f64.powi(-33));
+    assert_eq!(uniform_from_word(1 << 31), 0.5 + 2f64.powi(-33));
+    // Symmetric about 1/2: u(w) + u(!w) = 1 exactly, so the lattice's mean is exactly 1/2.
+    let mut stream = Stream::new(SEED, 2);
+    for _ in 0..1000 {
+        let w = stream.next_u32();
+        assert_eq!(uniform_from_word(w) + uniform_from_word(!w), 1.0);
     }
 }
 

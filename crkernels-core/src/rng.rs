@@ -100,6 +100,11 @@ pub(crate) const TWO_POW_MINUS_53: f64 = 1.0 / 9_007_199_254_740_992.0;
 /// 2^-32.
 const TWO_POW_MINUS_32: f64 = 1.0 / 4_294_967_296.0;
 
+/// 2 pi.
+const TWO_PI: f64 = core::f64::consts::TAU;
+/// 2^63: Poisson means at or above it could give counts beyond u64.
+const MAX_POISSON_MEAN: f64 = 9_223_372_036_854_775_808.0;
+
 /// The uniform number (w + 1/2) 2^-32 of one 32-bit word w: in the open interval (0, 1) (never
 /// 0 or 1), on the 2^32 midpoints of its lattice, mean exactly 1/2, exact in binary64. For
 /// draws that 32 bits resolve beyond what the model needs (ages within an age bin, distances:
@@ -108,10 +113,6 @@ const TWO_POW_MINUS_32: f64 = 1.0 / 4_294_967_296.0;
 pub fn uniform_from_word(word: u32) -> f64 {
     (f64::from(word) + 0.5) * TWO_POW_MINUS_32
 }
-/// 2 pi.
-const TWO_PI: f64 = core::f64::consts::TAU;
-/// 2^63: Poisson means at or above it could give counts beyond u64.
-const MAX_POISSON_MEAN: f64 = 9_223_372_036_854_775_808.0;
 
 /// The Philox4x32-10 block function: a 4 x 32-bit counter and a 2 x 32-bit key to 4 x 32 random
 /// bits (Salmon et al. 2011; Random123's `philox4x32_R(10, ctr, key)`).

@@ -13,10 +13,9 @@
 //!    word, b = word >> 19 (from the next block of the stream on);
 //! 3. bin after bin, per source of the bin, its position u1 in the bin and its distance
 //!    uniform u2, one word each, u = (word + 1/2) 2^-32 (from the block after the last bin word
-//!    on): age t = (b + u1) T_young /
-//!    AGE_BINS and distance s = inverse CDF(u2) of the spatial model. The ages are uniform on
-//!    (0, T_young) and independent of the distances, as in a plain draw t = T_young u, and
-//!    come out sorted into their bins: no sort is needed.
+//!    on): age t = (b + u1) T_young / AGE_BINS and distance s = inverse CDF(u2) of the spatial
+//!    model. The ages are uniform on (0, T_young) and independent of the distances, as in a
+//!    plain draw t = T_young u, and come out sorted into their bins: no sort is needed.
 //!
 //! The realisation is defined by (seed, k, parameters, transport, and the grid's T_young):
 //! the same on any thread count and in any split of the realisations into calls.
@@ -24,8 +23,8 @@
 //! Evaluation. At energy E_i everything but the distance depends on the age alone:
 //! n = A_i(t) exp(-s^2 / (4 l_i^2(t))) with A_i = Q(E0) b(E0)/b(E) (4 pi l^2)^(-3/2) Theta(l).
 //! The young ages [0, T_young) are cut into AGE_BINS equal bins shared by all energies, in
-//! which a realisation draws its sources. Per energy, the ages up to its
-//! last contributing one are covered by segments of the bins: cells of BINS_PER_CELL bins,
+//! which a realisation draws its sources. Per energy, the ages up to its last contributing one
+//! are covered by segments of the bins: cells of BINS_PER_CELL bins,
 //! halved where needed. On each segment a_i(t) = ln A_i(t) + (3/2) ln t and h_i(t) =
 //! t / (4 l_i^2(t)) (smooth down to t = 0) are interpolated by degree-8 polynomials, checked
 //! between the interpolation points against the direct formula to 3e-13; a segment that fails
@@ -41,11 +40,11 @@
 //! 10 to 50 KB); their total is limited to [`MAX_TABLE_BYTES`] and the grid to
 //! [`MAX_ENERGIES`] energies. A realisation's workspace ([`Workspace`], one per thread) holds
 //! at most 32 bytes per young source of the largest realisation it has drawn (up to twice that
-//! while its vectors grow) plus 32 KiB; [`Ensemble::sources`] 16 bytes per young source plus 32 KiB. The
-//! expected number of young sources N_young = R_SN t_max P(s < s_max) T_young / t_max is
-//! limited so that N_young + 8 sqrt(N_young) + 8 <= [`MAX_YOUNG_SOURCES`] (2^27: about 4 GiB
-//! a workspace); a Poisson draw beyond that bound has probability below 1e-15. The checks run
-//! in [`Ensemble::new`] before the tables are built.
+//! while its vectors grow) plus 32 KiB; [`Ensemble::sources`] 16 bytes per young source plus
+//! 32 KiB. The expected number of young sources N_young = R_SN t_max P(s < s_max) T_young /
+//! t_max is limited so that N_young + 8 sqrt(N_young) + 8 <= [`MAX_YOUNG_SOURCES`] (2^27:
+//! about 4 GiB a workspace); a Poisson draw beyond that bound has probability below 1e-15. The
+//! checks run in [`Ensemble::new`] before the tables are built.
 
 use alloc::vec::Vec;
 
@@ -119,7 +118,7 @@ const LOOSE_FRACTION: f64 = 1e-16;
 const LOG_AGE_BINS: usize = 64;
 /// Sources per vector chunk: 8 f64 lanes (one AVX-512 register, two AVX2 registers).
 const LANES: usize = 8;
-/// Sources per block of the draw: the block's uniforms, ages and distances (10 KiB) stay in
+/// Sources per block of the draw: the block's bins, words, ages and distances (11 KiB) stay in
 /// the L1 cache between the steps of the draw.
 const DRAW_BLOCK: usize = 256;
 /// Sources per chunk of the f32 tier: 8 binary32 lanes (one AVX2 register; their binary64 sums
@@ -923,7 +922,7 @@ impl Ensemble {
         self.realisation_lanes(work, seed, realisation, flux)
     }
 
-    /// Draw, sort and sum, compiled for the vector instruction set of the caller.
+    /// Draw and sum, compiled for the vector instruction set of the caller.
     #[inline(always)]
     fn realisation_lanes(&self, work: &mut Workspace, seed: u64, realisation: u64, flux: &mut [f64]) {
         self.draw_sorted(work, seed, realisation);
